@@ -1,0 +1,35 @@
+"""The `m7guard` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from m7guard import __version__
+from m7guard.errors import M7guardError
+from m7guard.lab.cli import lab
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="m7guard")
+def cli() -> None:
+    """Harden Data Fabric nodes on EC2 M7i and prove it with evidence."""
+
+
+cli.add_command(lab)
+
+
+def main() -> None:
+    try:
+        rv = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except M7guardError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

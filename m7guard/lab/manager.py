@@ -1,0 +1,387 @@
+"""Bringing the lab up, describing it and taking it down."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from m7guard.errors import LabError, PrerequisiteError
+from m7guard.lab import podman
+from m7guard.lab.image import ImageCache
+from m7guard.lab.inventory import build_inventory, known_hosts_lines, render_inventory
+from m7guard.lab.runner import run
+from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec
+from m7guard.lab.vm import VmProcess
+
+Say = Callable[[str], None]
+
+DEFAULT_CACHE_DIR = Path("/var/cache/m7guard")
+
+
+@dataclass
+class LabPaths:
+    root: Path
+    cache: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".lab"
+
+    @property
+    def ssh(self) -> Path:
+        return self.state / "ssh"
+
+    @property
+    def key(self) -> Path:
+        return self.ssh / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh / "known_hosts"
+
+    @property
+    def marker(self) -> Path:
+        """Present while a `lab up` runs; left behind only by a run that was killed."""
+        return self.state / "up-in-progress"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventories" / "lab" / "hosts.yml"
+
+    def node_dir(self, name: str) -> Path:
+        return self.state / "nodes" / name
+
+
+@dataclass
+class UpReport:
+    built_images: list[str] = field(default_factory=list)
+    reused_images: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.built_images or self.created or self.cleaned)
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    kind: str
+    state: str
+    address: str
+
+
+def default_paths(root: Path | None = None) -> LabPaths:
+    cache = Path(os.environ.get("M7GUARD_CACHE_DIR", str(DEFAULT_CACHE_DIR)))
+    return LabPaths(root=(root or Path.cwd()).resolve(), cache=cache)
+
+
+def check_prerequisites(with_vm: bool) -> None:
+    if os.geteuid() != 0:
+        raise PrerequisiteError(
+            "the lab needs root (podman networks with fixed subnets, debootstrap): "
+            "run it as root, e.g. `sudo make demo`"
+        )
+    podman.check_installed()
+    tools = {
+        "debootstrap": "debootstrap",
+        "ssh": "openssh-client",
+        "ssh-keygen": "openssh-client",
+        "mkfs.ext4": "e2fsprogs",
+        "tar": "tar",
+    }
+    if with_vm:
+        tools |= {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils"}
+    for tool, package in tools.items():
+        if shutil.which(tool) is None:
+            raise PrerequisiteError(
+                f"{tool} is not installed: run `make deps` (or `apt-get install {package}`)"
+            )
+
+
+class Lab:
+    def __init__(self, paths: LabPaths, spec: LabSpec | None = None, say: Say = print) -> None:
+        self.paths = paths
+        self.spec = spec or LabSpec()
+        self.say = say
+        self.images = ImageCache(paths.cache)
+        self.label = f"{LAB_LABEL}={self.spec.name}"
+        self.vm = VmProcess(self.spec.vm, paths.node_dir(self.spec.vm.name))
+
+    # -- locking and interrupted runs ------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One lab command at a time per checkout (the lock dies with its process)."""
+        fd = os.open(self.paths.root, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say("another m7guard lab command is running here: waiting for it")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _interrupted_run(self) -> int | None:
+        try:
+            return int(self.paths.marker.read_text().strip() or "0")
+        except (FileNotFoundError, ValueError):
+            return None
+
+    # -- up -------------------------------------------------------------------
+
+    def up(self, with_vm: bool = True) -> UpReport:
+        check_prerequisites(with_vm)
+        report = UpReport()
+        with self.locked():
+            stale = self._interrupted_run()
+            if stale is not None:
+                self.say(
+                    f"a previous `lab up` (pid {stale}) was interrupted: removing what it left"
+                )
+                report.cleaned += self._teardown(keep_keys=True)
+            self.paths.state.mkdir(parents=True, exist_ok=True)
+            self.paths.marker.write_text(str(os.getpid()))
+            self._ensure_keys()
+
+            tag, built = self.images.ensure_container_image(self.say)
+            (report.built_images if built else report.reused_images).append(tag)
+            self.say(("built" if built else "reusing cached") + f" node image {tag}")
+            vm_image = None
+            if with_vm or self.vm.running():
+                vm_image, vm_built = self.images.ensure_vm_image(self.say)
+                what = f"VM disk {self.images.vm_dir}"
+                (report.built_images if vm_built else report.reused_images).append(what)
+                self.say(("built" if vm_built else "reusing cached") + f" {what}")
+
+            self._ensure_networks(report)
+            for node in self.spec.containers:
+                self._ensure_container(node, tag, report)
+            if vm_image is not None:
+                if self.vm.running():
+                    report.unchanged.append(self.spec.vm.name)
+                else:
+                    self.say(f"{self.spec.vm.name}: starting qemu (software emulation)")
+                    self.vm.start(vm_image, self.paths.node_dir(self.spec.vm.name) / "seed")
+                    report.created.append(self.spec.vm.name)
+
+            self._wait_ready(report)
+            self._write_inventory()
+            self.paths.marker.unlink()
+        return report
+
+    def _ensure_keys(self) -> None:
+        self.paths.ssh.mkdir(parents=True, exist_ok=True)
+        self.paths.ssh.chmod(0o700)
+        if not self.paths.key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"m7guard-lab-{self.spec.name}",
+                 "-f", str(self.paths.key)], what="generating the lab's SSH key")
+        pub = (self.paths.key.with_suffix(".pub")).read_text()
+        for name in self.spec.node_names:
+            files = self.paths.node_dir(name) / "seed" / "files"
+            hostkey = files / "etc/ssh/ssh_host_ed25519_key"
+            if not hostkey.exists():
+                hostkey.parent.mkdir(parents=True, exist_ok=True)
+                run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}",
+                     "-f", str(hostkey)], what=f"generating {name}'s SSH host key")
+            auth = files / "root/.ssh/authorized_keys"
+            auth.parent.mkdir(parents=True, exist_ok=True)
+            (files / "root").chmod(0o700)
+            auth.parent.chmod(0o700)
+            auth.write_text(pub)
+            auth.chmod(0o600)
+            (files / "etc/hostname").write_text(f"{name}\n")
+
+    def _ensure_networks(self, report: UpReport) -> None:
+        for net in self.spec.networks:
+            name = net.podman_name(self.spec.name)
+            info = podman.inspect_network(name)
+            if info is not None:
+                subnets = {s.get("subnet") for s in info.get("subnets", [])}
+                if subnets == {str(net.ipv4), str(net.ipv6)}:
+                    continue
+                if info.get("labels", {}).get(LAB_LABEL) != self.spec.name:
+                    raise LabError(
+                        f"a podman network named {name} exists and is not this lab's: "
+                        f"remove it (`podman network rm {name}`) or rename it"
+                    )
+                podman.remove_network(name)
+            self.say(f"network {name}: {net.ipv4}, {net.ipv6}")
+            podman.podman(
+                "network", "create", "--label", self.label, "--ipv6",
+                "--subnet", str(net.ipv4), "--gateway", str(net.gateway4),
+                "--subnet", str(net.ipv6), "--gateway", str(net.gateway6),
+                name, what=f"creating network {name} ({net.ipv4})",
+            )
+            report.created.append(f"network {name}")
+
+    def _ensure_container(self, node: ContainerNode, tag: str, report: UpReport) -> None:
+        cname = self.spec.container_name(node)
+        state = podman.container_state(cname)
+        if state is not None:
+            labels = state.get("Config", {}).get("Labels") or {}
+            running = state.get("State", {}).get("Running", False)
+            if running and labels.get("m7guard.image") == tag:
+                report.unchanged.append(node.name)
+                return
+            self.say(f"{node.name}: replacing a stopped or outdated container")
+            podman.remove_container(cname)
+        self.say(f"{node.name}: starting container ({', '.join(node.zones)})")
+        args = [
+            "create", "--name", cname, "--hostname", node.name,
+            "--label", self.label, "--label", f"m7guard.node={node.name}",
+            "--label", f"m7guard.image={tag}",
+            "--privileged", "--systemd=always",
+            "--ulimit", "nofile=1024:4096", "--ulimit", "nproc=1024:4096",
+        ]
+        for zone in node.zones:
+            net = self.spec.network(zone).podman_name(self.spec.name)
+            args += ["--network", f"{net}:ip={self.spec.address4(node, zone)},"
+                                  f"ip={self.spec.address6(node, zone)}"]
+        args += [tag, "/sbin/init"]
+        podman.podman(*args, what=f"creating container {cname}")
+        seed = self.paths.node_dir(node.name) / "seed" / "files"
+        podman.podman("cp", f"{seed}/.", f"{cname}:/", what=f"copying {node.name}'s seed files")
+        podman.podman("start", cname, what=f"starting container {cname}")
+        report.created.append(node.name)
+
+    def _wait_ready(self, report: UpReport, timeout: float = 600) -> None:
+        pending = {n.name for n in self.spec.containers}
+        if self.vm.running():
+            pending.add(self.spec.vm.name)
+        started = time.monotonic()
+        self.say(f"waiting for {len(pending)} nodes to boot and answer SSH")
+        entries = self._known_hosts_entries()
+        self.paths.known_hosts.write_text(known_hosts_lines(entries))
+        while pending:
+            for name in sorted(pending):
+                if self._ssh_ok(name):
+                    pending.discard(name)
+            if not pending:
+                break
+            if time.monotonic() - started > timeout:
+                detail = ""
+                if self.spec.vm.name in pending:
+                    detail = f"\nvm1 console (last lines):\n{self.vm.console_tail()}"
+                raise LabError(
+                    f"nodes not answering SSH after {timeout:.0f} s: {', '.join(sorted(pending))}"
+                    + detail
+                )
+            time.sleep(2)
+        self.say(f"all nodes answer SSH ({time.monotonic() - started:.0f} s)")
+
+    def ssh_target(self, name: str) -> tuple[str, int]:
+        if name == self.spec.vm.name:
+            return "127.0.0.1", self.spec.vm.ssh_port
+        node = self.spec.container(name)
+        return str(self.spec.address4(node, node.ssh_zone)), 22
+
+    def ssh_args(self, name: str) -> list[str]:
+        host, port = self.ssh_target(name)
+        return [
+            "ssh", "-i", str(self.paths.key),
+            "-o", f"UserKnownHostsFile={self.paths.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+            "-o", "ConnectTimeout=5", "-p", str(port), f"root@{host}",
+        ]
+
+    def _ssh_ok(self, name: str) -> bool:
+        try:
+            proc = subprocess.run([*self.ssh_args(name), "true"], capture_output=True,
+                                  timeout=20, check=False)
+        except subprocess.TimeoutExpired:
+            return False
+        return proc.returncode == 0
+
+    def _known_hosts_entries(self) -> dict[str, str]:
+        entries: dict[str, str] = {}
+        for name in self.spec.node_names:
+            pub = self.paths.node_dir(name) / "seed/files/etc/ssh/ssh_host_ed25519_key.pub"
+            key = " ".join(pub.read_text().split()[:2])
+            if name == self.spec.vm.name:
+                entries[f"[127.0.0.1]:{self.spec.vm.ssh_port}"] = key
+                continue
+            node = self.spec.container(name)
+            for zone in node.zones:
+                entries[str(self.spec.address4(node, zone))] = key
+                entries[str(self.spec.address6(node, zone))] = key
+        return entries
+
+    def _write_inventory(self) -> Path:
+        inv = build_inventory(self.spec, self.paths.ssh, include_vm=self.vm.running())
+        self.paths.inventory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.paths.inventory.with_suffix(".tmp")
+        tmp.write_text(render_inventory(inv))
+        os.replace(tmp, self.paths.inventory)
+        return self.paths.inventory
+
+    def write_inventory(self) -> Path:
+        if not self.paths.key.exists():
+            raise LabError("the lab has no SSH key yet: run `m7guard lab up` first")
+        return self._write_inventory()
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> list[NodeStatus]:
+        rows: list[NodeStatus] = []
+        for node in self.spec.containers:
+            state = podman.container_state(self.spec.container_name(node))
+            status = "absent" if state is None else state.get("State", {}).get("Status", "?")
+            host, _ = self.ssh_target(node.name)
+            rows.append(NodeStatus(node.name, "container", status, host))
+        vm_state = "running" if self.vm.running() else "absent"
+        rows.append(NodeStatus(self.spec.vm.name, "vm", vm_state,
+                               f"127.0.0.1:{self.spec.vm.ssh_port}"))
+        return rows
+
+    # -- down -----------------------------------------------------------------
+
+    def down(self, purge: bool = False) -> list[str]:
+        podman.check_installed()
+        with self.locked():
+            removed = self._teardown(keep_keys=False)
+            if purge:
+                removed += self.images.purge()
+        return removed
+
+    def _teardown(self, keep_keys: bool) -> list[str]:
+        removed: list[str] = []
+        for ctr in podman.labelled("container", self.label):
+            name = (ctr.get("Names") or ["?"])[0]
+            podman.remove_container(name)
+            removed.append(f"container {name}")
+        if self.vm.stop():
+            removed.append(f"vm {self.spec.vm.name}")
+        for net in podman.labelled("network", self.label):
+            podman.remove_network(net["name"])
+            removed.append(f"network {net['name']}")
+        vm_dir = self.paths.node_dir(self.spec.vm.name)
+        for disk in ("root.qcow2", "nvme.img", "seed.img", "console.log"):
+            if (vm_dir / disk).exists():
+                (vm_dir / disk).unlink()
+                removed.append(f"{self.spec.vm.name} {disk}")
+        self.paths.marker.unlink(missing_ok=True)
+        if not keep_keys:
+            if self.paths.state.exists():
+                shutil.rmtree(self.paths.state)
+                removed.append(str(self.paths.state))
+            if self.paths.inventory.exists():
+                self.paths.inventory.unlink()
+                removed.append(str(self.paths.inventory))
+        return removed
+
+
+def state_json(rows: list[NodeStatus]) -> str:
+    return json.dumps([row.__dict__ for row in rows], indent=2)

@@ -1,0 +1,117 @@
+"""What the local lab consists of: networks, nodes and the groups later roles use.
+
+The lab stands in for an M7i VPC. Each zone of the VPC is a podman network with a subnet
+the lab owns; a data node has an interface in every zone that can send it traffic, so a
+packet from a client or an outsider reaches the node with its real source address and the
+node's own firewall decides. The controller (this machine) is the gateway of every lab
+network and reaches nodes through their `admin` address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+LAB_LABEL = "m7guard.lab"
+"""Label carried by every container and network the lab creates."""
+
+DEFAULT_LAB_NAME = "m7g"
+
+
+@dataclass(frozen=True)
+class Network:
+    zone: str
+    ipv4: ipaddress.IPv4Network
+    ipv6: ipaddress.IPv6Network
+
+    def podman_name(self, lab: str) -> str:
+        return f"{lab}-{self.zone}"
+
+    @property
+    def gateway4(self) -> ipaddress.IPv4Address:
+        return self.ipv4.network_address + 1
+
+    @property
+    def gateway6(self) -> ipaddress.IPv6Address:
+        return self.ipv6.network_address + 1
+
+
+@dataclass(frozen=True)
+class ContainerNode:
+    name: str
+    host_index: int
+    zones: tuple[str, ...]
+    ssh_zone: str
+    groups: tuple[str, ...]
+    instance_type: str | None = None
+
+
+@dataclass(frozen=True)
+class VmNode:
+    name: str
+    groups: tuple[str, ...]
+    instance_type: str
+    ssh_port: int
+    memory_mib: int = 2048
+    cpus: int = 2
+    nvme_serial: str = "vol0a1b2c3d4e5f60718"
+    nvme_size_mib: int = 1024
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    name: str = DEFAULT_LAB_NAME
+    networks: tuple[Network, ...] = field(default_factory=lambda: DEFAULT_NETWORKS)
+    containers: tuple[ContainerNode, ...] = field(default_factory=lambda: DEFAULT_CONTAINERS)
+    vm: VmNode = field(default_factory=lambda: DEFAULT_VM)
+
+    def network(self, zone: str) -> Network:
+        for net in self.networks:
+            if net.zone == zone:
+                return net
+        raise KeyError(zone)
+
+    def container(self, name: str) -> ContainerNode:
+        for node in self.containers:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def address4(self, node: ContainerNode, zone: str) -> ipaddress.IPv4Address:
+        return self.network(zone).ipv4.network_address + node.host_index
+
+    def address6(self, node: ContainerNode, zone: str) -> ipaddress.IPv6Address:
+        return self.network(zone).ipv6.network_address + node.host_index
+
+    def container_name(self, node: ContainerNode) -> str:
+        return f"{self.name}-{node.name}"
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.containers] + [self.vm.name]
+
+
+DEFAULT_NETWORKS: tuple[Network, ...] = (
+    Network("cluster", ipaddress.ip_network("10.231.1.0/24"), ipaddress.ip_network("fd31:231:1::/64")),
+    Network("clients", ipaddress.ip_network("10.231.2.0/24"), ipaddress.ip_network("fd31:231:2::/64")),
+    Network("admin", ipaddress.ip_network("10.231.3.0/24"), ipaddress.ip_network("fd31:231:3::/64")),
+    Network("untrusted", ipaddress.ip_network("10.231.4.0/24"), ipaddress.ip_network("fd31:231:4::/64")),
+)
+
+_DATA_ZONES = ("admin", "cluster", "clients", "untrusted")
+
+DEFAULT_CONTAINERS: tuple[ContainerNode, ...] = (
+    ContainerNode("node1", 11, _DATA_ZONES, "admin",
+                  ("m7_nodes", "cldb", "zookeeper", "fileserver"), "m7i.8xlarge"),
+    ContainerNode("node2", 12, _DATA_ZONES, "admin", ("m7_nodes", "fileserver"), "m7i.2xlarge"),
+    ContainerNode("node3", 13, _DATA_ZONES, "admin", ("m7_nodes", "fileserver"), "m7i.2xlarge"),
+    ContainerNode("client1", 21, ("clients",), "clients", ("clients",)),
+    ContainerNode("outsider", 41, ("untrusted",), "untrusted", ("untrusted",)),
+    ContainerNode("kdc", 31, ("admin",), "admin", ("kdc",)),
+)
+
+DEFAULT_VM = VmNode("vm1", ("m7_nodes", "vm"), "m7i.large", ssh_port=2231)
+
+ALL_GROUPS: tuple[str, ...] = (
+    "m7_nodes", "cldb", "zookeeper", "fileserver", "clients", "untrusted", "kdc", "vm",
+)

@@ -1,0 +1,118 @@
+"""The lab's VM node: qemu under software emulation, with an emulated NVMe drive.
+
+Nested KVM does not work on these machines, so qemu runs with TCG. The VM boots the cached
+kernel and a per-lab copy-on-write overlay of the cached root disk; a small seed disk hands
+it this lab's SSH host key, the controller's public key and its hostname. SSH reaches it
+through a port forward on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from m7guard.errors import LabError
+from m7guard.lab.image import VmImage, seed_image
+from m7guard.lab.runner import run
+from m7guard.lab.spec import VmNode
+
+
+class VmProcess:
+    def __init__(self, node: VmNode, state_dir: Path) -> None:
+        self.node = node
+        self.dir = state_dir
+        self.pidfile = state_dir / "qemu.pid"
+        self.console = state_dir / "console.log"
+        self.overlay = state_dir / "root.qcow2"
+        self.nvme = state_dir / "nvme.img"
+        self.seed = state_dir / "seed.img"
+
+    def pid(self) -> int | None:
+        """The pid of this lab's qemu, only if that process is really ours."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        return pid if str(self.pidfile).encode() in cmdline else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, image: VmImage, seed_dir: Path) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        port = self.node.ssh_port
+        if not port_free(port):
+            raise LabError(
+                f"port {port} on 127.0.0.1 is taken by another program, so vm1's SSH forward "
+                "cannot use it: stop that program or run `m7guard lab up --no-vm`"
+            )
+        if not self.overlay.exists():
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.root),
+                 str(self.overlay)], what="creating vm1's disk overlay")
+        if not self.nvme.exists():
+            with self.nvme.open("wb") as fh:
+                fh.truncate(self.node.nvme_size_mib * 1024 * 1024)
+        seed_image(seed_dir, self.seed)
+        self.console.unlink(missing_ok=True)
+        cmd = [
+            "qemu-system-x86_64",
+            "-name", f"m7guard-{self.node.name}",
+            "-accel", "tcg",
+            "-m", str(self.node.memory_mib),
+            "-smp", str(self.node.cpus),
+            "-display", "none",
+            "-daemonize",
+            "-pidfile", str(self.pidfile),
+            "-serial", f"file:{self.console}",
+            "-kernel", str(image.kernel),
+            "-initrd", str(image.initrd),
+            "-append", "console=ttyS0 root=LABEL=m7g-root rw net.ifnames=0",
+            "-drive", f"file={self.overlay},if=virtio,format=qcow2",
+            "-drive", f"file={self.seed},if=virtio,format=raw,readonly=on",
+            "-drive", f"file={self.nvme},if=none,id=nv0,format=raw",
+            "-device", f"nvme,serial={self.node.nvme_serial},drive=nv0",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+            "-device", "virtio-net-pci,netdev=n0",
+        ]
+        run(cmd, what="starting vm1 (qemu)", timeout=60)
+        if not self.running():
+            raise LabError(f"qemu for vm1 exited at once; its console log is {self.console}")
+
+    def stop(self, timeout: float = 15) -> bool:
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.2)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+            while Path(f"/proc/{pid}").exists():
+                time.sleep(0.1)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def console_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no console output)"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
