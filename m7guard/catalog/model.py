@@ -1,0 +1,171 @@
+"""The catalog's data: rules, frameworks with their requirements, profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+FRAMEWORK_IDS: tuple[str, ...] = ("soc2", "hipaa", "pci_dss_4", "nist_800_53")
+
+
+def severity_rank(severity: str) -> int:
+    """Order of a severity: low=0 ... critical=3."""
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    description: str
+    rationale: str
+    severity: str
+    references: Mapping[str, tuple[str, ...]]
+    remediation_role: str
+    remediation_tags: tuple[str, ...]
+    check: str
+    area: str
+    path: Path
+    groups: tuple[str, ...] = ("all",)
+    conditions: tuple[str, ...] = ()
+    parameters: Mapping[str, Parameter] = field(default_factory=dict)
+
+    @property
+    def remediation_command(self) -> str:
+        tags = ",".join(self.remediation_tags)
+        return f"ansible-playbook playbooks/site.yml --tags {tags}"
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: p.default for name, p in self.parameters.items()}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    title: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Framework:
+    id: str
+    title: str
+    version: str
+    source: str
+    requirements: tuple[Requirement, ...]
+    path: Path
+
+    def requirement_ids(self) -> set[str]:
+        return {r.id for r in self.requirements}
+
+
+@dataclass(frozen=True)
+class Selector:
+    all: bool = False
+    ids: tuple[str, ...] | None = None
+    areas: tuple[str, ...] | None = None
+    frameworks: tuple[str, ...] | None = None
+    min_severity: str | None = None
+
+    def matches(self, rule: Rule) -> bool:
+        if self.ids is not None and rule.id not in self.ids:
+            return False
+        if self.areas is not None and rule.area not in self.areas:
+            return False
+        if self.frameworks is not None and not any(f in rule.references for f in self.frameworks):
+            return False
+        return self.min_severity is None or severity_rank(rule.severity) >= severity_rank(
+            self.min_severity
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: str
+    title: str
+    description: str
+    frameworks: tuple[str, ...]
+    select: tuple[Selector, ...]
+    exclude: tuple[str, ...]
+    parameters: Mapping[str, Mapping[str, Any]]
+    path: Path
+
+    def selects(self, rule: Rule) -> bool:
+        return rule.id not in self.exclude and any(s.matches(rule) for s in self.select)
+
+
+@dataclass(frozen=True)
+class RequirementCoverage:
+    """A requirement and the rules (of a rule set) that reference it.
+
+    `automated` when at least one rule covers it; otherwise it is manual: a person must
+    supply the evidence.
+    """
+
+    framework: str
+    requirement: Requirement
+    rules: tuple[str, ...]
+
+    @property
+    def automated(self) -> bool:
+        return bool(self.rules)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    rules: Mapping[str, Rule]
+    frameworks: Mapping[str, Framework]
+    profiles: Mapping[str, Profile]
+
+    def rule(self, rule_id: str) -> Rule:
+        from m7guard.catalog.errors import UnknownRuleError
+
+        try:
+            return self.rules[rule_id]
+        except KeyError:
+            known = ", ".join(sorted(self.rules)) or "none"
+            raise UnknownRuleError(f"unknown rule {rule_id!r}; the catalog has: {known}") from None
+
+    def profile(self, name: str) -> Profile:
+        from m7guard.catalog.errors import UnknownProfileError
+
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise UnknownProfileError(
+                f"unknown profile {name!r}; policies/profiles/ has: {known}"
+            ) from None
+
+    def rules_for(self, profile: Profile | None) -> list[Rule]:
+        rules = sorted(self.rules.values(), key=lambda r: r.id)
+        return rules if profile is None else [r for r in rules if profile.selects(r)]
+
+    def parameters_for(self, rule: Rule, profile: Profile | None) -> dict[str, Any]:
+        values = rule.defaults()
+        if profile is not None:
+            values.update(profile.parameters.get(rule.id, {}))
+        return values
+
+    def coverage(self, framework_id: str, rules: Iterable[Rule]) -> list[RequirementCoverage]:
+        framework = self.frameworks[framework_id]
+        by_requirement: dict[str, list[str]] = {r.id: [] for r in framework.requirements}
+        for rule in rules:
+            for ref in rule.references.get(framework_id, ()):
+                by_requirement.setdefault(ref, []).append(rule.id)
+        return [
+            RequirementCoverage(framework_id, req, tuple(sorted(by_requirement[req.id])))
+            for req in framework.requirements
+        ]

@@ -1,0 +1,1 @@
+"""Helpers of the checks: host snapshots, sysctl semantics, evidence, the pytest plugin."""

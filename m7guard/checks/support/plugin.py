@@ -1,0 +1,326 @@
+"""The pytest side of m7guard: options, fixtures and result states for the checks.
+
+m7guard/checks/conftest.py imports everything here, so a plain
+`pytest --hosts=ansible://GROUP --ansible-inventory=INV m7guard/checks` gets it, and so does
+`m7guard audit`, which adds `--m7guard-events FILE` to receive one JSON line per host and
+per result.
+
+States (OpenSCAP's words): pass, fail (an assertion of the check), error (anything else,
+including an unreachable host), notapplicable (a skip: the host is outside the rule's groups
+or conditions). Waivers are applied by `m7guard audit` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m7guard.catalog.errors import CatalogError
+from m7guard.catalog.loader import load_catalog
+from m7guard.catalog.model import Catalog, Profile, Rule
+from m7guard.checks import CHECKS_DIR, is_check_module, rule_of, sysctl_keys_of
+from m7guard.checks.support.evidence import sanitize
+from m7guard.checks.support.snapshot import HostSnapshot, HostUnreachableError, gather
+from m7guard.checks.support.sysctl import SysctlCheck
+
+NOTAPPLICABLE = "notapplicable: "
+_CTX = pytest.StashKey["AuditContext"]()
+_EVIDENCE = pytest.StashKey[dict[str, Any]]()
+_SETUP_TIME = pytest.StashKey[float]()
+
+
+def host_name(host: Any) -> str:
+    """The inventory name of a testinfra host (ansible backend), else its connection id."""
+    backend = host.backend
+    if getattr(backend, "NAME", "") == "ansible":
+        return str(backend.host)
+    ident = str(backend.get_pytest_id())
+    return "localhost" if ident.startswith("local://") else ident.split("://", 1)[-1]
+
+
+def host_groups(host: Any) -> tuple[str, ...] | None:
+    """Inventory groups of a host (ansible backend only); None when there is no inventory."""
+    backend = host.backend
+    if getattr(backend, "NAME", "") != "ansible":
+        return None
+    names = backend.get_variables().get("group_names", [])
+    return tuple(sorted({"all", *names}))
+
+
+class AuditContext:
+    """Per-session state: the catalog, the profile, host snapshots, the event stream."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.policies = config.getoption("m7guard_policies")
+        self.profile_name: str = config.getoption("m7guard_profile")
+        self.workers = max(1, int(config.getoption("m7guard_workers")))
+        events = config.getoption("m7guard_events")
+        self.events_path = Path(events) if events else None
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._profile: Profile | None = None
+        self.snapshots: dict[str, HostSnapshot] = {}
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = load_catalog(self.policies)
+            self._profile = self._catalog.profile(self.profile_name)
+        return self._catalog
+
+    @property
+    def profile(self) -> Profile:
+        _ = self.catalog
+        assert self._profile is not None
+        return self._profile
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.events_path is None:
+            return
+        line = json.dumps(event, sort_keys=True, default=str)
+        with self._lock, self.events_path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def snapshot(self, host: Any, keys: tuple[str, ...]) -> HostSnapshot:
+        name = host_name(host)
+        with self._lock:
+            found = self.snapshots.get(name)
+        if found is None:
+            found = self._gather(host, keys)
+        return found
+
+    def _gather(self, host: Any, keys: tuple[str, ...]) -> HostSnapshot:
+        try:
+            groups = host_groups(host)
+        except Exception as exc:  # inventory problems surface per host
+            snap = HostSnapshot(name=host_name(host), groups=None, error=f"inventory: {exc}")
+        else:
+            snap = gather(host, host_name(host), groups, keys)
+        with self._lock:
+            self.snapshots.setdefault(snap.name, snap)
+            snap = self.snapshots[snap.name]
+        self.emit(
+            {
+                "type": "host",
+                "host": snap.name,
+                "groups": list(snap.groups) if snap.groups is not None else None,
+                "facts": snap.facts.to_dict(),
+                "error": snap.error,
+                "duration": round(snap.duration, 4),
+                "waivers_raw": snap.waivers_raw,
+            }
+        )
+        return snap
+
+    def prefetch(self, plan: dict[str, tuple[Any, set[str]]]) -> None:
+        """Snapshot every host at once, at most `workers` in flight."""
+        if not plan:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(plan))) as pool:
+            list(pool.map(lambda item: self._gather(item[0], tuple(item[1])), plan.values()))
+
+
+def _ctx(config: pytest.Config) -> AuditContext:
+    return config.stash[_CTX]
+
+
+def _rule_id(item: pytest.Item) -> str | None:
+    return rule_of(getattr(item, "function", None))
+
+
+def _keys(item: pytest.Item) -> tuple[str, ...]:
+    return sysctl_keys_of(getattr(item, "function", None))
+
+
+def _item_host(item: pytest.Item) -> Any | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("_testinfra_host") if callspec is not None else None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("m7guard")
+    group.addoption("--m7guard-policies", default=None, help="policies directory")
+    group.addoption("--m7guard-profile", default="baseline", help="profile (default: baseline)")
+    group.addoption("--m7guard-events", default=None, help="append JSON result events to FILE")
+    group.addoption(
+        "--m7guard-workers", default=4, type=int, help="hosts read in parallel (default: 4)"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_CTX] = AuditContext(config)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Collect m7guard/checks/<area>.py although the names do not start with test_."""
+    if file_path.parent != CHECKS_DIR or not is_check_module(file_path):
+        return None
+    if parent.session.isinitpath(file_path):
+        return None  # pytest's own collector takes files named on the command line
+    module: pytest.Module = pytest.Module.from_parent(parent, path=file_path)
+    return module
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    ctx = _ctx(config)
+    if not any(_rule_id(i) for i in items):
+        return
+    try:
+        catalog, profile = ctx.catalog, ctx.profile
+    except CatalogError as exc:
+        raise pytest.UsageError(f"m7guard: {exc}") from exc
+    keep, drop = [], []
+    for item in items:
+        rule_id = _rule_id(item)
+        rule = catalog.rules.get(rule_id) if rule_id else None
+        if rule is not None and not profile.selects(rule):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    ctx = _ctx(session.config)
+    plan: dict[str, tuple[Any, set[str]]] = {}
+    per_host: dict[str, list[str]] = defaultdict(list)
+    for item in session.items:
+        rule_id = _rule_id(item)
+        host = _item_host(item)
+        if rule_id is None or host is None:
+            continue
+        name = host_name(host)
+        per_host[name].append(rule_id)
+        plan.setdefault(name, (host, set()))[1].update(_keys(item))
+    ctx.emit({"type": "collected", "hosts": {h: sorted(r) for h, r in per_host.items()}})
+    ctx.prefetch(plan)
+
+
+@pytest.fixture
+def m7_rule(request: pytest.FixtureRequest) -> Rule:
+    """The catalog rule the running check verifies."""
+    rule_id = _rule_id(request.node)
+    if rule_id is None:
+        raise CatalogError(f"{request.node.nodeid} has no @rule(...): a check without a rule")
+    return _ctx(request.config).catalog.rule(rule_id)
+
+
+@pytest.fixture
+def params(request: pytest.FixtureRequest, m7_rule: Rule) -> dict[str, Any]:
+    """The rule's parameters: its defaults overridden by the profile."""
+    ctx = _ctx(request.config)
+    return ctx.catalog.parameters_for(m7_rule, ctx.profile)
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A dict the check fills with what it read; it ends up in the results."""
+    return request.node.stash.setdefault(_EVIDENCE, {})
+
+
+@pytest.fixture
+def host_snapshot(request: pytest.FixtureRequest, host: Any) -> HostSnapshot:
+    return _ctx(request.config).snapshot(host, _keys(request.node))
+
+
+@pytest.fixture
+def sysctl(
+    request: pytest.FixtureRequest, host_snapshot: HostSnapshot, evidence: dict[str, Any]
+) -> SysctlCheck:
+    """The kernel keys named in the check's @rule(..., sysctl=[...]), ready to `require()`."""
+    return SysctlCheck(
+        _keys(request.node),
+        host_snapshot.running_value,
+        host_snapshot.config,
+        host_snapshot.facts.container,
+        evidence,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _m7guard_applicability(request: pytest.FixtureRequest) -> None:
+    """Error for an unreachable host; notapplicable outside the rule's groups and conditions."""
+    if _rule_id(request.node) is None or "host" not in request.fixturenames:
+        return
+    rule: Rule = request.getfixturevalue("m7_rule")
+    snap: HostSnapshot = request.getfixturevalue("host_snapshot")
+    if snap.error:
+        raise HostUnreachableError(snap.error)
+    if snap.groups is not None and not set(rule.groups) & set(snap.groups):
+        groups = ", ".join(rule.groups)
+        pytest.skip(f"{NOTAPPLICABLE}{snap.name} is in none of the groups {groups}")
+    for condition in rule.conditions:
+        if not snap.facts.condition(condition):
+            detail = ""
+            if condition == "not_container":
+                detail = f" ({'; '.join(snap.facts.container_signals)})"
+            pytest.skip(f"{NOTAPPLICABLE}condition {condition} does not hold{detail}")
+
+
+def _message(call: pytest.CallInfo[None]) -> str:
+    if call.excinfo is None:
+        return ""
+    value = call.excinfo.value
+    if call.excinfo.errisinstance(pytest.skip.Exception):
+        text = str(getattr(value, "msg", value))
+        return text[len(NOTAPPLICABLE) :] if text.startswith(NOTAPPLICABLE) else text
+    if isinstance(value, AssertionError):
+        return str(value).split("\nassert ")[0].strip()
+    return f"{type(value).__name__}: {value}".strip()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    rule_id = _rule_id(item)
+    host = _item_host(item)
+    if rule_id is None or host is None:
+        return
+    if call.when == "setup":
+        item.stash[_SETUP_TIME] = call.duration
+        if report.passed:
+            return
+        state = "notapplicable" if report.skipped else "error"
+    elif call.when == "call":
+        if report.passed:
+            state = "pass"
+        elif report.skipped:
+            state = "notapplicable"
+        elif call.excinfo is not None and call.excinfo.errisinstance(
+            (AssertionError, pytest.fail.Exception)
+        ):
+            state = "fail"
+        else:
+            state = "error"
+    else:
+        return
+    duration = item.stash.get(_SETUP_TIME, 0.0) + (call.duration if call.when == "call" else 0.0)
+    _ctx(item.config).emit(
+        {
+            "type": "result",
+            "host": host_name(host),
+            "rule": rule_id,
+            "state": state,
+            "message": _message(call)[:1000],
+            "evidence": sanitize(item.stash.get(_EVIDENCE, {})),
+            "duration": round(duration, 4),
+            "nodeid": item.nodeid,
+            "at": time.time(),
+        }
+    )
