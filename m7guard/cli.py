@@ -7,6 +7,7 @@ import sys
 import click
 
 from m7guard import __version__
+from m7guard.catalog.cli import catalog
 from m7guard.errors import M7guardError
 from m7guard.lab.cli import lab
 
@@ -18,6 +19,7 @@ def cli() -> None:
 
 
 cli.add_command(lab)
+cli.add_command(catalog)
 
 
 def main() -> None:
