@@ -1,0 +1,216 @@
+"""Data-key materials and the caches that bound how long and how much one key is used.
+
+Random 96-bit GCM nonces allow at most 2^32 encryptions per key (NIST SP 800-38D);
+the encryption cache retires a data key after ``max_uses`` fields (default 2^24, hard
+ceiling 2^30), ``max_bytes`` of plaintext or ``max_age`` seconds, whichever comes
+first. Both caches are safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from field_encryption import aad, envelope
+from field_encryption.errors import ConfigurationError
+from field_encryption.keyrings.base import EncryptedDataKey, key_id_for
+
+MAX_USES_CEILING = 2**30
+
+
+class DataKeyMaterials:
+    """One plaintext data key with what is derived from it once and reused."""
+
+    __slots__ = (
+        "_key",
+        "_mac_key",
+        "aad_prefix",
+        "aead",
+        "bytes_used",
+        "created",
+        "edks",
+        "gcm_head",
+        "header_edks",
+        "key_id",
+        "key_id_text",
+        "namespace",
+        "uses",
+    )
+
+    def __init__(self, key: bytes, edks: list[EncryptedDataKey], namespace: str) -> None:
+        self._key = key
+        self._mac_key: bytes | None = None
+        self.key_id = key_id_for(key)
+        self.key_id_text = binascii.b2a_base64(self.key_id, newline=False).decode("ascii")
+        self.aead = AESGCM(key)
+        self.edks = tuple(edks)
+        self.header_edks = [e.to_json() for e in edks]
+        self.namespace = namespace
+        self.aad_prefix = aad.prefix(envelope.ALG_AES_256_GCM, self.key_id, namespace)
+        self.gcm_head = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM)) + self.key_id
+        self.created = time.monotonic()
+        self.uses = 0
+        self.bytes_used = 0
+
+    def __repr__(self) -> str:
+        return f"DataKeyMaterials(key_id={self.key_id_text}, uses={self.uses})"
+
+    def mac_key(self) -> bytes:
+        """Key of the record MAC, derived from the data key (HMAC-SHA256 as a KDF)."""
+        if self._mac_key is None:
+            self._mac_key = hmac.digest(self._key, b"field-encryption record mac v1", "sha256")
+        return self._mac_key
+
+    def plaintext_key(self) -> bytes:
+        """The raw data key (for re-wrapping by a keyring). Handle with care."""
+        return self._key
+
+
+@dataclass(frozen=True)
+class CacheLimits:
+    max_age: float = 300.0
+    max_uses: int = 2**24
+    max_bytes: int = 2**36
+    max_entries: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_uses <= MAX_USES_CEILING:
+            raise ConfigurationError(
+                f"max_uses must be between 1 and 2^30 ({MAX_USES_CEILING}); random GCM "
+                "nonces are safe for at most 2^32 encryptions per key"
+            )
+        if self.max_age <= 0 or self.max_bytes <= 0 or self.max_entries <= 0:
+            raise ConfigurationError("cache max_age, max_bytes and max_entries must be positive")
+
+
+class DataKeyCache:
+    """Encryption-side cache: one current data key per (keyring, namespace)."""
+
+    def __init__(
+        self, limits: CacheLimits | None = None, clock: Callable[[], float] = time.monotonic
+    ):
+        self.limits = limits or CacheLimits()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, DataKeyMaterials] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def acquire(
+        self,
+        cache_key: Hashable,
+        fields: int,
+        nbytes: int,
+        factory: Callable[[], DataKeyMaterials],
+    ) -> DataKeyMaterials:
+        """Materials that may encrypt ``fields`` more fields of ``nbytes`` plaintext.
+
+        The uses and bytes are reserved before returning, so concurrent callers never
+        push a key past its limits. ``factory`` runs under the lock (one key-service
+        call even when many threads miss at once).
+        """
+        limits = self.limits
+        with self._lock:
+            current = self._entries.get(cache_key)
+            if current is not None and (
+                current.uses + fields > limits.max_uses
+                or current.bytes_used + nbytes > limits.max_bytes
+                or self._clock() - current.created > limits.max_age
+            ):
+                del self._entries[cache_key]
+                current = None
+            if current is None:
+                if fields > limits.max_uses:
+                    raise ConfigurationError(
+                        f"one record has {fields} encrypted fields, more than the cache's "
+                        f"max_uses ({limits.max_uses})"
+                    )
+                current = factory()
+                current.created = self._clock()
+                self._entries[cache_key] = current
+                while len(self._entries) > limits.max_entries:
+                    self._entries.popitem(last=False)
+                self.misses += 1
+            else:
+                self.hits += 1
+            current.uses += fields
+            current.bytes_used += nbytes
+            return current
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class NoCache:
+    """A fresh data key for every record (one key-service call per record)."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    def acquire(
+        self,
+        cache_key: Hashable,
+        fields: int,
+        nbytes: int,
+        factory: Callable[[], DataKeyMaterials],
+    ) -> DataKeyMaterials:
+        if fields > MAX_USES_CEILING:
+            raise ConfigurationError("too many encrypted fields in one record")
+        materials = factory()
+        materials.uses = fields
+        materials.bytes_used = nbytes
+        self.misses += 1
+        return materials
+
+    def clear(self) -> None:
+        return None
+
+
+class UnwrappedKeyCache:
+    """Decryption-side cache of unwrapped data keys, by (namespace, key id)."""
+
+    def __init__(
+        self,
+        max_entries: int = 1024,
+        max_age: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries <= 0 or max_age <= 0:
+            raise ConfigurationError("decryption cache max_entries and max_age must be positive")
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, DataKeyMaterials] = OrderedDict()
+
+    def get(self, cache_key: Hashable) -> DataKeyMaterials | None:
+        # a dict read is atomic in CPython; only changes take the lock
+        found = self._entries.get(cache_key)
+        if found is None:
+            return None
+        if self._clock() - found.created > self._max_age:
+            with self._lock:
+                if self._entries.get(cache_key) is found:
+                    del self._entries[cache_key]
+            return None
+        return found
+
+    def put(self, cache_key: Hashable, materials: DataKeyMaterials) -> None:
+        with self._lock:
+            materials.created = self._clock()
+            self._entries[cache_key] = materials
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

@@ -1,0 +1,680 @@
+"""``field-encrypt``: encrypt, decrypt, rewrap, rekey and verify JSON Lines and CSV files.
+
+Output goes to a temporary file beside the destination and is renamed over it only when
+complete, so an interrupted run never leaves a partial file in its place. Exit codes:
+0 success (``verify``: clean), 2 ``verify`` findings, 1 usage or runtime error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from field_encryption import paths, scan
+from field_encryption.atomic import atomic_output
+from field_encryption.cache import CacheLimits
+from field_encryption.client import FieldEncryption
+from field_encryption.errors import ConfigurationError, FieldEncryptionError
+from field_encryption.keyrings import (
+    AwsKmsKeyring,
+    Keyring,
+    LocalKeyring,
+    MultiKeyring,
+    create_key_file,
+)
+from field_encryption.paths import FieldSpec
+from field_encryption.streams import (
+    CsvWriter,
+    Format,
+    JsonlWriter,
+    RecordSource,
+    detect_format,
+    open_source,
+)
+from field_encryption.vault import KeyVault
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_FINDINGS = 2
+HEADER = "_fe"
+INDEX = "_fe_bidx"
+JSON_COLUMNS = (HEADER, INDEX)
+
+log = logging.getLogger("field_encryption")
+
+
+# -- keyring options --------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyringOptions:
+    kms_key_id: str | None
+    dr_key_ids: tuple[str, ...]
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+    local_key: str | None
+
+    def configured(self) -> bool:
+        return bool(self.kms_key_id or self.local_key)
+
+    def build(self, what: str = "--kms-key-id or --local-key") -> Keyring:
+        if self.kms_key_id and self.local_key:
+            raise click.UsageError("give either a KMS key or --local-key, not both")
+        if self.local_key:
+            if self.dr_key_ids:
+                raise click.UsageError("--kms-dr-key-id needs --kms-key-id")
+            return LocalKeyring.from_file(self.local_key)
+        if not self.kms_key_id:
+            raise click.UsageError(f"a keyring is needed: pass {what}")
+        primary = AwsKmsKeyring(
+            self.kms_key_id,
+            region=self.region,
+            profile=self.profile,
+            endpoint_url=self.endpoint_url,
+        )
+        if not self.dr_key_ids:
+            return primary
+        others = [
+            AwsKmsKeyring(k, profile=self.profile, endpoint_url=self.endpoint_url)
+            for k in self.dr_key_ids
+        ]
+        return MultiKeyring(primary, others)
+
+
+def keyring_options(prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options for a keyring; ``prefix`` ("to-") names the destination of a rewrap."""
+    dest = prefix.replace("-", "_")
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option(
+                f"--{prefix}kms-key-id",
+                f"{dest}kms_key_id",
+                help="KMS key id, key ARN, alias name or alias ARN.",
+            ),
+            click.option(
+                f"--{prefix}kms-dr-key-id",
+                f"{dest}dr_key_ids",
+                multiple=True,
+                help="Another KMS key (e.g. another region) that also wraps each data key.",
+            ),
+            click.option(
+                f"--{prefix}local-key",
+                f"{dest}local_key",
+                type=click.Path(dir_okay=False),
+                help="Local key file (development and offline use only, not production).",
+            ),
+        ]
+        if not prefix:
+            options += [
+                click.option("--region", help="AWS region (default: from the key ARN or profile)."),
+                click.option("--profile", help="AWS shared-config profile."),
+                click.option(
+                    "--endpoint-url",
+                    help="KMS endpoint URL (default: AWS_ENDPOINT_URL or the public endpoint).",
+                ),
+            ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _keyring_opts(kwargs: dict[str, Any], prefix: str = "") -> KeyringOptions:
+    return KeyringOptions(
+        kms_key_id=kwargs.pop(f"{prefix}kms_key_id"),
+        dr_key_ids=tuple(kwargs.pop(f"{prefix}dr_key_ids")),
+        region=kwargs.get("region"),
+        profile=kwargs.get("profile"),
+        endpoint_url=kwargs.get("endpoint_url"),
+        local_key=kwargs.pop(f"{prefix}local_key"),
+    )
+
+
+# -- files and progress -----------------------------------------------------------------
+def io_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.argument("input_path", metavar="INPUT"),
+            click.option(
+                "-o",
+                "--output",
+                "output_path",
+                help="Destination file ('-' for standard output).",
+            ),
+            click.option(
+                "--in-place", is_flag=True, help="Replace INPUT (atomically) with the result."
+            ),
+            click.option(
+                "--input-format",
+                type=click.Choice(["jsonl", "csv"]),
+                help="Record format (default: from the file extension).",
+            ),
+            click.option(
+                "--namespace",
+                "--table",
+                "namespace",
+                default="default",
+                show_default=True,
+                help="Table or namespace name bound into every ciphertext.",
+            ),
+            click.option(
+                "--record-id-field",
+                default="_id",
+                show_default=True,
+                help="Top-level field holding the record id ('' for none: random ids).",
+            ),
+            click.option(
+                "--vault", "vault_path", help="Key vault file (deterministic/blind index)."
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@contextlib.contextmanager
+def _progress(source: RecordSource, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda count: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[records]} records"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(label, total=source.total, records=0)
+
+        def update(count: int) -> None:
+            progress.update(task, completed=source.position(), records=count)
+
+        yield update
+        update_final = source.total if source.total is not None else source.position()
+        progress.update(task, completed=update_final)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so temporary files are cleaned up."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _destination(input_path: str, output_path: str | None, in_place: bool) -> str:
+    if in_place:
+        if output_path:
+            raise click.UsageError("--in-place and --output exclude each other")
+        if input_path == "-":
+            raise click.UsageError("--in-place needs an input file, not standard input")
+        return input_path
+    if not output_path:
+        raise click.UsageError("pass --output FILE (or '-'), or --in-place")
+    if output_path != "-" and input_path != "-":
+        with contextlib.suppress(OSError):
+            if Path(output_path).resolve() == Path(input_path).resolve():
+                raise click.UsageError("output is the input file: use --in-place instead")
+    return output_path
+
+
+@contextlib.contextmanager
+def _sink(destination: str, mode_from: str | None) -> Iterator[IO[str]]:
+    if destination == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    reference = Path(mode_from) if mode_from and mode_from != "-" else None
+    with atomic_output(Path(destination), newline="", mode_from=reference) as handle:
+        yield handle
+
+
+def _specs(
+    fmt: Format,
+    fields: tuple[str, ...],
+    optional: tuple[str, ...],
+    deterministic: tuple[str, ...] = (),
+    blind: tuple[str, ...] = (),
+) -> list[FieldSpec]:
+    """FieldSpecs from CLI paths; CSV column names are taken literally."""
+
+    def norm(path: str) -> str:
+        if fmt == "csv":
+            return "[" + json.dumps(path, ensure_ascii=False) + "]"
+        return path
+
+    blind_map: dict[str, str] = {}
+    for item in blind:
+        path, _, normaliser = item.partition(":")
+        blind_map[path] = normaliser or "text"
+    specs: list[FieldSpec] = []
+    seen: set[str] = set()
+    for path, is_optional in [(p, False) for p in fields] + [(p, True) for p in optional]:
+        if path in seen:
+            raise click.UsageError(f"field {path} given twice")
+        seen.add(path)
+        specs.append(
+            FieldSpec(
+                norm(path),
+                optional=is_optional,
+                deterministic=path in deterministic,
+                blind_index=blind_map.get(path),  # type: ignore[arg-type]
+            )
+        )
+    for path in (*deterministic, *blind_map):
+        if path not in seen:
+            raise click.UsageError(f"{path} is not selected: also pass --field {path}")
+    return specs
+
+
+def _encryptor(
+    keyring: Keyring,
+    namespace: str,
+    record_id_field: str,
+    vault_path: str | None,
+    record_mac: bool = False,
+    cache_limits: CacheLimits | None = None,
+) -> FieldEncryption:
+    vault = KeyVault.load(vault_path, keyring) if vault_path else None
+    return FieldEncryption(
+        keyring=keyring,
+        namespace=namespace,
+        record_id_field=record_id_field or None,
+        record_mac=record_mac,
+        vault=vault,
+        cache_limits=cache_limits,
+        header_field=HEADER,
+        index_field=INDEX,
+    )
+
+
+def _transform(
+    input_path: str,
+    destination: str,
+    fmt: Format,
+    label: str,
+    transform: Callable[[dict[str, Any]], dict[str, Any]],
+    columns: Callable[[list[str]], list[str]] | None = None,
+) -> int:
+    """Stream INPUT through ``transform`` into DESTINATION atomically; return the count."""
+    count = 0
+    with (
+        _sigterm_as_exit(),
+        open_source(input_path, fmt, JSON_COLUMNS if fmt == "csv" else ()) as source,
+        _sink(destination, input_path) as handle,
+        _progress(source, label) as tick,
+    ):
+        if fmt == "csv":
+            names = list(source.fieldnames or [])
+            writer: JsonlWriter | CsvWriter = CsvWriter(
+                handle, columns(names) if columns else names, JSON_COLUMNS
+            )
+        else:
+            writer = JsonlWriter(handle)
+        for number, record in source.records:
+            try:
+                result = transform(record)
+            except FieldEncryptionError as exc:
+                raise type(exc)(f"{input_path} line {number}: {exc}") from None
+            writer.write(result)
+            count += 1
+            if not count & 0x3FF:
+                tick(count)
+        tick(count)
+    return count
+
+
+def _with_columns(*extra: str) -> Callable[[list[str]], list[str]]:
+    return lambda names: names + [c for c in extra if c not in names]
+
+
+def _without_columns(*drop: str) -> Callable[[list[str]], list[str]]:
+    return lambda names: [n for n in names if n not in drop]
+
+
+# -- commands ---------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
+def cli(verbose: int) -> None:
+    """Envelope encryption of record fields (AWS KMS or a local development key)."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="field-encrypt: %(levelname)s: %(message)s")
+
+
+@cli.command()
+@io_options
+@keyring_options()
+@click.option("-f", "--field", "fields", multiple=True, help="Field path to encrypt (repeat).")
+@click.option("--optional", multiple=True, help="Field path that may be absent (repeat).")
+@click.option("--deterministic", multiple=True, help="Selected field to encrypt with AES-SIV.")
+@click.option(
+    "--blind-index",
+    multiple=True,
+    help="Selected field to blind-index, as PATH or PATH:text|digits|exact.",
+)
+@click.option("--record-mac", is_flag=True, help="Add a record MAC (detects dropped fields).")
+@click.option("--max-key-uses", type=int, default=2**24, show_default=True)
+@click.option("--max-key-age", type=float, default=300.0, show_default=True, help="Seconds.")
+def encrypt(**kwargs: Any) -> int:
+    """Encrypt the selected fields of every record in INPUT."""
+    keyring = _keyring_opts(kwargs).build()
+    fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
+    specs = _specs(
+        fmt, kwargs["fields"], kwargs["optional"], kwargs["deterministic"], kwargs["blind_index"]
+    )
+    if not specs:
+        raise click.UsageError("select at least one --field or --optional")
+    destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
+    limits = CacheLimits(max_age=kwargs["max_key_age"], max_uses=kwargs["max_key_uses"])
+    fe = _encryptor(
+        keyring,
+        kwargs["namespace"],
+        kwargs["record_id_field"],
+        kwargs["vault_path"],
+        kwargs["record_mac"],
+        limits,
+    )
+    extra = (INDEX, HEADER) if kwargs["blind_index"] else (HEADER,)
+    count = _transform(
+        kwargs["input_path"],
+        destination,
+        fmt,
+        "encrypt",
+        lambda record: fe.encrypt_fields(record, specs),
+        _with_columns(*extra),
+    )
+    log.info("encrypted %d records", count)
+    return EXIT_OK
+
+
+@cli.command()
+@io_options
+@keyring_options()
+@click.option("-f", "--field", "fields", multiple=True, help="Only decrypt these fields.")
+@click.option("--require-mac", is_flag=True, help="Fail on records without a record MAC.")
+def decrypt(**kwargs: Any) -> int:
+    """Decrypt every encrypted field (or only --field ones) of every record in INPUT."""
+    keyring = _keyring_opts(kwargs).build()
+    fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
+    destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
+    fe = _encryptor(
+        keyring,
+        kwargs["namespace"],
+        kwargs["record_id_field"],
+        kwargs["vault_path"],
+        kwargs["require_mac"],
+    )
+    only = _specs(fmt, kwargs["fields"], ()) or None
+    columns = _without_columns(INDEX, HEADER) if only is None else None
+    count = _transform(
+        kwargs["input_path"],
+        destination,
+        fmt,
+        "decrypt",
+        lambda record: fe.decrypt_fields(record, only),
+        columns,
+    )
+    log.info("decrypted %d records", count)
+    return EXIT_OK
+
+
+@cli.command()
+@io_options
+@keyring_options()
+@keyring_options("to-")
+def rewrap(**kwargs: Any) -> int:
+    """Re-wrap each record's data key under new KMS key(s); fields stay as they are.
+
+    KMS to KMS uses ReEncrypt, so data keys never leave KMS in plaintext.
+    """
+    source = _keyring_opts(kwargs).build()
+    target = _keyring_opts(kwargs, "to_").build("--to-kms-key-id or --to-local-key")
+    fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
+    destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
+    fe = _encryptor(source, kwargs["namespace"], kwargs["record_id_field"], None)
+    memo: dict[str, list[dict[str, str]]] = {}
+    count = _transform(
+        kwargs["input_path"],
+        destination,
+        fmt,
+        "rewrap",
+        lambda record: fe.rewrap(record, target, memo),
+    )
+    log.info("rewrapped %d records (%d data keys)", count, len(memo))
+    return EXIT_OK
+
+
+@cli.command()
+@io_options
+@keyring_options()
+@keyring_options("to-")
+@click.option("--to-vault", "to_vault_path", help="Key vault for the new encryption.")
+@click.option("--record-mac", is_flag=True, help="Add a record MAC to the re-encrypted records.")
+def rekey(**kwargs: Any) -> int:
+    """Decrypt and re-encrypt every record's fields under new data keys.
+
+    With --to-kms-key-id/--to-local-key the new data keys come from that keyring.
+    """
+    source = _keyring_opts(kwargs).build()
+    to_opts = _keyring_opts(kwargs, "to_")
+    target_keyring = to_opts.build() if to_opts.configured() else source
+    fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
+    destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
+    old = _encryptor(source, kwargs["namespace"], kwargs["record_id_field"], kwargs["vault_path"])
+    new = _encryptor(
+        target_keyring,
+        kwargs["namespace"],
+        kwargs["record_id_field"],
+        kwargs["to_vault_path"] or kwargs["vault_path"],
+        kwargs["record_mac"],
+    )
+    count = _transform(
+        kwargs["input_path"],
+        destination,
+        fmt,
+        "rekey",
+        lambda record: old.rekey(record, new),
+    )
+    log.info("re-encrypted %d records", count)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("--input-format", type=click.Choice(["jsonl", "csv"]))
+@click.option("-f", "--field", "fields", multiple=True, help="Field that must be encrypted.")
+@click.option("--optional", multiple=True, help="Field that must be encrypted if present.")
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--max-findings", type=int, default=1000, show_default=True)
+@click.option("--namespace", "--table", "namespace", default="default", show_default=True)
+@click.option("--record-id-field", default="_id", show_default=True)
+@click.option("--vault", "vault_path")
+@keyring_options()
+def verify(**kwargs: Any) -> int:
+    """Check that the selected fields are encrypted and no plaintext PAN or SSN remains.
+
+    Scans every value of every record for Luhn-valid card numbers (13-19 digits) and
+    US SSNs. With a keyring it also decrypts each record to prove it authenticates.
+    Findings show only the last four digits. Exit 0 clean, 2 findings, 1 error.
+    """
+    opts = _keyring_opts(kwargs)
+    input_path = kwargs["input_path"]
+    fmt = detect_format(input_path, kwargs["input_format"])
+    specs = _specs(fmt, kwargs["fields"], kwargs["optional"])
+    fe = None
+    if opts.configured():
+        fe = _encryptor(
+            opts.build(), kwargs["namespace"], kwargs["record_id_field"], kwargs["vault_path"]
+        )
+    limit = max(kwargs["max_findings"], 0)
+    findings: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    records = 0
+
+    def add(number: int, index: int, kind: str, path: str, masked: str) -> None:
+        counts[kind] = counts.get(kind, 0) + 1
+        if len(findings) < limit:
+            findings.append(
+                {"record": index, "line": number, "kind": kind, "path": path, "masked": masked}
+            )
+
+    skip = frozenset(JSON_COLUMNS)
+    with (
+        open_source(input_path, fmt, JSON_COLUMNS if fmt == "csv" else ()) as source,
+        _progress(source, "verify") as tick,
+    ):
+        for number, record in source.records:
+            records += 1
+            for spec in specs:
+                matches = paths.expand(record, spec.steps)
+                if not matches and not spec.optional:
+                    add(number, records, "missing-field", spec.path, "")
+                for steps in matches:
+                    value = paths.get(record, steps)
+                    if not _is_encrypted(value):
+                        add(number, records, "unencrypted-field", paths.display(steps), "")
+            for finding in scan.scan_record(record, skip):
+                add(number, records, finding.kind, finding.path, finding.masked)
+            if fe is not None and HEADER in record:
+                try:
+                    fe.decrypt_fields(record)
+                except FieldEncryptionError as exc:
+                    add(number, records, "decrypt-failed", type(exc).__name__, "")
+            if not records & 0x3FF:
+                tick(records)
+        tick(records)
+    status = "findings" if counts else "clean"
+    if kwargs["report_format"] == "json":
+        report = {
+            "tool": "field-encrypt verify",
+            "report_version": 1,
+            "input": input_path,
+            "records": records,
+            "fields": [s.path for s in specs],
+            "status": status,
+            "counts": counts,
+            "findings": findings,
+            "truncated": sum(counts.values()) > len(findings),
+        }
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for f in findings:
+            where = f"record {f['record']} (line {f['line']})"
+            detail = f" {f['masked']}" if f["masked"] else ""
+            click.echo(f"{where}: {f['kind']} at {f['path']}{detail}")
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no findings"
+        click.echo(f"{records} records checked: {summary}")
+    return EXIT_FINDINGS if counts else EXIT_OK
+
+
+def _is_encrypted(value: Any) -> bool:
+    from field_encryption.envelope import is_ciphertext
+
+    return is_ciphertext(value)
+
+
+@cli.group()
+def keys() -> None:
+    """Create local key files and key vaults."""
+
+
+@keys.command("local-new")
+@click.argument("path")
+@click.option("--name", default="dev", show_default=True)
+def local_new(path: str, name: str) -> int:
+    """Write a new local key file (mode 0600). Development and offline use only."""
+    create_key_file(path, name)
+    click.echo(f"wrote {path} (local key: development and offline use only, not production)")
+    return EXIT_OK
+
+
+@keys.command("vault-new")
+@click.argument("path")
+@keyring_options()
+def vault_new(path: str, **kwargs: Any) -> int:
+    """Create a key vault (deterministic and blind-index keys) wrapped by the keyring."""
+    keyring = _keyring_opts(kwargs).build()
+    if Path(path).exists():
+        raise ConfigurationError(f"{path} already exists; choose another path")
+    KeyVault.create(keyring).save(path)
+    click.echo(f"wrote key vault {path}")
+    return EXIT_OK
+
+
+@keys.command("vault-rewrap")
+@click.argument("path")
+@keyring_options()
+@keyring_options("to-")
+def vault_rewrap(path: str, **kwargs: Any) -> int:
+    """Re-wrap a key vault's keys under new KMS key(s) (in place, atomically)."""
+    source = _keyring_opts(kwargs).build()
+    target = _keyring_opts(kwargs, "to_").build("--to-kms-key-id or --to-local-key")
+    KeyVault.load(path).rewrapped(target, source).save(path)
+    click.echo(f"rewrapped key vault {path}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: maps every error to exit code 1 (2 is reserved for findings)."""
+    try:
+        result = cli.main(args=argv, prog_name="field-encrypt", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        click.echo("field-encrypt: aborted", err=True)
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except FieldEncryptionError as exc:
+        click.echo(f"field-encrypt: error: {exc}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("field-encrypt: interrupted; destination left unchanged", err=True)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,919 @@
+"""FieldEncryption: encrypt and decrypt selected fields of records (envelope encryption).
+
+One data key (from the keyring, cached) encrypts many fields with AES-256-GCM; the
+record carries the wrapped data key once, in its header field (``_fe`` by default)::
+
+    {"v": 1,                      # header version
+     "k": "<base64 data key id>", # 16 bytes, names the data key in every field
+     "w": [{"p": provider, "k": wrapping key id, "b": "<base64 wrapped key>"}, ...],
+     "f": ["[\"ssn\"]", ...],     # canonical paths of the encrypted fields
+     "r": "<base64>",             # only when the record has no id: random record id
+     "s": {"<path>": "<scope>"},  # only for deterministic fields with a join scope
+     "m": "<base64>"}             # only with the record MAC
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cryptography.exceptions import InvalidTag
+
+from field_encryption import aad, blind_index, envelope, paths, values
+from field_encryption.cache import (
+    CacheLimits,
+    DataKeyCache,
+    DataKeyMaterials,
+    NoCache,
+    UnwrappedKeyCache,
+)
+from field_encryption.errors import (
+    ConfigurationError,
+    DecryptionError,
+    FormatError,
+    PathError,
+    TamperError,
+)
+from field_encryption.keyrings import AwsKmsKeyring, Keyring, LocalKeyring, MultiKeyring
+from field_encryption.keyrings.base import EncryptedDataKey, key_id_for
+from field_encryption.paths import Concrete, FieldSpec
+from field_encryption.vault import KeyVault
+
+log = logging.getLogger(__name__)
+
+HEADER_VERSION = 1
+HEADER_KEYS = frozenset({"v", "k", "w", "f", "r", "s", "m"})
+_MAC_LABEL = b"fe-record-mac-v1"
+_GCM_HEAD = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM))
+_SIV_HEAD = bytes((envelope.VERSION, envelope.ALG_AES_SIV_512))
+_LEN1 = tuple(bytes((n,)) for n in range(128))
+_PREFIX = envelope.STRING_PREFIX
+_PREFIX_LEN = len(_PREFIX)
+_NONCE = envelope.NONCE_LEN
+_b2a = binascii.b2a_base64
+_a2b = binascii.a2b_base64
+_parse = envelope.parse
+_lp = aad.lp
+_GCM_MIN_BODY = envelope.TAG_LEN + 1
+_GCM_MIN = 31 + _GCM_MIN_BODY
+
+FieldList = Sequence["str | FieldSpec"]
+
+
+def context_for(namespace: str) -> dict[str, str]:
+    """The encryption context (KMS) of a namespace's data keys."""
+    return {"field-encryption": "v1", "namespace": namespace}
+
+
+def record_id_bytes(value: Any, where: str = "record id") -> bytes:
+    """Typed bytes of a caller-supplied record id: ``"i"`` + its text."""
+    if isinstance(value, str) and value:
+        return b"i" + value.encode("utf-8", "surrogatepass")
+    if type(value) is int:
+        return b"i" + str(value).encode("ascii")
+    raise ConfigurationError(
+        f"{where} must be a non-empty string or an integer, not {type(value).__name__}"
+    )
+
+
+@dataclass(frozen=True)
+class _Target:
+    steps: Concrete
+    canonical: str
+    path_part: bytes
+    deterministic: bool
+    scope: str | None
+    index: str | None  # blind index normaliser
+    index_name: str | None
+    parent: Concrete = ()
+    last: str | int = ""
+
+
+class _Plan:
+    """Compiled field selection: parsed paths, precomputed AAD parts, overlap checked."""
+
+    __slots__ = ("fixed", "has_deterministic", "has_index", "specs", "wild")
+
+    def __init__(self, specs: Sequence[FieldSpec], record_id_field: str | None) -> None:
+        self.specs = tuple(specs)
+        _check_static_overlap(self.specs)
+        self.fixed: list[tuple[FieldSpec, _Target]] = []
+        self.wild: list[FieldSpec] = []
+        names: set[str] = set()
+        for spec in self.specs:
+            if record_id_field is not None and spec.steps and spec.steps[0] == record_id_field:
+                raise PathError(
+                    f"field {spec.path} is the record id field ({record_id_field!r}); the id "
+                    "binds the ciphertexts to the record and cannot itself be encrypted"
+                )
+            if spec.has_wildcard:
+                if spec.blind_index is not None:
+                    raise PathError(f"field {spec.path}: blind indexes need a path without [*]")
+                self.wild.append(spec)
+            else:
+                steps: Concrete = tuple(spec.steps)  # type: ignore[arg-type]
+                target = _target(steps, spec)
+                if target.index_name is not None:
+                    if target.index_name in names:
+                        raise PathError(
+                            f"two fields share the blind index name {target.index_name}"
+                        )
+                    names.add(target.index_name)
+                self.fixed.append((spec, target))
+        self.has_deterministic = any(s.deterministic for s in self.specs)
+        self.has_index = bool(names)
+
+
+def _target(steps: Concrete, spec: FieldSpec) -> _Target:
+    canonical = paths.canonical(steps)
+    name = None
+    if spec.blind_index is not None:
+        name = blind_index.index_name(paths.display(steps))
+    return _Target(
+        steps,
+        canonical,
+        aad.path_part(canonical),
+        spec.deterministic,
+        spec.join_scope,
+        spec.blind_index,
+        name,
+        steps[:-1],
+        steps[-1],
+    )
+
+
+def _compatible(a: paths.PatternStep, b: paths.PatternStep) -> bool:
+    if a == b and type(a) is type(b):
+        return True
+    wild_a = isinstance(a, paths._Wildcard)
+    wild_b = isinstance(b, paths._Wildcard)
+    return (wild_a and (wild_b or type(b) is int)) or (wild_b and type(a) is int)
+
+
+def _check_static_overlap(specs: Sequence[FieldSpec]) -> None:
+    for i, first in enumerate(specs):
+        for second in specs[i + 1 :]:
+            short, long = sorted((first.steps, second.steps), key=len)
+            if all(_compatible(x, y) for x, y in zip(short, long, strict=False)):
+                raise PathError(
+                    f"fields {first.path!r} and {second.path!r} can select the same value "
+                    "(one contains or equals the other); select one of them"
+                )
+
+
+_MISSING: Any = object()
+
+
+def _walk(record: Any, steps: Sequence[Any]) -> Any:
+    """The value at concrete ``steps``, or ``_MISSING`` (keys only in dicts, indexes in lists)."""
+    node = record
+    for step in steps:
+        if type(step) is str:
+            if type(node) is not dict:
+                return _MISSING
+            node = node.get(step, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        elif type(node) is list and step < len(node):
+            node = node[step]
+        else:
+            return _MISSING
+    return node
+
+
+class FieldEncryption:
+    """Encrypt and decrypt selected fields of dict records.
+
+    ``FieldEncryption(key_provider="aws_kms", key_id=arn)`` or
+    ``FieldEncryption(key_provider="local", key_file=path)`` or ``keyring=...``.
+    ``namespace`` names the table or collection: it is bound into every ciphertext and
+    the KMS encryption context. ``record_id_field`` (top-level, default ``_id``) binds
+    each field to its record; a record without it gets a random id in its header.
+    """
+
+    def __init__(
+        self,
+        key_provider: Literal["aws_kms", "local"] | None = None,
+        key_id: str | None = None,
+        *,
+        keyring: Keyring | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        additional_key_ids: Sequence[str] = (),
+        namespace: str = "default",
+        record_id_field: str | None = "_id",
+        cache: DataKeyCache | bool = True,
+        cache_limits: CacheLimits | None = None,
+        record_mac: bool = False,
+        vault: KeyVault | None = None,
+        output: Literal["string", "bytes"] = "string",
+        header_field: str = "_fe",
+        index_field: str = "_fe_bidx",
+    ) -> None:
+        self.keyring = keyring or _build_keyring(
+            key_provider, key_id, key_file, region, profile, endpoint_url, additional_key_ids
+        )
+        if not isinstance(namespace, str) or not namespace:
+            raise ConfigurationError("namespace must be a non-empty string (the table name)")
+        if output not in ("string", "bytes"):
+            raise ConfigurationError("output must be 'string' or 'bytes'")
+        if header_field == index_field:
+            raise ConfigurationError("header_field and index_field must differ")
+        self.namespace = namespace
+        self.record_id_field = record_id_field
+        self.record_mac = record_mac
+        self.vault = vault
+        self.header_field = header_field
+        self.index_field = index_field
+        self._as_bytes = output == "bytes"
+        if cache is True:
+            self.cache: DataKeyCache | NoCache = DataKeyCache(cache_limits)
+        elif cache is False:
+            self.cache = NoCache()
+        elif isinstance(cache, DataKeyCache):
+            self.cache = cache
+        else:
+            raise ConfigurationError("cache must be True, False or a DataKeyCache")
+        self._unwrapped = UnwrappedKeyCache()
+        self._context = context_for(namespace)
+        self._cache_key = (self.keyring.identity, namespace)
+        self._plans: dict[tuple, _Plan] = {}
+        self._concrete: dict[str, tuple[Concrete, bytes, Concrete, Any]] = {}
+        self._layouts: dict[tuple[str, ...], tuple[tuple[Any, ...], ...]] = {}
+        self._det_aad: dict[tuple[bytes, str, str | None], bytes] = {}
+        self._index_keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FieldEncryption({self.keyring!r}, namespace={self.namespace!r})"
+
+    # -- key materials ----------------------------------------------------------------
+    def _new_materials(self) -> DataKeyMaterials:
+        key, edks = self.keyring.generate(self._context)
+        log.debug("generated a data key for namespace %s", self.namespace)
+        return DataKeyMaterials(key, edks, self.namespace)
+
+    def _materials_for(self, header: Mapping[str, Any]) -> DataKeyMaterials:
+        key_text = header.get("k")
+        if type(key_text) is not str:
+            raise FormatError("record header: 'k' (data key id) is missing or not a string")
+        found = self._unwrapped.get(key_text)
+        if found is not None:
+            return found
+        try:
+            key_id = _a2b(key_text, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise FormatError("record header: data key id is not valid base64") from None
+        if len(key_id) != envelope.KEY_ID_LEN:
+            raise FormatError("record header: data key id must be 16 bytes")
+        wrapped = header.get("w")
+        if type(wrapped) is not list or not wrapped:
+            raise FormatError("record header: 'w' (wrapped data keys) is missing or empty")
+        edks = [EncryptedDataKey.from_json(item) for item in wrapped]
+        key = self.keyring.unwrap(edks, self._context)
+        if key_id_for(key) != key_id:
+            raise TamperError(
+                "record header: the wrapped data key does not match the data key id "
+                "(header modified or assembled from different records)"
+            )
+        materials = DataKeyMaterials(key, edks, self.namespace)
+        self._unwrapped.put(key_text, materials)
+        log.debug("unwrapped data key %s for namespace %s", key_text, self.namespace)
+        return materials
+
+    def _vault(self) -> KeyVault:
+        if self.vault is None:
+            raise ConfigurationError(
+                "deterministic encryption and blind indexes need a key vault: create one "
+                "with `field-encrypt keys vault-new` and pass vault=KeyVault.load(...)"
+            )
+        return self.vault
+
+    def _index_key(self, name: str) -> bytes:
+        key = self._index_keys.get(name)
+        if key is None:
+            key = self._vault().blind_index_key(name)
+            self._index_keys[name] = key
+        return key
+
+    def _deterministic_aad(self, key_id: bytes, canonical: str, scope: str | None) -> bytes:
+        cache_key = (key_id, canonical, scope)
+        found = self._det_aad.get(cache_key)
+        if found is None:
+            found = aad.deterministic(key_id, self.namespace, canonical, scope)
+            if len(self._det_aad) < 65536:
+                self._det_aad[cache_key] = found
+        return found
+
+    def _plan(self, fields: FieldList) -> _Plan:
+        if isinstance(fields, str | FieldSpec):
+            fields = [fields]
+        try:
+            cache_key = tuple(fields)
+            plan = self._plans.get(cache_key)
+        except TypeError:
+            cache_key, plan = None, None
+        if plan is None:
+            if not fields:
+                raise PathError("no fields selected; pass fields=['ssn', ...]")
+            plan = _Plan([paths.as_spec(f) for f in fields], self.record_id_field)
+            if plan.has_deterministic or plan.has_index:
+                self._vault()
+            if cache_key is not None and len(self._plans) < 256:
+                self._plans[cache_key] = plan
+        return plan
+
+    def _record_id(self, data: Mapping[str, Any], record_id: Any) -> bytes | None:
+        if record_id is not None:
+            return record_id_bytes(record_id)
+        if self.record_id_field is not None and self.record_id_field in data:
+            return record_id_bytes(
+                data[self.record_id_field], f"record id field {self.record_id_field!r}"
+            )
+        return None
+
+    # -- encrypt ------------------------------------------------------------------------
+    def encrypt_fields(
+        self,
+        data: Mapping[str, Any],
+        fields: FieldList,
+        *,
+        record_id: str | int | None = None,
+    ) -> dict[str, Any]:
+        """A copy of ``data`` with the selected fields encrypted (``data`` is not changed)."""
+        if type(data) is not dict:
+            if not isinstance(data, Mapping):
+                raise ConfigurationError(f"data must be a dict record, not {type(data).__name__}")
+            data = dict(data)
+        if self.header_field in data:
+            raise ConfigurationError(
+                f"record already has a {self.header_field!r} header (already encrypted); "
+                "use rekey to re-encrypt it"
+            )
+        plan = self._plan(fields)
+        targets: list[tuple[_Target, Any]] = []
+        for spec, target in plan.fixed:
+            value = _walk(data, target.steps)
+            if value is not _MISSING:
+                targets.append((target, value))
+            elif not spec.optional:
+                raise PathError(
+                    f"field {spec.path} not found in the record; fix the path or mark it "
+                    "optional (trailing '?' or --optional)"
+                )
+        for spec in plan.wild:
+            matches = paths.expand(data, spec.steps)
+            if not matches and not spec.optional:
+                raise PathError(
+                    f"field {spec.path} matches nothing in the record; fix the path or mark "
+                    "it optional"
+                )
+            targets.extend((_target(steps, spec), paths.get(data, steps)) for steps in matches)
+        return self._encrypt_targets(data, targets, self._record_id(data, record_id), None, None)
+
+    def _encrypt_targets(
+        self,
+        data: dict[str, Any],
+        targets: list[tuple[_Target, Any]],
+        rid: bytes | None,
+        carried_index: dict[str, str] | None,
+        avoid_key_id: bytes | None,
+    ) -> dict[str, Any]:
+        header: dict[str, Any] = {"v": HEADER_VERSION}
+        if rid is None:
+            random_id = os.urandom(16)
+            rid = b"r" + random_id
+            header["r"] = _b2a(random_id, newline=False).decode("ascii")
+        encode = values.encode
+        plaintexts = []
+        total = 0
+        random_count = 0
+        for target, value in targets:
+            if type(value) is str:
+                pt = b"\x05" + value.encode("utf-8", "surrogatepass")
+            else:
+                pt = encode(value, target.canonical)
+            plaintexts.append(pt)
+            total += len(pt)
+            if not target.deterministic:
+                random_count += 1
+        materials = self.cache.acquire(self._cache_key, random_count, total, self._new_materials)
+        if avoid_key_id is not None and materials.key_id == avoid_key_id:
+            self.cache.clear()
+            materials = self.cache.acquire(
+                self._cache_key, random_count, total, self._new_materials
+            )
+        header["k"] = materials.key_id_text
+        header["w"] = list(materials.header_edks)
+        record_prefix = materials.aad_prefix + _lp(rid)
+        gcm_head = _GCM_HEAD + materials.key_id
+        aead_encrypt = materials.aead.encrypt
+        nonces = os.urandom(_NONCE * random_count) if random_count else b""
+        nonce_at = 0
+        root = dict(data)
+        mine: set[int] | None = None
+        as_bytes = self._as_bytes
+        mac_parts: list[bytes] | None = [] if self.record_mac else None
+        canonicals = []
+        scopes: dict[str, str] = {}
+        index: dict[str, str] = {}
+        det = None
+        for (target, value), pt in zip(targets, plaintexts, strict=True):
+            if target.deterministic:
+                if det is None:
+                    det = self._vault().deterministic_key()
+                ct = det.siv.encrypt(
+                    pt, [self._deterministic_aad(det.key_id, target.canonical, target.scope)]
+                )
+                n = len(ct)
+                env = (
+                    _SIV_HEAD
+                    + det.key_id
+                    + (_LEN1[n] if n < 128 else envelope.encode_length(n))
+                    + ct
+                )
+                if target.scope is not None:
+                    scopes[target.canonical] = target.scope
+            else:
+                nonce = nonces[nonce_at : nonce_at + _NONCE]
+                nonce_at += _NONCE
+                ct = aead_encrypt(nonce, pt, record_prefix + target.path_part)
+                n = len(ct)
+                env = gcm_head + nonce + (_LEN1[n] if n < 128 else envelope.encode_length(n)) + ct
+            if target.index is not None:
+                index[target.index_name] = blind_index.compute(  # type: ignore[index]
+                    self._index_key(target.index_name),  # type: ignore[arg-type]
+                    value,
+                    target.index,
+                    target.canonical,
+                )
+            node = root
+            if target.parent:
+                if mine is None:
+                    mine = set()
+                for step in target.parent:
+                    child = node[step]
+                    if id(child) not in mine:
+                        child = child.copy()
+                        node[step] = child
+                        mine.add(id(child))
+                    node = child
+            node[target.last] = (
+                env if as_bytes else _PREFIX + _b2a(env, newline=False).decode("ascii")
+            )
+            canonicals.append(target.canonical)
+            if mac_parts is not None:
+                mac_parts.append(_lp(target.canonical.encode("utf-8")) + _lp(env))
+        header["f"] = canonicals
+        if scopes:
+            header["s"] = scopes
+        out = root
+        if carried_index:
+            index = {**carried_index, **index}
+        if index:
+            out[self.index_field] = index
+        if mac_parts is not None:
+            tag = self._mac(materials, rid, mac_parts, scopes, index)
+            header["m"] = _b2a(tag, newline=False).decode("ascii")
+        out[self.header_field] = header
+        return out
+
+    def _mac(
+        self,
+        materials: DataKeyMaterials,
+        rid: bytes,
+        field_parts: list[bytes],
+        scopes: Mapping[str, str],
+        index: Mapping[str, Any],
+    ) -> bytes:
+        parts = [
+            _lp(_MAC_LABEL),
+            _lp(self.namespace.encode("utf-8")),
+            _lp(rid),
+            _lp(materials.key_id),
+            _lp(str(len(field_parts)).encode("ascii")),
+            *field_parts,
+            _lp(json.dumps(dict(sorted(scopes.items())), separators=(",", ":")).encode()),
+            _lp(json.dumps(dict(sorted(index.items())), separators=(",", ":")).encode()),
+        ]
+        return hmac.digest(materials.mac_key(), b"".join(parts), "sha256")
+
+    def encrypt_records(
+        self, records: Iterable[Mapping[str, Any]], fields: FieldList
+    ) -> Iterator[dict[str, Any]]:
+        """Encrypt a stream of records (the data-key cache spreads one key over many)."""
+        for record in records:
+            yield self.encrypt_fields(record, fields)
+
+    # -- decrypt ------------------------------------------------------------------------
+    def _header(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        header = data.get(self.header_field)
+        if header is None:
+            raise FormatError(
+                f"record has no {self.header_field!r} header: it was not encrypted by "
+                "field_encryption, or the header was removed"
+            )
+        if type(header) is not dict:
+            raise FormatError(f"record header {self.header_field!r} must be an object")
+        if header.get("v") != HEADER_VERSION:
+            raise FormatError(
+                f"record header version {header.get('v')!r} is not supported (this library "
+                f"reads version {HEADER_VERSION})"
+            )
+        if not HEADER_KEYS.issuperset(header):
+            raise FormatError("record header has unknown entries")
+        return header
+
+    def _concrete_path(self, canonical: Any) -> tuple[Concrete, bytes, Concrete, Any]:
+        """(steps, AAD path part, parent steps, last step) of a header path, cached."""
+        found = self._concrete.get(canonical)
+        if found is not None:
+            return found
+        if type(canonical) is not str:
+            raise FormatError("record header: field paths must be strings")
+        try:
+            steps = json.loads(canonical)
+        except ValueError:
+            raise FormatError("record header: a field path is not a JSON array") from None
+        if (
+            type(steps) is not list
+            or not steps
+            or not all(type(s) is str or (type(s) is int and s >= 0) for s in steps)
+            or paths.canonical(tuple(steps)) != canonical
+        ):
+            raise FormatError("record header: a field path is not canonical")
+        concrete = tuple(steps)
+        found = (concrete, aad.path_part(canonical), concrete[:-1], concrete[-1])
+        if len(self._concrete) < 65536:
+            self._concrete[canonical] = found
+        return found
+
+    def decrypt_fields(
+        self,
+        data: Mapping[str, Any],
+        fields: FieldList | None = None,
+        *,
+        record_id: str | int | None = None,
+    ) -> dict[str, Any]:
+        """A copy of ``data`` with its encrypted fields decrypted.
+
+        Without ``fields`` every field the header lists is decrypted and the header and
+        blind indexes are removed. With ``fields`` only those are decrypted and the
+        header stays (a view for reading: do not store it back as is).
+        """
+        if type(data) is not dict:
+            if not isinstance(data, Mapping):
+                raise ConfigurationError(f"data must be a dict record, not {type(data).__name__}")
+            data = dict(data)
+        header = self._header(data)
+        listed = header.get("f")
+        if type(listed) is not list:
+            raise FormatError("record header: 'f' must be a list of field paths")
+        layout_key = tuple(listed)
+        layout = self._layouts.get(layout_key)
+        if layout is None:
+            layout = self._layout(layout_key)
+        materials = self._unwrapped.get(header.get("k")) or self._materials_for(header)
+        rid_value = data.get(self.record_id_field) if record_id is None else None  # type: ignore[arg-type]
+        if type(rid_value) is str and rid_value and "r" not in header:
+            rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
+        else:
+            rid = self._header_record_id(header, data, record_id)
+        selected = None if fields is None else self._select(listed, fields)
+        mac_text = header.get("m")
+        check_mac = mac_text is not None or self.record_mac
+        scopes = header.get("s") or {}
+        if type(scopes) is not dict:
+            raise FormatError("record header: 's' must be an object")
+        mac_parts: list[bytes] = []
+        record_prefix = materials.aad_prefix + _lp(rid)
+        aead_decrypt = materials.aead.decrypt
+        key_id = materials.key_id
+        head = materials.gcm_head
+        decode = values.decode
+        root = dict(data)
+        mine: set[int] | None = None
+        a2b = _a2b
+        for canonical, steps, path_part, parent, last in layout:
+            wanted = selected is None or canonical in selected
+            if not wanted and not check_mac:
+                continue
+            value = data.get(last, _MISSING) if not parent else _walk(data, steps)
+            if type(value) is str and value.startswith(_PREFIX):
+                try:
+                    raw = a2b(value[_PREFIX_LEN:], strict_mode=True)
+                except (binascii.Error, ValueError):
+                    raise FormatError(
+                        f"field {paths.display(steps)}: ciphertext is not valid base64"
+                    ) from None
+            elif type(value) is bytes:
+                raw = value
+            else:
+                raise _not_ciphertext(steps, value)
+            if check_mac:
+                mac_parts.append(_lp(canonical.encode("utf-8")) + _lp(raw))
+                if not wanted:
+                    continue
+            # fast path: version 1, AES-256-GCM, a one-byte length that matches exactly
+            if raw[:18] == head and len(raw) == raw[30] + 31 and _GCM_MIN_BODY <= raw[30] < 0x80:
+                try:
+                    pt = aead_decrypt(raw[18:30], raw[31:], record_prefix + path_part)
+                except InvalidTag:
+                    raise _auth_failed(steps) from None
+            else:
+                env = _parse(raw)
+                if env.algorithm == envelope.ALG_AES_256_GCM:
+                    if env.key_id != key_id:
+                        raise _other_key(steps)
+                    try:
+                        pt = aead_decrypt(env.nonce, env.body, record_prefix + path_part)
+                    except InvalidTag:
+                        raise _auth_failed(steps) from None
+                else:
+                    pt = self._decrypt_deterministic(env, canonical, scopes, steps)
+            value = pt[1:].decode("utf-8", "surrogatepass") if pt[0] == 5 else decode(pt, canonical)
+            if parent:
+                if mine is None:
+                    mine = set()
+                node = root
+                for step in parent:
+                    child = node[step]
+                    if id(child) not in mine:
+                        child = child.copy()
+                        node[step] = child
+                        mine.add(id(child))
+                    node = child
+                node[last] = value
+            else:
+                root[last] = value
+        if check_mac:
+            self._verify_mac(materials, rid, mac_parts, scopes, data, mac_text)
+        if selected is None:
+            root.pop(self.header_field, None)
+            root.pop(self.index_field, None)
+        return root
+
+    def _layout(self, listed: tuple[str, ...]) -> tuple[tuple[Any, ...], ...]:
+        if len(set(listed)) != len(listed):
+            raise FormatError("record header: 'f' lists a field twice")
+        layout = tuple((c, *self._concrete_path(c)) for c in listed)
+        if len(self._layouts) < 4096:
+            self._layouts[listed] = layout
+        return layout
+
+    def _decrypt_deterministic(
+        self, env: envelope.Envelope, canonical: str, scopes: Mapping[str, Any], steps: Concrete
+    ) -> bytes:
+        det = self._vault().deterministic_key_by_id(env.key_id)
+        if det is None:
+            raise DecryptionError(
+                f"field {paths.display(steps)}: its deterministic key is not in the key vault "
+                "(wrong vault, or the vault key was removed)"
+            )
+        scope = scopes.get(canonical)
+        if scope is not None and type(scope) is not str:
+            raise FormatError("record header: join scopes must be strings")
+        try:
+            return det.siv.decrypt(
+                env.body, [self._deterministic_aad(det.key_id, canonical, scope)]
+            )
+        except InvalidTag:
+            raise TamperError(
+                f"field {paths.display(steps)} failed authentication (deterministic): modified "
+                "or moved from another field or table"
+            ) from None
+
+    def _header_record_id(
+        self, header: Mapping[str, Any], data: Mapping[str, Any], record_id: Any
+    ) -> bytes:
+        random_id = header.get("r")
+        if random_id is not None:
+            try:
+                raw = _a2b(random_id, strict_mode=True)
+            except (binascii.Error, ValueError, TypeError):
+                raise FormatError("record header: 'r' is not valid base64") from None
+            if len(raw) != 16:
+                raise FormatError("record header: 'r' must be 16 bytes")
+            return b"r" + raw
+        rid = self._record_id(data, record_id)
+        if rid is None:
+            raise TamperError(
+                f"record has neither its id field {self.record_id_field!r} nor a random id in "
+                "its header; pass record_id= or keep the id field"
+            )
+        return rid
+
+    def _select(self, listed: list[str], fields: FieldList | None) -> set[str] | None:
+        if fields is None:
+            return None
+        specs = [
+            paths.as_spec(f) for f in ([fields] if isinstance(fields, str | FieldSpec) else fields)
+        ]
+        chosen: set[str] = set()
+        for spec in specs:
+            hit = False
+            for canonical in listed:
+                steps = self._concrete_path(canonical)[0]
+                if len(steps) == len(spec.steps) and all(
+                    _compatible(p, s) for p, s in zip(spec.steps, steps, strict=True)
+                ):
+                    chosen.add(canonical)
+                    hit = True
+            if not hit and not spec.optional:
+                raise PathError(
+                    f"field {spec.path} is not among the record's encrypted fields; mark it "
+                    "optional or pick one the header lists"
+                )
+        return chosen
+
+    def _verify_mac(
+        self,
+        materials: DataKeyMaterials,
+        rid: bytes,
+        mac_parts: list[bytes],
+        scopes: Mapping[str, Any],
+        data: Mapping[str, Any],
+        mac_text: Any,
+    ) -> None:
+        if mac_text is None:
+            raise TamperError("record MAC required but the record header has none (removed?)")
+        try:
+            expected = _a2b(mac_text, strict_mode=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise FormatError("record header: 'm' is not valid base64") from None
+        index = data.get(self.index_field) or {}
+        if type(index) is not dict:
+            raise FormatError(f"{self.index_field!r} must be an object")
+        actual = self._mac(materials, rid, mac_parts, scopes, index)
+        if not hmac.compare_digest(actual, expected):
+            raise TamperError(
+                "record MAC mismatch: an encrypted field was dropped, swapped, replayed from an "
+                "older version, or the header or blind indexes were changed"
+            )
+
+    def decrypt_records(self, records: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+        for record in records:
+            yield self.decrypt_fields(record)
+
+    # -- searchable helpers -----------------------------------------------------------
+    def blind_index(self, path: str, value: Any, normaliser: str = "text") -> str:
+        """The blind index of ``value`` for field ``path`` (to query ``_fe_bidx.<name>``)."""
+        spec = FieldSpec(path, blind_index=normaliser)  # type: ignore[arg-type]
+        if spec.has_wildcard:
+            raise PathError("blind indexes need a path without [*]")
+        name = blind_index.index_name(paths.display(spec.steps))
+        return blind_index.compute(self._index_key(name), value, normaliser, path)
+
+    def encrypt_deterministic(self, path: str, value: Any, join_scope: str | None = None) -> str:
+        """The deterministic ciphertext a field would get (to query equality)."""
+        spec = FieldSpec(path, deterministic=True, join_scope=join_scope)
+        steps: Concrete = tuple(spec.steps)  # type: ignore[arg-type]
+        canonical = paths.canonical(steps)
+        det = self._vault().deterministic_key()
+        ct = det.siv.encrypt(
+            values.encode(value, canonical),
+            [self._deterministic_aad(det.key_id, canonical, join_scope)],
+        )
+        env = _SIV_HEAD + det.key_id + envelope.encode_length(len(ct)) + ct
+        return envelope.to_string(env)
+
+    # -- rotation ---------------------------------------------------------------------------
+    def rewrap(
+        self,
+        data: Mapping[str, Any],
+        destination: Keyring,
+        memo: dict[str, list[dict[str, str]]] | None = None,
+    ) -> dict[str, Any]:
+        """Re-wrap the record's data key under ``destination`` (KMS ReEncrypt); fields untouched.
+
+        ``memo`` (a dict kept across calls) makes one key-service call per data key.
+        """
+        header = self._header(dict(data))
+        key_text = header.get("k")
+        new_edks = memo.get(key_text) if memo is not None and type(key_text) is str else None
+        if new_edks is None:
+            wrapped = header.get("w")
+            if type(wrapped) is not list or not wrapped:
+                raise FormatError("record header: 'w' (wrapped data keys) is missing or empty")
+            edks = [EncryptedDataKey.from_json(item) for item in wrapped]
+            rewrapped = destination.rewrap(edks, self._context, self.keyring)
+            new_edks = [e.to_json() for e in rewrapped]
+            if memo is not None and type(key_text) is str:
+                memo[key_text] = new_edks
+        out = dict(data)
+        out[self.header_field] = {**header, "w": list(new_edks)}
+        return out
+
+    def rekey(
+        self,
+        data: Mapping[str, Any],
+        destination: FieldEncryption | None = None,
+        *,
+        record_id: str | int | None = None,
+    ) -> dict[str, Any]:
+        """Decrypt the record and encrypt the same fields again under a new data key.
+
+        ``destination`` (default: this object) supplies the keyring, vault and options;
+        the new data key is never the record's old one. Blind indexes are carried over.
+        """
+        target_fe = destination or self
+        header = self._header(dict(data))
+        listed = header.get("f")
+        if type(listed) is not list:
+            raise FormatError("record header: 'f' must be a list")
+        old_key = header.get("k")
+        algorithms: dict[str, int] = {}
+        for canonical in listed:
+            steps = self._concrete_path(canonical)[0]
+            value = _walk(data, steps)
+            if value is not _MISSING:
+                raw = (
+                    value
+                    if type(value) is bytes
+                    else (envelope.from_string(value) if type(value) is str else b"")
+                )
+                if len(raw) > 1:
+                    algorithms[canonical] = raw[1]
+        scopes = header.get("s") or {}
+        plain = self.decrypt_fields(data, record_id=record_id)
+        carried = data.get(self.index_field)
+        if type(carried) is not dict:
+            carried = None
+        targets = []
+        for canonical in listed:
+            steps = self._concrete_path(canonical)[0]
+            deterministic = algorithms.get(canonical) == envelope.ALG_AES_SIV_512
+            scope = scopes.get(canonical) if deterministic else None
+            spec = FieldSpec(paths.display(steps), deterministic=deterministic, join_scope=scope)
+            targets.append((_target(steps, spec), paths.get(plain, steps)))
+        avoid = None
+        if type(old_key) is str:
+            try:
+                avoid = _a2b(old_key, strict_mode=True)
+            except (binascii.Error, ValueError):
+                avoid = None
+        rid = None if "r" in header else target_fe._record_id(plain, record_id)
+        return target_fe._encrypt_targets(plain, targets, rid, carried, avoid)
+
+
+def _not_ciphertext(steps: Concrete, value: Any) -> TamperError:
+    if value is _MISSING:
+        return TamperError(
+            f"encrypted field {paths.display(steps)} is listed in the record header but "
+            "missing from the record (dropped?)"
+        )
+    return TamperError(
+        f"field {paths.display(steps)} should be encrypted but holds a non-ciphertext "
+        f"{type(value).__name__}"
+    )
+
+
+def _other_key(steps: Concrete) -> TamperError:
+    return TamperError(
+        f"field {paths.display(steps)} was encrypted under another data key than the record "
+        "header names (moved from another record?)"
+    )
+
+
+def _auth_failed(steps: Concrete) -> TamperError:
+    return TamperError(
+        f"field {paths.display(steps)} failed authentication: modified, moved from another "
+        "field, record or table, or the wrong namespace/record id"
+    )
+
+
+def _build_keyring(
+    key_provider: str | None,
+    key_id: str | None,
+    key_file: Any,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    additional_key_ids: Sequence[str],
+) -> Keyring:
+    if key_provider == "aws_kms":
+        if not key_id:
+            raise ConfigurationError("key_provider='aws_kms' needs key_id (KMS key ARN or alias)")
+        primary = AwsKmsKeyring(key_id, region=region, profile=profile, endpoint_url=endpoint_url)
+        if not additional_key_ids:
+            return primary
+        others = [
+            AwsKmsKeyring(k, profile=profile, endpoint_url=endpoint_url) for k in additional_key_ids
+        ]
+        return MultiKeyring(primary, others)
+    if key_provider == "local":
+        if key_file is None:
+            raise ConfigurationError("key_provider='local' needs key_file (a local key file)")
+        return LocalKeyring.from_file(key_file)
+    raise ConfigurationError(
+        f"key_provider must be 'aws_kms' or 'local' (or pass keyring=...), not {key_provider!r}"
+    )
