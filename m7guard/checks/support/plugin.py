@@ -279,6 +279,8 @@ def _message(call: pytest.CallInfo[None]) -> str:
         return text[len(NOTAPPLICABLE) :] if text.startswith(NOTAPPLICABLE) else text
     if isinstance(value, AssertionError):
         return str(value).split("\nassert ")[0].strip()
+    if isinstance(value, HostUnreachableError):
+        return str(value)
     return f"{type(value).__name__}: {value}".strip()
 
 

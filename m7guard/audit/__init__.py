@@ -1,0 +1,1 @@
+"""`m7guard audit`: run the checks over an inventory and write one results file."""

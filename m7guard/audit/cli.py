@@ -1,0 +1,159 @@
+"""`m7guard audit`: evaluate a profile on an inventory and write the reports.
+
+Exit codes (like `oscap xccdf eval`, with error counted as failing):
+  0  no result in state fail or error at or above --fail-on
+  2  at least one fail or error result at or above --fail-on (an unreachable host's rules
+     are errors, so an unreachable host fails the audit)
+  1  the audit itself could not run: invalid catalog, unknown profile, missing inventory or
+     waivers file, no matching host, the checks crashed
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from m7guard.audit.results import FAIL_ON_CHOICES, STATES, Results
+from m7guard.audit.runner import AuditOptions, run_audit
+from m7guard.audit.runner import Progress as ProgressHooks
+from m7guard.errors import M7guardError
+from m7guard.reports import FORMATS, parse_formats, render
+
+STATE_STYLE = {
+    "pass": "green",
+    "fail": "red",
+    "error": "magenta",
+    "notapplicable": "dim",
+    "waived": "yellow",
+}
+
+
+def summary_table(results: Results) -> Table:
+    table = Table(title=f"profile {results.data['profile']['id']}")
+    table.add_column("host")
+    for state in STATES:
+        table.add_column(state, justify="right", style=STATE_STYLE[state])
+    for host, rows in results.by_host().items():
+        counts = results.counts(rows)
+        table.add_row(host, *(str(counts[s]) for s in STATES))
+    return table
+
+
+@click.command()
+@click.option(
+    "-i",
+    "--inventory",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ansible inventory (e.g. inventories/lab/hosts.yml).",
+)
+@click.option("--limit", default=None, help="Hosts or groups, comma separated (shell patterns).")
+@click.option(
+    "--profile", default="baseline", show_default=True, help="Profile in policies/profiles/."
+)
+@click.option(
+    "--waivers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Waivers file (see policies/waivers.example.yml).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Directory for results.json and the reports.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="json,html",
+    show_default=True,
+    help=f"Comma separated: {','.join(FORMATS)}. results.json is always written.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON_CHOICES),
+    default="low",
+    show_default=True,
+    help="Exit 2 if a rule of at least this severity fails or errors (none: never).",
+)
+@click.option("--workers", default=4, show_default=True, type=int, help="Hosts read at once.")
+@click.option(
+    "--policies",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the source tree's).",
+)
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds for the whole run.")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    inventory: Path,
+    limit: str | None,
+    profile: str,
+    waivers: Path | None,
+    out: Path,
+    formats: str,
+    fail_on: str,
+    workers: int,
+    policies: Path | None,
+    timeout: float,
+) -> None:
+    """Evaluate the profile's rules on every host of INVENTORY and write the reports.
+
+    Exit 0 when nothing fails at or above --fail-on, 2 when something does (fail and error
+    both count; an unreachable host's rules are errors), 1 when the audit could not run.
+    """
+    err = Console(stderr=True, highlight=False)
+    try:
+        wanted = parse_formats(formats)
+        opts = AuditOptions(
+            inventory=inventory,
+            limit=limit,
+            profile=profile,
+            policies=policies,
+            waivers=waivers,
+            workers=workers,
+            timeout=timeout,
+        )
+        with Progress(
+            TextColumn("[bold]audit[/bold] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("reading hosts", total=None)
+            hooks = ProgressHooks(
+                on_total=lambda total, hosts: bar.update(
+                    task, total=total, description=f"{len(hosts)} host(s)"
+                ),
+                on_host=lambda host, error: error and err.print(f"[magenta]{host}: {error}"),
+                on_result=lambda result: bar.advance(task),
+            )
+            results = run_audit(opts, hooks, log_dir=out)
+        written = render(results, wanted, out)
+    except M7guardError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        ctx.exit(1)
+    console = Console(highlight=False)
+    console.print(summary_table(results))
+    for warning in results.data["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+    unreachable = {h["name"] for h in results.data["hosts"] if not h["reachable"]}
+    for r in results.failing(fail_on):
+        if r["host"] in unreachable:
+            continue  # one warning per unreachable host is enough
+        console.print(
+            f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
+            f"({results.severity(r['rule'])}): {r['message']}"
+        )
+    for fmt, path in written.items():
+        console.print(f"{fmt}: {path}")
+    ctx.exit(results.exit_code(fail_on))

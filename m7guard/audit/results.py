@@ -1,0 +1,287 @@
+"""The results file: one versioned JSON document from which every report is rendered.
+
+Result states follow OpenSCAP: pass, fail, error, notapplicable, waived. A waived result keeps
+what the check found in `evaluated_state`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from m7guard.audit.errors import ResultsError
+from m7guard.catalog.model import SEVERITIES, Catalog, Profile, Rule, severity_rank
+
+SCHEMA_VERSION = "1.0"
+STATES: tuple[str, ...] = ("pass", "fail", "error", "notapplicable", "waived")
+FAILING_STATES = frozenset({"fail", "error"})
+FAIL_ON_CHOICES: tuple[str, ...] = (*SEVERITIES, "none")
+
+_STR = {"type": "string"}
+_STRS = {"type": "array", "items": _STR}
+RESULTS_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "m7guard audit results",
+    "type": "object",
+    "required": [
+        "schema_version",
+        "tool",
+        "started",
+        "finished",
+        "inventory",
+        "profile",
+        "hosts",
+        "rules",
+        "frameworks",
+        "results",
+        "waivers",
+        "warnings",
+    ],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "tool": {
+            "type": "object",
+            "required": ["name", "version"],
+            "properties": {"name": _STR, "version": _STR},
+        },
+        "started": {"type": "string", "format": "date-time"},
+        "finished": {"type": "string", "format": "date-time"},
+        "inventory": _STR,
+        "limit": {"type": ["string", "null"]},
+        "profile": {
+            "type": "object",
+            "required": ["id", "title", "frameworks"],
+            "properties": {"id": _STR, "title": _STR, "frameworks": _STRS},
+        },
+        "hosts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "reachable"],
+                "properties": {
+                    "name": _STR,
+                    "reachable": {"type": "boolean"},
+                    "error": {"type": ["string", "null"]},
+                    "groups": {"type": ["array", "null"], "items": _STR},
+                    "facts": {"type": "object"},
+                },
+            },
+        },
+        "rules": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["title", "severity", "references", "remediation", "check", "file"],
+                "properties": {"severity": {"enum": list(SEVERITIES)}},
+            },
+        },
+        "frameworks": {"type": "object"},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["host", "rule", "state", "message", "evidence", "duration"],
+                "properties": {
+                    "host": _STR,
+                    "rule": _STR,
+                    "state": {"enum": list(STATES)},
+                    "evaluated_state": {"enum": list(STATES)},
+                    "message": _STR,
+                    "evidence": {"type": "object"},
+                    "duration": {"type": "number", "minimum": 0},
+                    "waiver": {"type": ["object", "null"]},
+                },
+            },
+        },
+        "waivers": {"type": "array", "items": {"type": "object"}},
+        "warnings": _STRS,
+    },
+}
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def rule_snapshot(catalog: Catalog, rule: Rule, profile: Profile | None) -> dict[str, Any]:
+    """What the reports need to know about a rule, frozen into the results."""
+    from m7guard.catalog.loader import display_path
+
+    return {
+        "title": rule.title,
+        "severity": rule.severity,
+        "area": rule.area,
+        "description": rule.description,
+        "rationale": rule.rationale,
+        "references": {k: list(v) for k, v in rule.references.items()},
+        "remediation": {
+            "role": rule.remediation_role,
+            "tags": list(rule.remediation_tags),
+            "command": rule.remediation_command,
+        },
+        "check": rule.check,
+        "file": display_path(rule.path, catalog.root),
+        "parameters": catalog.parameters_for(rule, profile),
+    }
+
+
+def framework_snapshot(catalog: Catalog, framework_id: str) -> dict[str, Any]:
+    fw = catalog.frameworks[framework_id]
+    return {
+        "title": fw.title,
+        "version": fw.version,
+        "requirements": [
+            {"id": r.id, "title": r.title, "evidence": r.evidence} for r in fw.requirements
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class RequirementStatus:
+    """How a framework requirement fared in an audit.
+
+    status: satisfied (every result of its rules passed, was notapplicable or waived, at least
+    one was evaluated), not-satisfied (a rule failed or errored), not-assessed (its rules
+    produced no evaluated result), manual (no rule automates it: evidence needed).
+    """
+
+    framework: str
+    id: str
+    title: str
+    evidence: str
+    rules: tuple[str, ...]
+    status: str
+    failing: tuple[str, ...]
+
+
+class Results:
+    """A results document with the views every report needs."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @classmethod
+    def load(cls, path: Path) -> Results:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ResultsError(f"cannot read {path}: {exc.strerror}") from exc
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from exc
+        return cls.validated(data, str(path))
+
+    @classmethod
+    def validated(cls, data: dict[str, Any], where: str = "results") -> Results:
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ResultsError(
+                f"{where}: schema_version {version!r} is not {SCHEMA_VERSION!r}; "
+                "re-run the audit with this version of m7guard"
+            )
+        validator = jsonschema.Draft202012Validator(RESULTS_SCHEMA)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+        if error is not None:
+            field = "/".join(map(str, error.absolute_path)) or "(document)"
+            raise ResultsError(f"{where}: {field}: {error.message}")
+        return cls(data)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.data["results"])
+
+    @property
+    def rules(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data["rules"])
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h["name"] for h in self.data["hosts"]]
+
+    def severity(self, rule_id: str) -> str:
+        return str(self.data["rules"].get(rule_id, {}).get("severity", "medium"))
+
+    def counts(self, results: Iterable[dict[str, Any]] | None = None) -> dict[str, int]:
+        counter = Counter(r["state"] for r in (self.results if results is None else results))
+        return {state: counter.get(state, 0) for state in STATES}
+
+    def by_host(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {h: [] for h in self.hosts}
+        for r in self.results:
+            out.setdefault(r["host"], []).append(r)
+        return out
+
+    def failing(self, threshold: str = "low") -> list[dict[str, Any]]:
+        """fail and error results whose rule severity is at or above threshold."""
+        if threshold == "none":
+            return []
+        rank = severity_rank(threshold)
+        return [
+            r
+            for r in self.results
+            if r["state"] in FAILING_STATES and severity_rank(self.severity(r["rule"])) >= rank
+        ]
+
+    def exit_code(self, fail_on: str) -> int:
+        return 2 if self.failing(fail_on) else 0
+
+    def requirement_statuses(self, framework_id: str) -> list[RequirementStatus]:
+        fw = self.data["frameworks"][framework_id]
+        by_req: dict[str, list[str]] = {}
+        for rule_id, rule in sorted(self.data["rules"].items()):
+            for ref in rule["references"].get(framework_id, []):
+                by_req.setdefault(ref, []).append(rule_id)
+        by_rule: dict[str, list[dict[str, Any]]] = {}
+        for r in self.results:
+            by_rule.setdefault(r["rule"], []).append(r)
+        out = []
+        for req in fw["requirements"]:
+            rules = tuple(by_req.get(req["id"], []))
+            results = [r for rule_id in rules for r in by_rule.get(rule_id, [])]
+            failing = tuple(sorted({r["rule"] for r in results if r["state"] in FAILING_STATES}))
+            if not rules:
+                status = "manual"
+            elif failing:
+                status = "not-satisfied"
+            elif any(r["state"] in ("pass", "waived") for r in results):
+                status = "satisfied"
+            else:
+                status = "not-assessed"
+            out.append(
+                RequirementStatus(
+                    framework_id,
+                    req["id"],
+                    req["title"],
+                    req.get("evidence", ""),
+                    rules,
+                    status,
+                    failing,
+                )
+            )
+        return out
+
+    def framework_summary(self, framework_id: str) -> dict[str, Any]:
+        statuses = self.requirement_statuses(framework_id)
+        count = Counter(s.status for s in statuses)
+        assessed = count["satisfied"] + count["not-satisfied"]
+        return {
+            "framework": framework_id,
+            "title": self.data["frameworks"][framework_id]["title"],
+            "requirements": len(statuses),
+            "satisfied": count["satisfied"],
+            "not_satisfied": count["not-satisfied"],
+            "not_assessed": count["not-assessed"],
+            "manual": count["manual"],
+            "assessed": assessed,
+            "share_satisfied": (count["satisfied"] / assessed) if assessed else 0.0,
+        }

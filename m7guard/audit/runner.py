@@ -1,0 +1,338 @@
+"""Run the checks over an inventory: one pytest process, hosts read in parallel.
+
+The audit runs `python -m pytest m7guard/checks` once, with testinfra's ansible backend over
+every selected host. The checks' plugin reads each host's state in one SSH round trip, at most
+`workers` hosts at a time, before the checks evaluate it, and appends one JSON line per host
+and per result to an events file, which this module follows for the progress bar and turns
+into the results document. SSH connections are multiplexed (ControlMaster) for the run and
+closed at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m7guard import __version__
+from m7guard.audit.errors import AuditError
+from m7guard.audit.results import (
+    SCHEMA_VERSION,
+    Results,
+    framework_snapshot,
+    now_iso,
+    rule_snapshot,
+)
+from m7guard.catalog.errors import CatalogError
+from m7guard.catalog.model import Catalog, Profile
+from m7guard.catalog.validate import validate
+from m7guard.catalog.waivers import Waiver, decide, host_fact_waivers, load_waivers
+from m7guard.checks import CHECKS_DIR
+
+PYTEST_INI = "[pytest]\naddopts =\n"
+SSH_CONFIG = """\
+Host *
+  ControlMaster auto
+  ControlPath {control_dir}/%C
+  ControlPersist 60s
+  BatchMode yes
+  ConnectTimeout {connect_timeout}
+  ServerAliveInterval 5
+  ServerAliveCountMax 3
+Include ~/.ssh/config
+"""
+
+
+@dataclass
+class AuditOptions:
+    inventory: Path
+    limit: str | None = None
+    profile: str = "baseline"
+    policies: Path | None = None
+    waivers: Path | None = None
+    workers: int = 4
+    timeout: float = 900.0
+    connect_timeout: int = 10
+    today: dt.date | None = None
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI's progress bar listens to."""
+
+    on_total: Callable[[int, list[str]], None] = lambda total, hosts: None
+    on_host: Callable[[str, str | None], None] = lambda host, error: None
+    on_result: Callable[[dict[str, Any]], None] = lambda result: None
+
+
+@dataclass
+class _Events:
+    collected: dict[str, list[str]] | None = None
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def host_patterns(limit: str | None) -> str:
+    """testinfra --hosts for a limit: `node1,m7_nodes` -> ansible://node1,ansible://m7_nodes."""
+    if not limit:
+        return "ansible://all"
+    parts = [p.strip() for p in limit.replace(":", ",").split(",") if p.strip()]
+    if not parts:
+        raise AuditError(f"--limit {limit!r} names no host or group")
+    return ",".join(f"ansible://{p}" for p in parts)
+
+
+def _pytest_command(opts: AuditOptions, policies: Path, work: Path, events: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(CHECKS_DIR),
+        "-c",
+        str(work / "pytest.ini"),
+        "--rootdir",
+        str(CHECKS_DIR),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "--tb=short",
+        f"--hosts={host_patterns(opts.limit)}",
+        f"--ansible-inventory={opts.inventory}",
+        f"--ssh-config={work / 'ssh_config'}",
+        f"--m7guard-policies={policies}",
+        f"--m7guard-profile={opts.profile}",
+        f"--m7guard-events={events}",
+        f"--m7guard-workers={opts.workers}",
+    ]
+
+
+def _environment() -> dict[str, str]:
+    """The checks' environment: this interpreter's bin directory first, so testinfra finds
+    ansible-inventory from the same installation."""
+    bindir = str(Path(sys.executable).parent)
+    path = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    if shutil.which("ansible-inventory", path=path) is None:
+        raise AuditError("ansible-inventory not found: install ansible-core (pip install m7guard)")
+    return {**os.environ, "PATH": path, "ANSIBLE_VERBOSITY": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _close_masters(control_dir: Path) -> None:
+    """End the SSH master connections this audit opened."""
+    for sock in control_dir.iterdir():
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "m7guard-audit"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+
+
+def _follow(
+    proc: subprocess.Popen[bytes], events: Path, progress: Progress, opts: AuditOptions, log: Path
+) -> _Events:
+    seen = _Events()
+    offset = 0
+    deadline = time.monotonic() + opts.timeout
+
+    def drain() -> None:
+        nonlocal offset
+        if not events.exists():
+            return
+        with events.open(encoding="utf-8") as fh:
+            fh.seek(offset)
+            while True:
+                line = fh.readline()
+                if not line.endswith("\n"):
+                    break
+                offset = fh.tell()
+                event = json.loads(line)
+                if event["type"] == "collected":
+                    seen.collected = event["hosts"]
+                    total = sum(len(r) for r in event["hosts"].values())
+                    progress.on_total(total, sorted(event["hosts"]))
+                elif event["type"] == "host":
+                    seen.hosts[event["host"]] = event
+                    progress.on_host(event["host"], event["error"])
+                elif event["type"] == "result":
+                    seen.results.append(event)
+                    progress.on_result(event)
+
+    while proc.poll() is None:
+        drain()
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AuditError(f"the checks did not finish within {opts.timeout:.0f} s; see {log}")
+        time.sleep(0.05)
+    drain()
+    return seen
+
+
+def _load(opts: AuditOptions) -> tuple[Catalog, Profile, list[Waiver]]:
+    if not opts.inventory.is_file():
+        raise AuditError(f"inventory {opts.inventory} not found")
+    try:
+        catalog, problems = validate(opts.policies)
+    except CatalogError as exc:
+        raise AuditError(str(exc)) from exc
+    if problems:
+        raise AuditError(
+            "the catalog is invalid (run `m7guard catalog validate`):\n  "
+            + "\n  ".join(map(str, problems))
+        )
+    profile = catalog.profile(opts.profile)
+    waivers = load_waivers(opts.waivers, catalog) if opts.waivers else []
+    return catalog, profile, waivers
+
+
+def run_audit(
+    opts: AuditOptions, progress: Progress | None = None, log_dir: Path | None = None
+) -> Results:
+    """Evaluate the profile's rules on the inventory's hosts; raise AuditError if it cannot."""
+    progress = progress or Progress()
+    if opts.workers < 1:
+        raise AuditError("--workers must be at least 1")
+    if shutil.which("ssh") is None:
+        raise AuditError("the ssh client is missing: install openssh-client")
+    catalog, profile, file_waivers = _load(opts)
+    started = now_iso()
+    with tempfile.TemporaryDirectory(prefix="m7g-") as tmp:
+        work = Path(tmp)
+        control = work / "cm"
+        control.mkdir()
+        (work / "pytest.ini").write_text(PYTEST_INI)
+        (work / "ssh_config").write_text(
+            SSH_CONFIG.format(control_dir=control, connect_timeout=opts.connect_timeout)
+        )
+        events = work / "events.jsonl"
+        log = (log_dir or work) / "pytest.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = _pytest_command(opts, catalog.root, work, events)
+        env = _environment()
+        try:
+            with log.open("wb") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+                try:
+                    seen = _follow(proc, events, progress, opts, log)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+        finally:
+            _close_masters(control)
+        tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+        if proc.returncode not in (0, 1) or seen.collected is None:
+            detail = "\n  ".join(tail) or "no output"
+            raise AuditError(
+                f"the checks could not run (pytest exit {proc.returncode}):\n  {detail}"
+            )
+        if not seen.collected:
+            raise AuditError(f"no host of {opts.inventory} matches {opts.limit or 'all'}")
+    return assemble(opts, catalog, profile, file_waivers, seen, started=started, finished=now_iso())
+
+
+def assemble(
+    opts: AuditOptions,
+    catalog: Catalog,
+    profile: Profile,
+    file_waivers: list[Waiver],
+    seen: _Events,
+    *,
+    started: str,
+    finished: str,
+) -> Results:
+    """Build the results document from the events, applying waivers."""
+    today = opts.today or dt.date.today()
+    warnings: list[str] = []
+    waivers = list(file_waivers)
+    collected = seen.collected or {}
+    hosts = []
+    for name in sorted(collected):
+        event = seen.hosts.get(name, {})
+        error = event.get("error") if event else "the host was never read"
+        if event.get("waivers_raw"):
+            found, problems = host_fact_waivers(name, event["waivers_raw"], catalog)
+            waivers += found
+            warnings += problems
+        if error:
+            warnings.append(f"{name}: {error}; every rule on it is reported as error")
+        hosts.append(
+            {
+                "name": name,
+                "reachable": not error,
+                "error": error,
+                "groups": event.get("groups"),
+                "facts": event.get("facts", {}),
+                "duration": event.get("duration", 0.0),
+            }
+        )
+    got = {(r["host"], r["rule"]): r for r in seen.results}
+    results = []
+    applied: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for host in sorted(collected):
+        for rule_id in sorted(collected[host]):
+            event = got.get((host, rule_id))
+            result: dict[str, Any] = {
+                "host": host,
+                "rule": rule_id,
+                "state": event["state"] if event else "error",
+                "message": event["message"]
+                if event
+                else "no result recorded: the check run stopped",
+                "evidence": event["evidence"] if event else {},
+                "duration": event["duration"] if event else 0.0,
+                "waiver": None,
+            }
+            decision = decide(waivers, rule_id, host, today)
+            for w in decision.expired:
+                warnings.append(
+                    f"waiver for {w.rule} on {w.hosts} ({w.source}) expired on "
+                    f"{w.expires.isoformat()}: {rule_id} was evaluated on {host}"
+                )
+                key = (w.rule, w.hosts, w.source)
+                entry = applied.setdefault(
+                    key, {**w.to_dict(), "status": "expired", "hosts_matched": []}
+                )
+                entry["hosts_matched"].append(host)
+            if decision.active is not None:
+                w = decision.active
+                result["evaluated_state"] = result["state"]
+                result["state"] = "waived"
+                result["waiver"] = w.to_dict()
+                key = (w.rule, w.hosts, w.source)
+                entry = applied.setdefault(
+                    key, {**w.to_dict(), "status": "applied", "hosts_matched": []}
+                )
+                entry["hosts_matched"].append(host)
+            results.append(result)
+    rule_ids = sorted({r["rule"] for r in results})
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "m7guard", "version": __version__},
+        "started": started,
+        "finished": finished,
+        "inventory": str(opts.inventory),
+        "limit": opts.limit,
+        "profile": {
+            "id": profile.id,
+            "title": profile.title,
+            "frameworks": list(profile.frameworks),
+        },
+        "hosts": hosts,
+        "rules": {rid: rule_snapshot(catalog, catalog.rule(rid), profile) for rid in rule_ids},
+        "frameworks": {fw: framework_snapshot(catalog, fw) for fw in profile.frameworks},
+        "results": results,
+        "waivers": sorted(applied.values(), key=lambda w: (w["rule"], w["hosts"])),
+        "warnings": warnings,
+    }
+    return Results.validated(data)

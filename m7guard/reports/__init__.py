@@ -1,0 +1,68 @@
+"""Reports rendered from a results file: html, junit, sarif, oscal, prom (and the json itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from m7guard.audit.results import Results
+from m7guard.errors import M7guardError
+
+
+class ReportError(M7guardError):
+    """A report could not be rendered or written."""
+
+
+def _json(results: Results) -> str:
+    import json
+
+    return json.dumps(results.data, indent=2) + "\n"
+
+
+def _renderers() -> dict[str, tuple[str, Callable[[Results], str]]]:
+    from m7guard.reports import html, junit, oscal, prom, sarif
+
+    return {
+        "json": ("results.json", _json),
+        "html": ("report.html", html.render),
+        "junit": ("junit.xml", junit.render),
+        "sarif": ("results.sarif", sarif.render),
+        "oscal": ("assessment-results.json", oscal.render),
+        "prom": ("m7guard.prom", prom.render),
+    }
+
+
+FORMATS: tuple[str, ...] = ("json", "html", "junit", "sarif", "oscal", "prom")
+
+
+def parse_formats(text: str) -> list[str]:
+    """`json,html` -> ["json", "html"]; `all` -> every format; unknown names are an error."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return list(FORMATS)
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown:
+        raise ReportError(
+            f"unknown report format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def render(
+    results: Results, formats: Iterable[str], out_dir: Path, *, write_json: bool = True
+) -> dict[str, Path]:
+    """Write results.json (unless write_json is False) and each requested format into out_dir;
+    return format -> path."""
+    renderers = _renderers()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    wanted = [f for f in formats if f != "json"]
+    for fmt in (["json"] if write_json else []) + wanted:
+        name, fn = renderers[fmt]
+        path = out_dir / name
+        try:
+            path.write_text(fn(results), encoding="utf-8")
+        except OSError as exc:
+            raise ReportError(f"cannot write {path}: {exc.strerror}") from exc
+        written[fmt] = path
+    return written

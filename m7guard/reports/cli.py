@@ -1,0 +1,40 @@
+"""`m7guard report`: render reports from a results.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from m7guard.audit.results import Results
+from m7guard.errors import M7guardError
+from m7guard.reports import FORMATS, parse_formats, render
+
+
+@click.command()
+@click.argument("results_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    default="html",
+    show_default=True,
+    help=f"Comma separated: {','.join(FORMATS)} or all.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory (default: the directory of RESULTS_FILE).",
+)
+@click.pass_context
+def report(ctx: click.Context, results_file: Path, formats: str, out: Path | None) -> None:
+    """Render reports (html, junit, sarif, oscal, prom) from RESULTS_FILE."""
+    try:
+        results = Results.load(results_file)
+        wanted = [f for f in parse_formats(formats) if f != "json"]
+        written = render(results, wanted, out or results_file.parent, write_json=False)
+    except M7guardError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    for fmt, path in written.items():
+        click.echo(f"{fmt}: {path}")
