@@ -7,9 +7,12 @@ import sys
 import click
 
 from m7guard import __version__
+from m7guard.audit.cli import audit
 from m7guard.catalog.cli import catalog
+from m7guard.diff import diff_command
 from m7guard.errors import M7guardError
 from m7guard.lab.cli import lab
+from m7guard.reports.cli import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +23,9 @@ def cli() -> None:
 
 cli.add_command(lab)
 cli.add_command(catalog)
+cli.add_command(audit)
+cli.add_command(report)
+cli.add_command(diff_command)
 
 
 def main() -> None:
