@@ -624,7 +624,12 @@ class FieldEncryption:
                 if not wanted:
                     continue
             # fast path: version 1, AES-256-GCM, a one-byte length that matches exactly
-            if raw[:18] == head and len(raw) == raw[30] + 31 and _GCM_MIN_BODY <= raw[30] < 0x80:
+            if (
+                len(raw) >= _GCM_MIN
+                and raw[:18] == head
+                and len(raw) == raw[30] + 31
+                and raw[30] < 0x80
+            ):
                 try:
                     pt = aead_decrypt(raw[18:30], raw[31:], record_prefix + path_part)
                 except InvalidTag:

@@ -72,6 +72,18 @@ def _is_key_arn(key_id: str) -> bool:
     return key_id.startswith("arn:") and ":key/" in key_id
 
 
+def kms_client_config() -> Any:
+    """botocore Config for KMS clients: no botocore retries (the keyring retries itself)."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+        user_agent_extra="field-encryption",
+    )
+
+
 class AwsKmsKeyring(Keyring):
     """Wraps data keys with one AWS KMS key.
 
@@ -132,15 +144,9 @@ class AwsKmsKeyring(Keyring):
     def _build_client(self) -> Any:
         try:
             import boto3
-            from botocore.config import Config
         except ImportError as exc:  # pragma: no cover - boto3 is a dependency
             raise ConfigurationError("the aws_kms keyring needs boto3: pip install boto3") from exc
-        config = Config(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
-            user_agent_extra="field-encryption",
-        )
+        config = kms_client_config()
         try:
             session = boto3.session.Session(profile_name=self._profile, region_name=self.region)
             return session.client("kms", endpoint_url=self._endpoint_url, config=config)
