@@ -143,7 +143,8 @@ def _keys(item: pytest.Item) -> tuple[str, ...]:
 
 def _item_host(item: pytest.Item) -> Any | None:
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("_testinfra_host") if callspec is not None else None
+    host = callspec.params.get("_testinfra_host") if callspec is not None else None
+    return host if hasattr(host, "backend") else None  # no host matched: pytest's NOTSET
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

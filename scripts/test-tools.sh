@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the tools the report tests use, only where they are missing (safe to run again):
+#   - Chromium (Debian package) to render the HTML report headless,
+#   - the official SARIF validator (@microsoft/sarif-multitool, pinned in
+#     tests/tools/package.json) into tests/tools/node_modules (git-ignored),
+#   - compliance-trestle and junitparser through the project's `test` extra.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+python=${PYTHON:-"$root/.venv/bin/python"}
+[ -x "$python" ] || python=$(command -v python3)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  echo "test-tools: installing chromium"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "test-tools: installing nodejs and npm"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+tools="$root/tests/tools"
+want=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@microsoft/sarif-multitool"])' "$tools/package.json")
+have=""
+if [ -f "$tools/node_modules/@microsoft/sarif-multitool/package.json" ]; then
+  have=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
+    "$tools/node_modules/@microsoft/sarif-multitool/package.json")
+fi
+if [ "$have" != "$want" ]; then
+  echo "test-tools: installing @microsoft/sarif-multitool $want"
+  (cd "$tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+if ! "$python" -c 'import trestle, junitparser' >/dev/null 2>&1; then
+  echo "test-tools: installing the test extra (compliance-trestle, junitparser)"
+  "$python" -m pip install -q -e "$root[test]"
+fi
+echo "test-tools: ready"
