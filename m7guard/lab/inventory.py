@@ -68,6 +68,9 @@ def build_inventory(spec: LabSpec, ssh_dir: Path, include_vm: bool = True) -> di
                 "ansible_ssh_common_args": (
                     f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes"
                 ),
+                # Control sockets live and die with this lab: a new lab never reuses a
+                # master connection to a removed node that had the same address.
+                "ansible_control_path_dir": str(ssh_dir / "cp"),
                 "m7guard_lab_name": spec.name,
                 "m7guard_lab_networks": networks,
                 "m7guard_lab_controller_addresses": controller,

@@ -79,7 +79,7 @@ class VmProcess:
             "-drive", f"file={self.nvme},if=none,id=nv0,format=raw",
             "-device", f"nvme,serial={self.node.nvme_serial},drive=nv0",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
-            "-device", "virtio-net-pci,netdev=n0",
+            "-device", "virtio-net-pci,netdev=n0,romfile=",
         ]
         run(cmd, what="starting vm1 (qemu)", timeout=60)
         if not self.running():
@@ -92,12 +92,15 @@ class VmProcess:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
-        if Path(f"/proc/{pid}").exists():
+        if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while Path(f"/proc/{pid}").exists():
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _alive(pid):
                 time.sleep(0.1)
+            if _alive(pid):
+                raise LabError(f"qemu (pid {pid}) for {self.node.name} did not exit after SIGKILL")
         self.pidfile.unlink(missing_ok=True)
         return True
 
@@ -107,6 +110,15 @@ class VmProcess:
         except FileNotFoundError:
             return "(no console output)"
         return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def port_free(port: int) -> bool:

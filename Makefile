@@ -1,0 +1,57 @@
+# m7guard: two commands do all set-up on a fresh Debian host (as root):
+#   make demo   build the local lab, harden it, audit it, write reports
+#   make test   install everything and run the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTHON3 ?= python3
+
+.PHONY: help deps venv test-tools lint test test-unit test-integration demo lab-up lab-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+deps: ## install the system packages the lab and tests need (apt-get, only what is missing)
+	@bash scripts/deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[test,dev]'
+	@touch $(STAMP)
+	@echo "venv: $(VENV) has m7guard and its test and dev tools"
+
+venv: $(STAMP) ## create .venv with the project and its test/dev extras
+
+test-tools: deps venv ## validators used by the report tests (chromium, SARIF validator, trestle)
+	@PYTHON=$(PY) bash scripts/test-tools.sh
+
+lint: venv ## ruff, yamllint and ansible-lint (production profile)
+	$(BIN)/ruff check .
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production playbooks roles
+
+test-unit: venv ## the unit tests alone (no lab)
+	@bash scripts/pytest.sh tests/unit
+
+test-integration: deps test-tools ## the lab-backed tests alone
+	@bash scripts/pytest.sh tests/integration
+
+test: deps test-tools lint ## everything: lint, unit and lab integration tests
+	@bash scripts/pytest.sh tests
+
+demo: deps venv ## build the lab, run site.yml, show the inventory and node facts
+	@bash scripts/demo.sh
+
+lab-up: deps venv ## bring the local lab up
+	$(BIN)/m7guard lab up
+
+lab-down: venv ## remove the local lab (cached images stay)
+	$(BIN)/m7guard lab down
+
+clean: ## remove the venv and caches (not the lab: use lab-down)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info

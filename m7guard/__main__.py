@@ -1,0 +1,3 @@
+from m7guard.cli import main
+
+main()

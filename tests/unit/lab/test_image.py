@@ -1,0 +1,69 @@
+"""Image recipes: the hash that decides whether a cached image can be reused."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from m7guard.lab.image import COMMON_FILES, Recipe, host_mirror
+
+
+def test_digest_is_stable_and_short() -> None:
+    assert Recipe().digest() == Recipe().digest()
+    assert len(Recipe().digest()) == 16
+    assert Recipe().image_tag.endswith(":" + Recipe().digest())
+
+
+def test_digest_ignores_package_order() -> None:
+    base = Recipe()
+    shuffled = dataclasses.replace(base, packages=tuple(reversed(base.packages)))
+    assert shuffled.digest() == base.digest()
+
+
+def test_digest_changes_with_every_input() -> None:
+    base = Recipe()
+    variants = [
+        dataclasses.replace(base, suite="trixie"),
+        dataclasses.replace(base, variant="buildd"),
+        dataclasses.replace(base, packages=(*base.packages, "nftables")),
+        dataclasses.replace(base, vm_packages=(*base.vm_packages, "grub-pc")),
+        dataclasses.replace(base, files={**COMMON_FILES, "etc/motd": (0o644, "hi\n")}),
+        dataclasses.replace(
+            base,
+            files={k: (m, c + "# changed\n") if k.endswith(".conf") else (m, c)
+                   for k, (m, c) in COMMON_FILES.items()},
+        ),
+        dataclasses.replace(base, vm_units=(*base.vm_units, "x.service")),
+        dataclasses.replace(base, version=base.version + 1),
+    ]
+    digests = {v.digest() for v in variants}
+    assert base.digest() not in digests
+    assert len(digests) == len(variants)
+
+
+def test_host_mirror_reads_deb822_sources(tmp_path: Path) -> None:
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example.test/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\n"
+        "Types: deb\nURIs: http://mirror.example.test/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n"
+    )
+    assert host_mirror(tmp_path) == "http://mirror.example.test/debian"
+
+
+def test_host_mirror_reads_legacy_lines_and_skips_security(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(
+        "# comment\n"
+        "deb http://sec.example.test/debian-security bookworm-security main\n"
+        "deb [arch=amd64] http://mirror.example.test/debian bookworm main\n"
+    )
+    assert host_mirror(tmp_path) == "http://mirror.example.test/debian"
+
+
+def test_host_mirror_none_when_no_bookworm_source(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text("deb http://mirror.example.test/ubuntu jammy main\n")
+    assert host_mirror(tmp_path) is None
