@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import hmac
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -41,6 +42,7 @@ class DataKeyMaterials:
         "key_id",
         "key_id_text",
         "namespace",
+        "nonce_base",
         "uses",
     )
 
@@ -55,6 +57,9 @@ class DataKeyMaterials:
         self.namespace = namespace
         self.aad_prefix = aad.prefix(envelope.ALG_AES_256_GCM, self.key_id, namespace)
         self.gcm_head = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM)) + self.key_id
+        # GCM nonces: 4 random bytes || 8-byte counter of the field's use index. Uses are
+        # reserved under the cache lock, so no two fields under this key share a nonce.
+        self.nonce_base = int.from_bytes(os.urandom(4), "big") << 64
         self.created = time.monotonic()
         self.uses = 0
         self.bytes_used = 0
@@ -109,12 +114,14 @@ class DataKeyCache:
         fields: int,
         nbytes: int,
         factory: Callable[[], DataKeyMaterials],
-    ) -> DataKeyMaterials:
+    ) -> tuple[DataKeyMaterials, int]:
         """Materials that may encrypt ``fields`` more fields of ``nbytes`` plaintext.
 
-        The uses and bytes are reserved before returning, so concurrent callers never
-        push a key past its limits. ``factory`` runs under the lock (one key-service
-        call even when many threads miss at once).
+        Returns the materials and the index of the first reserved use (the fields get
+        uses ``start .. start + fields - 1``). The uses and bytes are reserved before
+        returning, so concurrent callers never share a use or push a key past its
+        limits. ``factory`` runs under the lock (one key-service call even when many
+        threads miss at once).
         """
         limits = self.limits
         with self._lock:
@@ -140,9 +147,10 @@ class DataKeyCache:
                 self.misses += 1
             else:
                 self.hits += 1
-            current.uses += fields
+            start = current.uses
+            current.uses = start + fields
             current.bytes_used += nbytes
-            return current
+            return current, start
 
     def clear(self) -> None:
         with self._lock:
@@ -162,14 +170,14 @@ class NoCache:
         fields: int,
         nbytes: int,
         factory: Callable[[], DataKeyMaterials],
-    ) -> DataKeyMaterials:
+    ) -> tuple[DataKeyMaterials, int]:
         if fields > MAX_USES_CEILING:
             raise ConfigurationError("too many encrypted fields in one record")
         materials = factory()
         materials.uses = fields
         materials.bytes_used = nbytes
         self.misses += 1
-        return materials
+        return materials, 0
 
     def clear(self) -> None:
         return None
@@ -187,17 +195,18 @@ class UnwrappedKeyCache:
         if max_entries <= 0 or max_age <= 0:
             raise ConfigurationError("decryption cache max_entries and max_age must be positive")
         self._max_entries = max_entries
-        self._max_age = max_age
+        self.max_age = max_age
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Hashable, DataKeyMaterials] = OrderedDict()
+        # read without the lock (a dict read is atomic in CPython); changes take the lock
+        self.entries: OrderedDict[Hashable, DataKeyMaterials] = OrderedDict()
+        self._entries = self.entries
 
     def get(self, cache_key: Hashable) -> DataKeyMaterials | None:
-        # a dict read is atomic in CPython; only changes take the lock
         found = self._entries.get(cache_key)
         if found is None:
             return None
-        if self._clock() - found.created > self._max_age:
+        if self._clock() - found.created > self.max_age:
             with self._lock:
                 if self._entries.get(cache_key) is found:
                     del self._entries[cache_key]
