@@ -42,8 +42,9 @@ def host_name(host: Any) -> str:
     backend = host.backend
     if getattr(backend, "NAME", "") == "ansible":
         return str(backend.host)
-    ident = str(backend.get_pytest_id())
-    return "localhost" if ident.startswith("local://") else ident.split("://", 1)[-1]
+    if getattr(backend, "NAME", "") == "local":
+        return "localhost"
+    return str(backend.get_pytest_id()).split("://", 1)[-1]
 
 
 def host_groups(host: Any) -> tuple[str, ...] | None:
