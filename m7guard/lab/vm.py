@@ -45,8 +45,25 @@ class VmProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def processes(self) -> list[int]:
+        """Every live process started for this lab's VM (its command line names our pid file),
+        including one whose pid file was lost with an interrupted run."""
+        found: list[int] = []
+        needle = str(self.pidfile).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if needle in args and _alive(int(entry.name)):
+                found.append(int(entry.name))
+        return found
+
     def start(self, image: VmImage, seed_dir: Path) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.stop()  # a qemu of ours that lost its pid file would hold the port
         port = self.node.ssh_port
         if not port_free(port):
             raise LabError(
@@ -86,10 +103,13 @@ class VmProcess:
             raise LabError(f"qemu for vm1 exited at once; its console log is {self.console}")
 
     def stop(self, timeout: float = 15) -> bool:
-        pid = self.pid()
-        if pid is None:
-            self.pidfile.unlink(missing_ok=True)
-            return False
+        pids = self.processes()
+        for pid in pids:
+            self._stop_pid(pid, timeout)
+        self.pidfile.unlink(missing_ok=True)
+        return bool(pids)
+
+    def _stop_pid(self, pid: int, timeout: float) -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
@@ -101,8 +121,6 @@ class VmProcess:
                 time.sleep(0.1)
             if _alive(pid):
                 raise LabError(f"qemu (pid {pid}) for {self.node.name} did not exit after SIGKILL")
-        self.pidfile.unlink(missing_ok=True)
-        return True
 
     def console_tail(self, lines: int = 15) -> str:
         try:

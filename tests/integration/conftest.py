@@ -11,74 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-os.environ.setdefault("M7GUARD_CACHE_DIR", "/var/cache/m7guard-test")
-os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+from labkit import BIN, ROOT, LabHandle, run_m7guard
 
 _LAB_USED = False
-
-
-@dataclass
-class LabHandle:
-    root: Path
-    inventory: Path
-
-    def m7guard(self, *args: str, timeout: float = 1200, check: bool = True,
-                ) -> subprocess.CompletedProcess[str]:
-        return run_m7guard(*args, timeout=timeout, check=check)
-
-    def ssh_args(self, node: str) -> list[str]:
-        from m7guard.lab.manager import Lab, default_paths
-
-        return Lab(default_paths(self.root), say=lambda _m: None).ssh_args(node)
-
-    def ssh(self, node: str, command: str, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*self.ssh_args(node), command], capture_output=True, text=True,
-                              timeout=timeout, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"on {node}: {command!r} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
-
-    def ansible(self, pattern: str, *args: str, check: bool = True,
-                timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(BIN / "ansible"), "-i", str(self.inventory), pattern, *args],
-            capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"ansible {pattern} {args} failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def playbook(self, *args: str, check: bool = True,
-                 timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(BIN / "ansible-playbook"), "-i", str(self.inventory), *args],
-            capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"ansible-playbook {args} failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-
-def run_m7guard(*args: str, timeout: float = 1200,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(BIN / "m7guard"), *args], capture_output=True, text=True,
-                          timeout=timeout, check=False, cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "200"})
-    if check and proc.returncode != 0:
-        pytest.fail(f"m7guard {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n"
-                    f"{proc.stderr}", pytrace=False)
-    return proc
 
 
 @pytest.fixture(scope="session")

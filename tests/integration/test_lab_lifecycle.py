@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, ROOT, LabHandle, run_m7guard
+from labkit import BIN, ROOT, LabHandle, run_m7guard
 
 from m7guard.lab.image import ImageCache
 from m7guard.lab.spec import LAB_LABEL, LabSpec

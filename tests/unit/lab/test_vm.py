@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from m7guard.lab.spec import DEFAULT_VM
@@ -27,7 +28,12 @@ def test_pid_of_a_process_naming_the_pidfile_is_ours(tmp_path: Path) -> None:
     )
     try:
         vm.pidfile.write_text(str(proc.pid))
+        for _ in range(100):  # until the child has exec'd and its command line is its own
+            if vm.pid() is not None:
+                break
+            time.sleep(0.05)
         assert vm.pid() == proc.pid
+        assert vm.processes() == [proc.pid]
         assert vm.stop(timeout=5) is True
         assert proc.wait(timeout=5) != 0
     finally:
