@@ -43,6 +43,7 @@ class DataKeyMaterials:
         "key_id_text",
         "namespace",
         "nonce_base",
+        "string_head",
         "uses",
     )
 
@@ -57,6 +58,10 @@ class DataKeyMaterials:
         self.namespace = namespace
         self.aad_prefix = aad.prefix(envelope.ALG_AES_256_GCM, self.key_id, namespace)
         self.gcm_head = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM)) + self.key_id
+        # string form of the head: 18 bytes are exactly 24 base64 characters
+        self.string_head = envelope.STRING_PREFIX + binascii.b2a_base64(
+            self.gcm_head, newline=False
+        ).decode("ascii")
         # GCM nonces: 4 random bytes || 8-byte counter of the field's use index. Uses are
         # reserved under the cache lock, so no two fields under this key share a nonce.
         self.nonce_base = int.from_bytes(os.urandom(4), "big") << 64

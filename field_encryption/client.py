@@ -64,6 +64,7 @@ _parse = envelope.parse
 _lp = aad.lp
 _GCM_MIN_BODY = envelope.TAG_LEN + 1
 _GCM_MIN = 31 + _GCM_MIN_BODY
+_STRING_HEAD_LEN = _PREFIX_LEN + 24  # base64 of the 18-byte head
 
 FieldList = Sequence["str | FieldSpec"]
 
@@ -431,14 +432,23 @@ class FieldEncryption:
         aead_encrypt = materials.aead.encrypt
         nonce_int = materials.nonce_base + first_use
         root = dict(data)
-        mine: set[int] | None = None
+        mine: set[int] = set()
         as_bytes = self._as_bytes
         mac_parts: list[bytes] | None = [] if self.record_mac else None
+        plain_strings = not as_bytes and mac_parts is None
+        string_head = materials.string_head
         canonicals = []
         scopes: dict[str, str] = {}
         index: dict[str, str] = {}
         det = None
         for (target, value), pt in zip(targets, plaintexts, strict=True):
+            if target.index is not None:
+                index[target.index_name] = blind_index.compute(  # type: ignore[index]
+                    self._index_key(target.index_name),  # type: ignore[arg-type]
+                    value,
+                    target.index,
+                    target.canonical,
+                )
             if target.deterministic:
                 if det is None:
                     det = self._vault().deterministic_key()
@@ -459,25 +469,19 @@ class FieldEncryption:
                 nonce_int += 1
                 ct = aead_encrypt(nonce, pt, record_prefix + target.path_part)
                 n = len(ct)
-                env = gcm_head + nonce + (_LEN1[n] if n < 128 else envelope.encode_length(n)) + ct
-            if target.index is not None:
-                index[target.index_name] = blind_index.compute(  # type: ignore[index]
-                    self._index_key(target.index_name),  # type: ignore[arg-type]
-                    value,
-                    target.index,
-                    target.canonical,
-                )
+                tail = nonce + (_LEN1[n] if n < 128 else envelope.encode_length(n)) + ct
+                if plain_strings:
+                    # the 18-byte head is a whole number of base64 groups: encode the rest
+                    node = root
+                    if target.parent:
+                        node = self._writable(root, target.parent, mine)
+                    node[target.last] = string_head + _b2a(tail, newline=False).decode("ascii")
+                    canonicals.append(target.canonical)
+                    continue
+                env = gcm_head + tail
             node = root
             if target.parent:
-                if mine is None:
-                    mine = set()
-                for step in target.parent:
-                    child = node[step]
-                    if id(child) not in mine:
-                        child = child.copy()
-                        node[step] = child
-                        mine.add(id(child))
-                    node = child
+                node = self._writable(root, target.parent, mine)
             node[target.last] = (
                 env if as_bytes else _PREFIX + _b2a(env, newline=False).decode("ascii")
             )
@@ -497,6 +501,19 @@ class FieldEncryption:
             header["m"] = _b2a(tag, newline=False).decode("ascii")
         out[self.header_field] = header
         return out
+
+    @staticmethod
+    def _writable(root: dict[str, Any], parent: Concrete, mine: set[int]) -> Any:
+        """The container at ``parent`` in ``root``, copying the ones not yet copied."""
+        node: Any = root
+        for step in parent:
+            child = node[step]
+            if id(child) not in mine:
+                child = child.copy()
+                node[step] = child
+                mine.add(id(child))
+            node = child
+        return node
 
     def _mac(
         self,
@@ -591,13 +608,16 @@ class FieldEncryption:
             data = dict(data)
         header = self._header(data)
         listed = header.get("f")
-        if type(listed) is not list:
+        if type(listed) is not list or not all(type(p) is str for p in listed):
             raise FormatError("record header: 'f' must be a list of field paths")
         layout_key = tuple(listed)
         layout = self._layouts.get(layout_key)
         if layout is None:
             layout = self._layout(layout_key)
-        materials = self._unwrapped.get(header.get("k")) or self._materials_for(header)
+        key_text = header.get("k")
+        if type(key_text) is not str:
+            raise FormatError("record header: 'k' (data key id) is missing or not a string")
+        materials = self._unwrapped.get(key_text) or self._materials_for(header)
         rid_value = data.get(self.record_id_field) if record_id is None else None  # type: ignore[arg-type]
         if type(rid_value) is str and rid_value and "r" not in header:
             rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
@@ -696,10 +716,14 @@ class FieldEncryption:
         if type(header) is not dict or len(header) != 4 or header.get("v") != HEADER_VERSION:
             return None
         listed = header.get("f")
-        if type(listed) is not list or "w" not in header:
+        key_text = header.get("k")
+        if type(listed) is not list or "w" not in header or type(key_text) is not str:
             return None
-        layout = self._layouts.get(tuple(listed))
-        materials = self._unwrapped.entries.get(header.get("k"))
+        try:
+            layout = self._layouts.get(tuple(listed))
+        except TypeError:  # unhashable entries: let the general path report it
+            return None
+        materials = self._unwrapped.entries.get(key_text)
         if layout is None or materials is None:
             return None
         if time.monotonic() - materials.created > self._unwrapped.max_age:
@@ -710,24 +734,25 @@ class FieldEncryption:
         rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
         record_prefix = materials.aad_prefix + _lp(rid)
         aead_decrypt = materials.aead.decrypt
-        head = materials.gcm_head
+        string_head = materials.string_head
         a2b = _a2b
         root = dict(data)
         mine: set[int] | None = None
         for _canonical, steps, path_part, parent, last in layout:
             value = _walk(data, steps) if parent else data.get(last, _MISSING)
-            if type(value) is not str or not value.startswith(_PREFIX):
+            # "fe1:" + base64 of version, algorithm and key id: 28 characters, so the rest
+            # decodes on its own to nonce(12) || length(1) || body
+            if type(value) is not str or not value.startswith(string_head):
                 return None
             try:
-                raw = a2b(value[_PREFIX_LEN:], strict_mode=True)
+                raw = a2b(value[_STRING_HEAD_LEN:], strict_mode=True)
             except (binascii.Error, ValueError):
                 return None
-            if len(raw) < _GCM_MIN or raw[:18] != head or len(raw) != raw[30] + 31:
-                return None
-            if raw[30] >= 0x80:
+            size = len(raw)
+            if size < _GCM_MIN - 18 or size != raw[12] + 13 or raw[12] >= 0x80:
                 return None
             try:
-                pt = aead_decrypt(raw[18:30], raw[31:], record_prefix + path_part)
+                pt = aead_decrypt(raw[:12], raw[13:], record_prefix + path_part)
             except InvalidTag:
                 return None
             if pt[0] == 5:

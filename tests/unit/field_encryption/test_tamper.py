@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from field_encryption import FieldEncryption, LocalKeyring
+from field_encryption import FieldEncryption, LocalKeyring, envelope
 from field_encryption.errors import (
     DecryptionError,
     FormatError,
@@ -193,3 +193,43 @@ def test_plaintext_in_a_listed_field(fe, encrypted) -> None:
     bad["ssn"] = 123456789
     with pytest.raises(TamperError):
         fe.decrypt_fields(bad)
+
+
+json_junk = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+    lambda c: st.one_of(
+        st.lists(c, max_size=3), st.dictionaries(st.text(max_size=3), c, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["v", "k", "w", "f", "r", "s", "m", "x"]), json_junk)
+def test_fuzz_header_entries_only_raise_typed_errors(shared_keyring, key: str, junk) -> None:
+    fe = FieldEncryption(keyring=shared_keyring, namespace="users")
+    record = {"_id": "p", "ssn": "123-45-6789", "card": {"n": "4111111111111111"}}
+    encrypted = fe.encrypt_fields(record, ["ssn", "card.n"])
+    encrypted["_fe"][key] = junk
+    try:
+        result = fe.decrypt_fields(encrypted)
+    except DecryptionError:
+        return
+    # a change may only hide a field (it stays encrypted), never yield a wrong value
+    assert result["_id"] == "p"
+    for value, original in (
+        (result["ssn"], "123-45-6789"),
+        (result["card"]["n"], "4111111111111111"),
+    ):
+        assert value == original or envelope.is_ciphertext(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_junk, st.sampled_from(["ssn", "card"]))
+def test_fuzz_field_values_only_raise_typed_errors(shared_keyring, junk, field: str) -> None:
+    fe = FieldEncryption(keyring=shared_keyring, namespace="users", record_mac=True)
+    record = {"_id": "p", "ssn": "123-45-6789", "card": {"n": "4111111111111111"}}
+    encrypted = fe.encrypt_fields(record, ["ssn", "card.n"])
+    encrypted[field] = junk
+    with pytest.raises(DecryptionError):
+        fe.decrypt_fields(encrypted)
