@@ -9,6 +9,7 @@ PY      := $(VENV)/bin/python
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTHON3 ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help deps venv test-tools lint test test-unit test-integration demo lab-up lab-down clean
 
@@ -33,7 +34,7 @@ test-tools: deps venv ## validators used by the report tests (chromium, SARIF va
 lint: venv ## ruff, yamllint and ansible-lint (production profile)
 	$(BIN)/ruff check .
 	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production playbooks roles
+	$(BIN)/ansible-lint --profile production playbooks $(wildcard roles)
 
 test-unit: venv ## the unit tests alone (no lab)
 	@bash scripts/pytest.sh tests/unit

@@ -140,7 +140,8 @@ def host_mirror(sources_dir: Path = Path("/etc/apt")) -> str | None:
                 s in ("bookworm", "stable") for s in suites.group(1).split()
             ):
                 candidates.append(uris.group(1))
-    legacy = [sources_dir / "sources.list", *sorted((sources_dir / "sources.list.d").glob("*.list"))]
+    legacy = [sources_dir / "sources.list"]
+    legacy += sorted((sources_dir / "sources.list.d").glob("*.list"))
     for path in legacy:
         if not path.exists():
             continue

@@ -186,7 +186,8 @@ class Lab:
         self.paths.ssh.mkdir(parents=True, exist_ok=True)
         self.paths.ssh.chmod(0o700)
         if not self.paths.key.exists():
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"m7guard-lab-{self.spec.name}",
+            comment = f"m7guard-lab-{self.spec.name}"
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
                  "-f", str(self.paths.key)], what="generating the lab's SSH key")
         pub = (self.paths.key.with_suffix(".pub")).read_text()
         for name in self.spec.node_names:

@@ -30,7 +30,8 @@ def run(
     except FileNotFoundError as exc:
         raise LabError(f"{what}: {cmd[0]} is not installed (run `make deps`)") from exc
     except subprocess.TimeoutExpired as exc:
-        raise LabError(f"{what}: no answer after {timeout:.0f} s ({' '.join(cmd[:3])} ...)") from exc
+        shown = " ".join(cmd[:3])
+        raise LabError(f"{what}: no answer after {timeout:.0f} s ({shown} ...)") from exc
     result = subprocess.CompletedProcess(
         proc.args,
         proc.returncode,

@@ -91,11 +91,16 @@ class LabSpec:
         return [n.name for n in self.containers] + [self.vm.name]
 
 
+def _zone(zone: str, n: int) -> Network:
+    return Network(
+        zone,
+        ipaddress.ip_network(f"10.231.{n}.0/24"),
+        ipaddress.ip_network(f"fd31:231:{n}::/64"),
+    )
+
+
 DEFAULT_NETWORKS: tuple[Network, ...] = (
-    Network("cluster", ipaddress.ip_network("10.231.1.0/24"), ipaddress.ip_network("fd31:231:1::/64")),
-    Network("clients", ipaddress.ip_network("10.231.2.0/24"), ipaddress.ip_network("fd31:231:2::/64")),
-    Network("admin", ipaddress.ip_network("10.231.3.0/24"), ipaddress.ip_network("fd31:231:3::/64")),
-    Network("untrusted", ipaddress.ip_network("10.231.4.0/24"), ipaddress.ip_network("fd31:231:4::/64")),
+    _zone("cluster", 1), _zone("clients", 2), _zone("admin", 3), _zone("untrusted", 4),
 )
 
 _DATA_ZONES = ("admin", "cluster", "clients", "untrusted")

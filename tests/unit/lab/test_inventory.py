@@ -104,5 +104,7 @@ def test_rendered_inventory_is_what_ansible_reads(tmp_path: Path) -> None:
 
 
 def test_known_hosts_lines_are_sorted_and_one_per_address() -> None:
-    text = known_hosts_lines({"[127.0.0.1]:2231": "ssh-ed25519 BBB", "10.0.0.1": "ssh-ed25519 AAA\n"})
+    text = known_hosts_lines(
+        {"[127.0.0.1]:2231": "ssh-ed25519 BBB", "10.0.0.1": "ssh-ed25519 AAA\n"}
+    )
     assert text == "10.0.0.1 ssh-ed25519 AAA\n[127.0.0.1]:2231 ssh-ed25519 BBB\n"
