@@ -22,7 +22,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
@@ -45,6 +44,14 @@ from field_encryption.errors import (
 from field_encryption.keyrings import AwsKmsKeyring, Keyring, LocalKeyring, MultiKeyring
 from field_encryption.keyrings.base import EncryptedDataKey, key_id_for
 from field_encryption.paths import Concrete, FieldSpec
+from field_encryption.selection import (
+    MISSING,
+    Plan,
+    Target,
+    compatible,
+    make_target,
+    walk,
+)
 from field_encryption.vault import KeyVault
 
 log = logging.getLogger(__name__)
@@ -83,111 +90,6 @@ def record_id_bytes(value: Any, where: str = "record id") -> bytes:
     raise ConfigurationError(
         f"{where} must be a non-empty string or an integer, not {type(value).__name__}"
     )
-
-
-@dataclass(frozen=True)
-class _Target:
-    steps: Concrete
-    canonical: str
-    path_part: bytes
-    deterministic: bool
-    scope: str | None
-    index: str | None  # blind index normaliser
-    index_name: str | None
-    parent: Concrete = ()
-    last: str | int = ""
-
-
-class _Plan:
-    """Compiled field selection: parsed paths, precomputed AAD parts, overlap checked."""
-
-    __slots__ = ("fixed", "has_deterministic", "has_index", "specs", "wild")
-
-    def __init__(self, specs: Sequence[FieldSpec], record_id_field: str | None) -> None:
-        self.specs = tuple(specs)
-        _check_static_overlap(self.specs)
-        self.fixed: list[tuple[FieldSpec, _Target]] = []
-        self.wild: list[FieldSpec] = []
-        names: set[str] = set()
-        for spec in self.specs:
-            if record_id_field is not None and spec.steps and spec.steps[0] == record_id_field:
-                raise PathError(
-                    f"field {spec.path} is the record id field ({record_id_field!r}); the id "
-                    "binds the ciphertexts to the record and cannot itself be encrypted"
-                )
-            if spec.has_wildcard:
-                if spec.blind_index is not None:
-                    raise PathError(f"field {spec.path}: blind indexes need a path without [*]")
-                self.wild.append(spec)
-            else:
-                steps: Concrete = tuple(spec.steps)  # type: ignore[arg-type]
-                target = _target(steps, spec)
-                if target.index_name is not None:
-                    if target.index_name in names:
-                        raise PathError(
-                            f"two fields share the blind index name {target.index_name}"
-                        )
-                    names.add(target.index_name)
-                self.fixed.append((spec, target))
-        self.has_deterministic = any(s.deterministic for s in self.specs)
-        self.has_index = bool(names)
-
-
-def _target(steps: Concrete, spec: FieldSpec) -> _Target:
-    canonical = paths.canonical(steps)
-    name = None
-    if spec.blind_index is not None:
-        name = blind_index.index_name(paths.display(steps))
-    return _Target(
-        steps,
-        canonical,
-        aad.path_part(canonical),
-        spec.deterministic,
-        spec.join_scope,
-        spec.blind_index,
-        name,
-        steps[:-1],
-        steps[-1],
-    )
-
-
-def _compatible(a: paths.PatternStep, b: paths.PatternStep) -> bool:
-    if a == b and type(a) is type(b):
-        return True
-    wild_a = isinstance(a, paths._Wildcard)
-    wild_b = isinstance(b, paths._Wildcard)
-    return (wild_a and (wild_b or type(b) is int)) or (wild_b and type(a) is int)
-
-
-def _check_static_overlap(specs: Sequence[FieldSpec]) -> None:
-    for i, first in enumerate(specs):
-        for second in specs[i + 1 :]:
-            short, long = sorted((first.steps, second.steps), key=len)
-            if all(_compatible(x, y) for x, y in zip(short, long, strict=False)):
-                raise PathError(
-                    f"fields {first.path!r} and {second.path!r} can select the same value "
-                    "(one contains or equals the other); select one of them"
-                )
-
-
-_MISSING: Any = object()
-
-
-def _walk(record: Any, steps: Sequence[Any]) -> Any:
-    """The value at concrete ``steps``, or ``_MISSING`` (keys only in dicts, indexes in lists)."""
-    node = record
-    for step in steps:
-        if type(step) is str:
-            if type(node) is not dict:
-                return _MISSING
-            node = node.get(step, _MISSING)
-            if node is _MISSING:
-                return _MISSING
-        elif type(node) is list and step < len(node):
-            node = node[step]
-        else:
-            return _MISSING
-    return node
 
 
 class FieldEncryption:
@@ -248,7 +150,7 @@ class FieldEncryption:
         self._unwrapped = UnwrappedKeyCache()
         self._context = context_for(namespace)
         self._cache_key = (self.keyring.identity, namespace)
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans: dict[tuple, Plan] = {}
         self._concrete: dict[str, tuple[Concrete, bytes, Concrete, Any]] = {}
         self._layouts: dict[tuple[str, ...], tuple[tuple[Any, ...], ...]] = {}
         self._det_aad: dict[tuple[bytes, str, str | None], bytes] = {}
@@ -316,7 +218,7 @@ class FieldEncryption:
                 self._det_aad[cache_key] = found
         return found
 
-    def _plan(self, fields: FieldList) -> _Plan:
+    def _plan(self, fields: FieldList) -> Plan:
         if isinstance(fields, str | FieldSpec):
             fields = [fields]
         try:
@@ -327,7 +229,7 @@ class FieldEncryption:
         if plan is None:
             if not fields:
                 raise PathError("no fields selected; pass fields=['ssn', ...]")
-            plan = _Plan([paths.as_spec(f) for f in fields], self.record_id_field)
+            plan = Plan([paths.as_spec(f) for f in fields], self.record_id_field)
             if plan.has_deterministic or plan.has_index:
                 self._vault()
             if cache_key is not None and len(self._plans) < 256:
@@ -362,10 +264,10 @@ class FieldEncryption:
                 "use rekey to re-encrypt it"
             )
         plan = self._plan(fields)
-        targets: list[tuple[_Target, Any]] = []
+        targets: list[tuple[Target, Any]] = []
         for spec, target in plan.fixed:
-            value = _walk(data, target.steps) if target.parent else data.get(target.last, _MISSING)
-            if value is not _MISSING:
+            value = walk(data, target.steps) if target.parent else data.get(target.last, MISSING)
+            if value is not MISSING:
                 targets.append((target, value))
             elif not spec.optional:
                 raise PathError(
@@ -379,7 +281,7 @@ class FieldEncryption:
                     f"field {spec.path} matches nothing in the record; fix the path or mark "
                     "it optional"
                 )
-            targets.extend((_target(steps, spec), paths.get(data, steps)) for steps in matches)
+            targets.extend((make_target(steps, spec), paths.get(data, steps)) for steps in matches)
         if record_id is None and self.record_id_field is not None:
             rid_value = data.get(self.record_id_field)
             if type(rid_value) is str and rid_value:
@@ -390,7 +292,7 @@ class FieldEncryption:
     def _encrypt_targets(
         self,
         data: dict[str, Any],
-        targets: list[tuple[_Target, Any]],
+        targets: list[tuple[Target, Any]],
         rid: bytes | None,
         carried_index: dict[str, str] | None,
         avoid_key_id: bytes | None,
@@ -642,7 +544,7 @@ class FieldEncryption:
             wanted = selected is None or canonical in selected
             if not wanted and not check_mac:
                 continue
-            value = data.get(last, _MISSING) if not parent else _walk(data, steps)
+            value = data.get(last, MISSING) if not parent else walk(data, steps)
             if type(value) is str and value.startswith(_PREFIX):
                 try:
                     raw = a2b(value[_PREFIX_LEN:], strict_mode=True)
@@ -739,7 +641,7 @@ class FieldEncryption:
         root = dict(data)
         mine: set[int] | None = None
         for _canonical, steps, path_part, parent, last in layout:
-            value = _walk(data, steps) if parent else data.get(last, _MISSING)
+            value = walk(data, steps) if parent else data.get(last, MISSING)
             # "fe1:" + base64 of version, algorithm and key id: 28 characters, so the rest
             # decodes on its own to nonce(12) || length(1) || body
             if type(value) is not str or not value.startswith(string_head):
@@ -839,7 +741,7 @@ class FieldEncryption:
             for canonical in listed:
                 steps = self._concrete_path(canonical)[0]
                 if len(steps) == len(spec.steps) and all(
-                    _compatible(p, s) for p, s in zip(spec.steps, steps, strict=True)
+                    compatible(p, s) for p, s in zip(spec.steps, steps, strict=True)
                 ):
                     chosen.add(canonical)
                     hit = True
@@ -912,21 +814,9 @@ class FieldEncryption:
 
         ``memo`` (a dict kept across calls) makes one key-service call per data key.
         """
-        header = self._header(dict(data))
-        key_text = header.get("k")
-        new_edks = memo.get(key_text) if memo is not None and type(key_text) is str else None
-        if new_edks is None:
-            wrapped = header.get("w")
-            if type(wrapped) is not list or not wrapped:
-                raise FormatError("record header: 'w' (wrapped data keys) is missing or empty")
-            edks = [EncryptedDataKey.from_json(item) for item in wrapped]
-            rewrapped = destination.rewrap(edks, self._context, self.keyring)
-            new_edks = [e.to_json() for e in rewrapped]
-            if memo is not None and type(key_text) is str:
-                memo[key_text] = new_edks
-        out = dict(data)
-        out[self.header_field] = {**header, "w": list(new_edks)}
-        return out
+        from field_encryption.rotation import rewrap_record
+
+        return rewrap_record(self, data, destination, memo)
 
     def rekey(
         self,
@@ -940,48 +830,13 @@ class FieldEncryption:
         ``destination`` (default: this object) supplies the keyring, vault and options;
         the new data key is never the record's old one. Blind indexes are carried over.
         """
-        target_fe = destination or self
-        header = self._header(dict(data))
-        listed = header.get("f")
-        if type(listed) is not list:
-            raise FormatError("record header: 'f' must be a list")
-        old_key = header.get("k")
-        algorithms: dict[str, int] = {}
-        for canonical in listed:
-            steps = self._concrete_path(canonical)[0]
-            value = _walk(data, steps)
-            if value is not _MISSING:
-                raw = (
-                    value
-                    if type(value) is bytes
-                    else (envelope.from_string(value) if type(value) is str else b"")
-                )
-                if len(raw) > 1:
-                    algorithms[canonical] = raw[1]
-        scopes = header.get("s") or {}
-        plain = self.decrypt_fields(data, record_id=record_id)
-        carried = data.get(self.index_field)
-        if type(carried) is not dict:
-            carried = None
-        targets = []
-        for canonical in listed:
-            steps = self._concrete_path(canonical)[0]
-            deterministic = algorithms.get(canonical) == envelope.ALG_AES_SIV_512
-            scope = scopes.get(canonical) if deterministic else None
-            spec = FieldSpec(paths.display(steps), deterministic=deterministic, join_scope=scope)
-            targets.append((_target(steps, spec), paths.get(plain, steps)))
-        avoid = None
-        if type(old_key) is str:
-            try:
-                avoid = _a2b(old_key, strict_mode=True)
-            except (binascii.Error, ValueError):
-                avoid = None
-        rid = None if "r" in header else target_fe._record_id(plain, record_id)
-        return target_fe._encrypt_targets(plain, targets, rid, carried, avoid)
+        from field_encryption.rotation import rekey_record
+
+        return rekey_record(self, data, destination, record_id)
 
 
 def _not_ciphertext(steps: Concrete, value: Any) -> TamperError:
-    if value is _MISSING:
+    if value is MISSING:
         return TamperError(
             f"encrypted field {paths.display(steps)} is listed in the record header but "
             "missing from the record (dropped?)"

@@ -31,9 +31,9 @@ AWS_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def aws_env() -> Iterator[dict[str, str]]:
-    """Dummy AWS settings for the whole session (restored afterwards)."""
+    """Dummy AWS settings while this package's tests run (restored afterwards)."""
     saved = {k: os.environ.get(k) for k in [*AWS_ENV, "AWS_PROFILE", "AWS_ENDPOINT_URL"]}
     os.environ.update(AWS_ENV)
     os.environ.pop("AWS_PROFILE", None)
@@ -46,7 +46,7 @@ def aws_env() -> Iterator[dict[str, str]]:
             os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def moto_endpoint(aws_env: dict[str, str]) -> Iterator[str]:
     """URL of a moto server (KMS) listening on 127.0.0.1 only."""
     from moto.server import ThreadedMotoServer
@@ -59,7 +59,7 @@ def moto_endpoint(aws_env: dict[str, str]) -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kms_admin(moto_endpoint: str) -> Any:
     """A boto3 KMS client on the moto server, for creating keys in tests."""
     import boto3
