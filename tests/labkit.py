@@ -10,10 +10,22 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from m7guard.lab.manager import Lab, LabPaths, default_paths
+
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 os.environ.setdefault("M7GUARD_CACHE_DIR", "/var/cache/m7guard-test")
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+
+
+def lab_paths() -> LabPaths:
+    """This checkout's lab (M7GUARD_LAB_ID selects one of several on a machine)."""
+    return default_paths(ROOT)
+
+
+def lab_model() -> Lab:
+    return Lab(lab_paths(), say=lambda _m: None)
+
 
 @dataclass
 class LabHandle:
@@ -25,9 +37,7 @@ class LabHandle:
         return run_m7guard(*args, timeout=timeout, check=check)
 
     def ssh_args(self, node: str) -> list[str]:
-        from m7guard.lab.manager import Lab, default_paths
-
-        return Lab(default_paths(self.root), say=lambda _m: None).ssh_args(node)
+        return lab_model().ssh_args(node)
 
     def ssh(self, node: str, command: str, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:

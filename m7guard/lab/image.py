@@ -8,12 +8,14 @@ apt sources at build time; none is written into the project.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,6 +177,21 @@ class ImageCache:
         return VmImage(
             self.vm_dir / "root.img", self.vm_dir / "vmlinuz", self.vm_dir / "initrd.img"
         )
+
+    @contextmanager
+    def locked(self, step: Step) -> Iterator[None]:
+        """One image build at a time on this machine, whichever lab asks for it."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.cache_dir, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                step(f"another lab is building images in {self.cache_dir}: waiting for it")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def has_container_image(self) -> bool:
         return podman.image_exists(self.recipe.image_tag)

@@ -18,7 +18,7 @@ from m7guard.lab import podman
 from m7guard.lab.image import ImageCache
 from m7guard.lab.inventory import build_inventory, known_hosts_lines, render_inventory
 from m7guard.lab.runner import run
-from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec
+from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec, spec_for
 from m7guard.lab.vm import VmProcess
 
 Say = Callable[[str], None]
@@ -30,10 +30,15 @@ DEFAULT_CACHE_DIR = Path("/var/cache/m7guard")
 class LabPaths:
     root: Path
     cache: Path
+    lab_id: int = 0
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.lab_id == 0 else f"-{self.lab_id}"
 
     @property
     def state(self) -> Path:
-        return self.root / ".lab"
+        return self.root / f".lab{self.suffix}"
 
     @property
     def ssh(self) -> Path:
@@ -54,7 +59,7 @@ class LabPaths:
 
     @property
     def inventory(self) -> Path:
-        return self.root / "inventories" / "lab" / "hosts.yml"
+        return self.root / "inventories" / "lab" / f"hosts{self.suffix}.yml"
 
     def node_dir(self, name: str) -> Path:
         return self.state / "nodes" / name
@@ -81,9 +86,20 @@ class NodeStatus:
     address: str
 
 
+def lab_id_from_env() -> int:
+    raw = os.environ.get("M7GUARD_LAB_ID", "0") or "0"
+    try:
+        lab_id = int(raw)
+    except ValueError:
+        raise LabError(f"M7GUARD_LAB_ID must be a number from 0 to 9, not {raw!r}") from None
+    if not 0 <= lab_id <= 9:
+        raise LabError(f"M7GUARD_LAB_ID must be a number from 0 to 9, not {raw!r}")
+    return lab_id
+
+
 def default_paths(root: Path | None = None) -> LabPaths:
     cache = Path(os.environ.get("M7GUARD_CACHE_DIR", str(DEFAULT_CACHE_DIR)))
-    return LabPaths(root=(root or Path.cwd()).resolve(), cache=cache)
+    return LabPaths(root=(root or Path.cwd()).resolve(), cache=cache, lab_id=lab_id_from_env())
 
 
 def check_prerequisites(with_vm: bool) -> None:
@@ -112,7 +128,7 @@ def check_prerequisites(with_vm: bool) -> None:
 class Lab:
     def __init__(self, paths: LabPaths, spec: LabSpec | None = None, say: Say = print) -> None:
         self.paths = paths
-        self.spec = spec or LabSpec()
+        self.spec = spec or spec_for(paths.lab_id)
         self.say = say
         self.images = ImageCache(paths.cache)
         self.label = f"{LAB_LABEL}={self.spec.name}"
@@ -156,12 +172,14 @@ class Lab:
             self.paths.marker.write_text(str(os.getpid()))
             self._ensure_keys()
 
-            tag, built = self.images.ensure_container_image(self.say)
+            with self.images.locked(self.say):
+                tag, built = self.images.ensure_container_image(self.say)
             (report.built_images if built else report.reused_images).append(tag)
             self.say(("built" if built else "reusing cached") + f" node image {tag}")
             vm_image = None
             if with_vm or self.vm.running():
-                vm_image, vm_built = self.images.ensure_vm_image(self.say)
+                with self.images.locked(self.say):
+                    vm_image, vm_built = self.images.ensure_vm_image(self.say)
                 what = f"VM disk {self.images.vm_dir}"
                 (report.built_images if vm_built else report.reused_images).append(what)
                 self.say(("built" if vm_built else "reusing cached") + f" {what}")

@@ -91,17 +91,22 @@ class LabSpec:
         return [n.name for n in self.containers] + [self.vm.name]
 
 
-def _zone(zone: str, n: int) -> Network:
+def _zone(zone: str, n: int, lab_id: int = 0) -> Network:
     return Network(
         zone,
-        ipaddress.ip_network(f"10.231.{n}.0/24"),
-        ipaddress.ip_network(f"fd31:231:{n}::/64"),
+        ipaddress.ip_network(f"10.{231 + lab_id}.{n}.0/24"),
+        ipaddress.ip_network(f"fd31:{231 + lab_id}:{n}::/64"),
     )
 
 
-DEFAULT_NETWORKS: tuple[Network, ...] = (
-    _zone("cluster", 1), _zone("clients", 2), _zone("admin", 3), _zone("untrusted", 4),
-)
+def _networks(lab_id: int = 0) -> tuple[Network, ...]:
+    return tuple(
+        _zone(zone, n, lab_id)
+        for zone, n in (("cluster", 1), ("clients", 2), ("admin", 3), ("untrusted", 4))
+    )
+
+
+DEFAULT_NETWORKS: tuple[Network, ...] = _networks()
 
 _DATA_ZONES = ("admin", "cluster", "clients", "untrusted")
 
@@ -116,6 +121,24 @@ DEFAULT_CONTAINERS: tuple[ContainerNode, ...] = (
 )
 
 DEFAULT_VM = VmNode("vm1", ("m7_nodes", "vm"), "m7i.large", ssh_port=2231)
+
+MAX_LAB_ID = 9
+
+
+def spec_for(lab_id: int) -> LabSpec:
+    """Lab number `lab_id` (0-9): its own names, subnets and VM port, so that several labs
+    can run side by side on one machine. Lab 0 is the default one."""
+    if not 0 <= lab_id <= MAX_LAB_ID:
+        raise ValueError(f"M7GUARD_LAB_ID must be 0 to {MAX_LAB_ID}, not {lab_id}")
+    if lab_id == 0:
+        return LabSpec()
+    return LabSpec(
+        name=f"{DEFAULT_LAB_NAME}{lab_id}",
+        networks=_networks(lab_id),
+        vm=VmNode("vm1", DEFAULT_VM.groups, DEFAULT_VM.instance_type,
+                  ssh_port=DEFAULT_VM.ssh_port + 10 * lab_id),
+    )
+
 
 ALL_GROUPS: tuple[str, ...] = (
     "m7_nodes", "cldb", "zookeeper", "fileserver", "clients", "untrusted", "kdc", "vm",

@@ -13,7 +13,7 @@ import os
 import subprocess
 
 import pytest
-from labkit import BIN, ROOT, LabHandle, run_m7guard
+from labkit import BIN, ROOT, LabHandle, lab_paths, run_m7guard
 
 _LAB_USED = False
 
@@ -23,7 +23,7 @@ def lab() -> LabHandle:
     global _LAB_USED
     _LAB_USED = True
     run_m7guard("lab", "up")
-    return LabHandle(root=ROOT, inventory=ROOT / "inventories" / "lab" / "hosts.yml")
+    return LabHandle(root=ROOT, inventory=lab_paths().inventory)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,17 +12,19 @@ import time
 from pathlib import Path
 
 import pytest
-from labkit import BIN, ROOT, LabHandle, run_m7guard
+from labkit import BIN, ROOT, LabHandle, lab_model, run_m7guard
 
 from m7guard.lab.image import ImageCache
-from m7guard.lab.spec import LAB_LABEL, LabSpec
+from m7guard.lab.spec import LAB_LABEL
 
 pytestmark = pytest.mark.lab_lifecycle
 
-SPEC = LabSpec()
+LAB = lab_model()
+SPEC = LAB.spec
+STATE = LAB.paths.state
 LABEL = f"{LAB_LABEL}={SPEC.name}"
 CACHE = Path(os.environ["M7GUARD_CACHE_DIR"])
-HANDLE = LabHandle(root=ROOT, inventory=ROOT / "inventories" / "lab" / "hosts.yml")
+HANDLE = LabHandle(root=ROOT, inventory=LAB.paths.inventory)
 TIMINGS: dict[str, float] = {}
 
 
@@ -42,7 +44,7 @@ def lab_networks() -> list[dict]:
 
 def qemu_processes() -> list[int]:
     """Processes whose command line names this checkout's lab directory."""
-    marker = str(ROOT / ".lab").encode()
+    marker = str(STATE).encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -115,7 +117,7 @@ def test_05_down_leaves_nothing_behind_but_the_cache() -> None:
     assert lab_containers() == []
     assert lab_networks() == []
     assert qemu_processes() == []
-    assert not (ROOT / ".lab").exists()
+    assert not (STATE).exists()
     assert not HANDLE.inventory.exists()
     cache = ImageCache(CACHE)
     assert cache.has_container_image() and cache.has_vm_image()
@@ -143,14 +145,14 @@ def test_07_a_killed_lab_up_is_cleaned_by_the_next_one() -> None:
     proc.wait()
     half = lab_containers()
     assert 2 <= len(half) < len(SPEC.containers), "the kill should land half-way"
-    assert (ROOT / ".lab" / "up-in-progress").exists()
+    assert (STATE / "up-in-progress").exists()
 
     again = run_m7guard("lab", "up", "--no-vm")
     assert "was interrupted" in again.stderr
     names = sorted(c["Names"][0] for c in lab_containers())
     assert names == sorted(SPEC.container_name(n) for n in SPEC.containers)
     assert all(c["State"] == "running" for c in lab_containers())
-    assert not (ROOT / ".lab" / "up-in-progress").exists()
+    assert not (STATE / "up-in-progress").exists()
     ping_all({n.name for n in SPEC.containers})
 
 

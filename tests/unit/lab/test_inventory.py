@@ -108,3 +108,24 @@ def test_known_hosts_lines_are_sorted_and_one_per_address() -> None:
         {"[127.0.0.1]:2231": "ssh-ed25519 BBB", "10.0.0.1": "ssh-ed25519 AAA\n"}
     )
     assert text == "10.0.0.1 ssh-ed25519 AAA\n[127.0.0.1]:2231 ssh-ed25519 BBB\n"
+
+
+def test_numbered_labs_do_not_collide() -> None:
+    from m7guard.lab.spec import spec_for
+
+    specs = [spec_for(i) for i in range(10)]
+    assert specs[0] == SPEC
+    assert len({s.name for s in specs}) == 10
+    assert len({s.vm.ssh_port for s in specs}) == 10
+    nets = [n.ipv4 for s in specs for n in s.networks]
+    assert len(nets) == len(set(nets))
+    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+
+
+def test_lab_id_out_of_range_is_refused() -> None:
+    import pytest
+
+    from m7guard.lab.spec import spec_for
+
+    with pytest.raises(ValueError, match="M7GUARD_LAB_ID"):
+        spec_for(10)
