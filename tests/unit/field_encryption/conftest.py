@@ -31,23 +31,18 @@ AWS_ENV = {
 }
 
 
-@pytest.fixture(scope="package")
-def aws_env() -> Iterator[dict[str, str]]:
-    """Dummy AWS settings while this package's tests run (restored afterwards)."""
-    saved = {k: os.environ.get(k) for k in [*AWS_ENV, "AWS_PROFILE", "AWS_ENDPOINT_URL"]}
-    os.environ.update(AWS_ENV)
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    yield dict(AWS_ENV)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Dummy AWS settings for every test here (undone after each test)."""
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return dict(AWS_ENV)
 
 
-@pytest.fixture(scope="package")
-def moto_endpoint(aws_env: dict[str, str]) -> Iterator[str]:
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
     """URL of a moto server (KMS) listening on 127.0.0.1 only."""
     from moto.server import ThreadedMotoServer
 
@@ -59,7 +54,7 @@ def moto_endpoint(aws_env: dict[str, str]) -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture
 def kms_admin(moto_endpoint: str) -> Any:
     """A boto3 KMS client on the moto server, for creating keys in tests."""
     import boto3
