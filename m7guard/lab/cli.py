@@ -81,6 +81,17 @@ def status(as_json: bool, root: Path | None) -> None:
 
 
 @lab.command()
+@click.argument("node")
+@_root_option
+def reset(node: str, root: Path | None) -> None:
+    """Replace NODE with a fresh node from the cached image (tests use it for a clean start)."""
+    console = Console(stderr=True)
+    started = time.monotonic()
+    _lab(root, console).reset(node)
+    console.print(f"{node} is fresh ({time.monotonic() - started:.0f} s)")
+
+
+@lab.command()
 @_root_option
 def inventory(root: Path | None) -> None:
     """Write the lab's Ansible inventory again and print it."""

@@ -276,10 +276,37 @@ class Lab:
         podman.podman("start", cname, what=f"starting container {cname}")
         report.created.append(node.name)
 
-    def _wait_ready(self, report: UpReport, timeout: float = 600) -> None:
+    def reset(self, name: str) -> None:
+        """Replace one node with a fresh one from the cached image (same addresses, same keys)."""
+        if name not in self.spec.node_names:
+            raise LabError(f"unknown node {name!r}; the lab has {', '.join(self.spec.node_names)}")
+        with self.locked():
+            if not self.paths.key.exists():
+                raise LabError("the lab is not up: run `m7guard lab up` first")
+            if name == self.spec.vm.name:
+                with self.images.locked(self.say):
+                    image, _ = self.images.ensure_vm_image(self.say)
+                self.vm.stop()
+                self.vm.overlay.unlink(missing_ok=True)
+                self.vm.nvme.unlink(missing_ok=True)
+                self.say(f"{name}: booting a fresh disk")
+                self.vm.start(image, self.paths.node_dir(name) / "seed")
+            else:
+                node = self.spec.container(name)
+                with self.images.locked(self.say):
+                    tag, _ = self.images.ensure_container_image(self.say)
+                podman.remove_container(self.spec.container_name(node))
+                self._ensure_container(node, tag, UpReport())
+            self._wait_ready(UpReport(), only={name})
+            self._write_inventory()
+
+    def _wait_ready(self, report: UpReport, timeout: float = 600,
+                    only: set[str] | None = None) -> None:
         pending = {n.name for n in self.spec.containers}
         if self.vm.running():
             pending.add(self.spec.vm.name)
+        if only is not None:
+            pending &= only
         started = time.monotonic()
         self.say(f"waiting for {len(pending)} nodes to boot and answer SSH")
         entries = self._known_hosts_entries()
