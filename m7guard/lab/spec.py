@@ -118,6 +118,8 @@ DEFAULT_CONTAINERS: tuple[ContainerNode, ...] = (
     ContainerNode("client1", 21, ("clients",), "clients", ("clients",)),
     ContainerNode("outsider", 41, ("untrusted",), "untrusted", ("untrusted",)),
     ContainerNode("kdc", 31, ("admin",), "admin", ("kdc",)),
+    # Central syslog collector: receives forwarded logs from the data nodes.
+    ContainerNode("collector", 32, ("admin",), "admin", ("collector",)),
 )
 
 DEFAULT_VM = VmNode("vm1", ("m7_nodes", "vm"), "m7i.large", ssh_port=2231)
@@ -141,5 +143,6 @@ def spec_for(lab_id: int) -> LabSpec:
 
 
 ALL_GROUPS: tuple[str, ...] = (
-    "m7_nodes", "cldb", "zookeeper", "fileserver", "clients", "untrusted", "kdc", "vm",
+    "m7_nodes", "cldb", "zookeeper", "fileserver", "clients", "untrusted", "kdc", "collector",
+    "vm",
 )

@@ -30,6 +30,7 @@ def test_every_group_later_roles_use_is_present(tmp_path: Path) -> None:
     assert set(children["clients"]["hosts"]) == {"client1"}
     assert set(children["untrusted"]["hosts"]) == {"outsider"}
     assert set(children["kdc"]["hosts"]) == {"kdc"}
+    assert set(children["collector"]["hosts"]) == {"collector"}
     assert set(children["vm"]["hosts"]) == {"vm1"}
 
 
@@ -45,7 +46,7 @@ def test_data_nodes_carry_a_mix_of_m7i_sizes(tmp_path: Path) -> None:
     sizes = {hosts[n]["m7i_instance_type"] for n in ("node1", "node2", "node3", "vm1")}
     assert all(s.startswith("m7i.") for s in sizes)
     assert {"m7i.2xlarge", "m7i.8xlarge"} <= sizes
-    for name in ("client1", "outsider", "kdc"):
+    for name in ("client1", "outsider", "kdc", "collector"):
         assert "m7i_instance_type" not in hosts[name]
 
 
