@@ -99,7 +99,7 @@ def build_script(keys: Iterable[str], marker: str) -> str:
         "| grep '^container=' || true",
         f"echo '{m} ipv6'; if [ -d /proc/sys/net/ipv6 ]; then echo yes; fi",
         f"echo '{m} mapr'; if [ -e {MAPR_VERSION_FILE} ]; then echo installed; "
-        f"head -c 200 {MAPR_VERSION_FILE}; fi",
+        f"head -c 200 {MAPR_VERSION_FILE}; echo; fi",
         f"echo '{m} systemd'; if [ -d /run/systemd/system ]; then echo yes; fi",
         f"echo '{m} hostname'; hostname 2>/dev/null || cat /proc/sys/kernel/hostname",
     ]
@@ -119,7 +119,7 @@ def build_script(keys: Iterable[str], marker: str) -> str:
         f'echo "{m} file {SYSCTL_CONF} $(readlink -f {SYSCTL_CONF})"; '
         f"cat {SYSCTL_CONF}; echo; fi"
     )
-    lines.append(f"echo '{m} waivers'; cat {WAIVER_FACT} 2>/dev/null || true")
+    lines.append(f"echo '{m} waivers'; if [ -r {WAIVER_FACT} ]; then cat {WAIVER_FACT}; echo; fi")
     lines.append(f"echo '{m} end'")
     return "\n".join(lines)
 

@@ -115,3 +115,19 @@ def test_script_reads_every_requested_key_once() -> None:
     script = build_script(["a.b", "a/b", "c.d"], "@@x")
     assert script.count("@@x sysctl a.b'") == 1
     assert "/proc/sys/c/d" in script
+
+
+def test_files_without_a_final_newline_do_not_swallow_the_next_section(tmp_path: Path) -> None:
+    """The script ends every file it prints with a newline, so the section markers stay at
+    the start of a line (a waiver fact or MapR version file rarely ends with one)."""
+    import subprocess
+
+    script = build_script([], "@@t")
+    fake = tmp_path / "fact"
+    fake.write_text('{"waivers": []}')  # no trailing newline
+    script = script.replace("/etc/ansible/facts.d/m7guard_waivers.fact", str(fake))
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    snap = HostSnapshot("x", None)
+    parse_output(out, "@@t", snap)
+    assert snap.waivers_raw == '{"waivers": []}'
+    assert "@@t end" in out.splitlines()
