@@ -115,10 +115,6 @@ class Recipe:
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    @property
-    def image_tag(self) -> str:
-        return f"{IMAGE_REPO}:{self.digest()}"
-
 
 @dataclass(frozen=True)
 class VmImage:
@@ -164,6 +160,11 @@ class ImageCache:
         self.cache_dir = cache_dir
         self.recipe = recipe or Recipe()
         self.digest = self.recipe.digest()
+        # The podman image belongs to this cache: another cache directory (a test run's, say)
+        # builds and purges its own image without touching this one.
+        owner = hashlib.sha256(str(cache_dir.resolve()).encode()).hexdigest()[:6]
+        self.tag_suffix = f"-c{owner}"
+        self.image_tag = f"{IMAGE_REPO}:{self.digest}{self.tag_suffix}"
 
     @property
     def base_tar(self) -> Path:
@@ -194,7 +195,7 @@ class ImageCache:
             os.close(fd)
 
     def has_container_image(self) -> bool:
-        return podman.image_exists(self.recipe.image_tag)
+        return podman.image_exists(self.image_tag)
 
     def has_vm_image(self) -> bool:
         img = self.vm_image()
@@ -246,7 +247,7 @@ class ImageCache:
 
     def ensure_container_image(self, step: Step) -> tuple[str, bool]:
         """Return (tag, built): built is False when the cached image was reused."""
-        tag = self.recipe.image_tag
+        tag = self.image_tag
         if self.has_container_image():
             return tag, False
         base = self.ensure_base(step)
@@ -298,6 +299,10 @@ class ImageCache:
     def purge(self) -> list[str]:
         removed: list[str] = []
         for tag in podman.images(IMAGE_REPO):
+            if not tag.endswith(self.tag_suffix):
+                continue  # another cache directory's image
+            if podman.image_in_use(tag):
+                continue  # another lab's containers still run on it: it stays
             podman.remove_image(tag)
             removed.append(tag)
         if self.cache_dir.exists():

@@ -49,7 +49,13 @@ def images(repo: str) -> list[str]:
 
 
 def remove_image(tag: str) -> None:
-    podman("rmi", "-f", tag, what=f"removing image {tag}")
+    podman("rmi", tag, what=f"removing image {tag}")
+
+
+def image_in_use(tag: str) -> bool:
+    out = podman("ps", "-a", "--filter", f"ancestor={tag}", "--format", "{{.ID}}",
+                 what="podman ps")
+    return bool(out.stdout.strip())
 
 
 def import_tar(tar: Path, tag: str) -> None:

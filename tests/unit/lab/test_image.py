@@ -11,7 +11,16 @@ from m7guard.lab.image import COMMON_FILES, Recipe, host_mirror
 def test_digest_is_stable_and_short() -> None:
     assert Recipe().digest() == Recipe().digest()
     assert len(Recipe().digest()) == 16
-    assert Recipe().image_tag.endswith(":" + Recipe().digest())
+
+
+def test_image_tag_names_the_recipe_and_the_cache(tmp_path: Path) -> None:
+    from m7guard.lab.image import ImageCache
+
+    a = ImageCache(tmp_path / "a")
+    b = ImageCache(tmp_path / "b")
+    assert a.image_tag.split(":")[1].startswith(Recipe().digest())
+    assert a.image_tag != b.image_tag
+    assert a.image_tag == ImageCache(tmp_path / "a").image_tag
 
 
 def test_digest_ignores_package_order() -> None:
