@@ -10,6 +10,7 @@ from m7guard import __version__
 from m7guard.audit.cli import audit
 from m7guard.catalog.cli import catalog
 from m7guard.diff import diff_command
+from m7guard.docsgen import docs
 from m7guard.errors import M7guardError
 from m7guard.lab.cli import lab
 from m7guard.reports.cli import report
@@ -26,6 +27,7 @@ cli.add_command(catalog)
 cli.add_command(audit)
 cli.add_command(report)
 cli.add_command(diff_command)
+cli.add_command(docs)
 
 
 def main() -> None:
