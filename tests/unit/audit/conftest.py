@@ -32,7 +32,10 @@ def local_inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_audit_cli(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["audit", *args], catch_exceptions=False)
+    """`m7guard audit ARGS`, with the kernel profile unless ARGS name one, so that these tests
+    do not depend on the checks of other rule areas."""
+    profile = [] if "--profile" in args else ["--profile", "kernel"]
+    return CliRunner().invoke(cli, ["audit", *args, *profile], catch_exceptions=False)
 
 
 @pytest.fixture

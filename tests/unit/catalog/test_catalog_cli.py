@@ -9,7 +9,16 @@ from m7guard.catalog import load_catalog
 
 
 def test_list_json_has_every_rule_with_its_frameworks(run_cli, shipped_policies: Path) -> None:
-    result = run_cli("catalog", "list", "--policies", str(shipped_policies), "--format", "json")
+    result = run_cli(
+        "catalog",
+        "list",
+        "--policies",
+        str(shipped_policies),
+        "--area",
+        "kernel",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0
     rules = json.loads(result.output)
     assert [r["id"] for r in rules] == [f"KERN-{n:03d}" for n in range(1, 17)]
@@ -37,7 +46,7 @@ def test_list_by_profile_follows_the_selectors(run_cli, shipped_policies: Path) 
 
 
 def test_table_output_names_rules(run_cli, shipped_policies: Path) -> None:
-    result = run_cli("catalog", "list", "--policies", str(shipped_policies))
+    result = run_cli("catalog", "list", "--policies", str(shipped_policies), "--area", "kernel")
     assert result.exit_code == 0
     assert "KERN-016" in result.output and "16 rules" in result.output
 
@@ -125,14 +134,15 @@ def test_profile_parameters_override_defaults(shipped_policies: Path) -> None:
 
 
 def test_new_area_joins_profiles_without_editing_them(policies: Path, edit_yaml) -> None:
-    (policies / "rules/network").mkdir()
+    (policies / "rules/demo").mkdir()
     src = (policies / "rules/kernel/KERN-008.yml").read_text()
-    (policies / "rules/network/NET-001.yml").write_text(
-        src.replace("KERN-008", "NET-001").replace(
-            "kernel.py::test_kern_008", "network.py::test_net_001"
+    (policies / "rules/demo/DEMO-001.yml").write_text(
+        src.replace("KERN-008", "DEMO-001").replace(
+            "kernel.py::test_kern_008", "demo.py::test_demo_001"
         )
     )
     catalog = load_catalog(policies)
-    assert catalog.rule("NET-001").area == "network"
+    assert catalog.rule("DEMO-001").area == "demo"
     for profile in ("baseline", "pci_dss", "soc2"):
-        assert "NET-001" in {r.id for r in catalog.rules_for(catalog.profile(profile))}
+        assert "DEMO-001" in {r.id for r in catalog.rules_for(catalog.profile(profile))}
+    assert "DEMO-001" not in {r.id for r in catalog.rules_for(catalog.profile("kernel"))}
