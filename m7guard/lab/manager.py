@@ -273,8 +273,23 @@ class Lab:
         podman.podman(*args, what=f"creating container {cname}")
         seed = self.paths.node_dir(node.name) / "seed" / "files"
         podman.podman("cp", f"{seed}/.", f"{cname}:/", what=f"copying {node.name}'s seed files")
-        podman.podman("start", cname, what=f"starting container {cname}")
+        self._start(cname)
         report.created.append(node.name)
+
+    def _start(self, cname: str, attempts: int = 4) -> None:
+        """Start a container, retrying: with several labs on one machine, network set-up
+        (netavark and the firewall's lock) can fail once and work a second later."""
+        for attempt in range(1, attempts + 1):
+            proc = podman.podman("start", cname, what=f"starting container {cname}", check=False)
+            state = podman.container_state(cname) or {}
+            if proc.returncode == 0 and state.get("State", {}).get("Running"):
+                return
+            if attempt == attempts:
+                detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+                raise LabError(f"container {cname} does not start after {attempts} attempts: "
+                               + " ".join(detail))
+            self.say(f"{cname} did not start (attempt {attempt}), trying again")
+            time.sleep(2 * attempt)
 
     def reset(self, name: str) -> None:
         """Replace one node with a fresh one from the cached image (same addresses, same keys)."""
@@ -313,6 +328,11 @@ class Lab:
         self.paths.known_hosts.write_text(known_hosts_lines(entries))
         while pending:
             for name in sorted(pending):
+                if name != self.spec.vm.name:
+                    cname = self.spec.container_name(self.spec.container(name))
+                    state = podman.container_state(cname) or {}
+                    if not state.get("State", {}).get("Running"):
+                        self._start(cname)
                 if self._ssh_ok(name):
                     pending.discard(name)
             if not pending:
