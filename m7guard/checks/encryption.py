@@ -1,0 +1,364 @@
+"""Field encryption checks: the ENC-* rules of policies/rules/encryption/.
+
+Each check starts from the node's /etc/m7guard/field-encryption.yml (written by the
+field_encryption role). ENC-003 inspects that file itself. ENC-001 and ENC-002 take the key
+alias and region from it and ask KMS from the controller process (boto3: credentials from
+the usual chain, AWS_ENDPOINT_URL for a test KMS); nodes never need AWS access for the
+audit. Without credentials, or when KMS cannot be reached, they report error, never pass.
+ENC-004 scans the configured data directories on the node with the node's own
+`field-encrypt verify --format json` (record files) and its detector (other text files).
+
+The key policy is evaluated here independently of the role's module, so a mistake in the
+remediation cannot hide itself from the audit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from m7guard.checks import rule
+from m7guard.checks.support.plugin import NOTAPPLICABLE
+
+CONFIG = "/etc/m7guard/field-encryption.yml"
+DEFAULT_TOOL = "/opt/m7guard/venv/bin/field-encrypt"
+MAX_FINDINGS_SHOWN = 20
+
+
+class EncryptionStateError(Exception):
+    """The state a rule needs could not be read, so the rule cannot be decided (error)."""
+
+
+# -- node configuration --------------------------------------------------------------------
+
+
+def _read_config(host: Any) -> dict[str, Any]:
+    """The parsed node configuration; EncryptionStateError when missing or malformed."""
+    out = host.run("cat -- %s", CONFIG)
+    if out.rc != 0:
+        raise EncryptionStateError(
+            f"{CONFIG} is missing or unreadable ({out.stderr.strip()[:200]}); see ENC-003"
+        )
+    try:
+        document = yaml.safe_load(out.stdout)
+    except yaml.YAMLError as exc:
+        raise EncryptionStateError(f"{CONFIG} is not valid YAML: {exc}") from None
+    if not isinstance(document, dict):
+        raise EncryptionStateError(f"{CONFIG} is not a mapping")
+    return document
+
+
+def _config_problems(document: dict[str, Any]) -> list[str]:
+    problems = []
+    kms = document.get("kms")
+    if not isinstance(kms, dict) or not str(kms.get("key_alias", "")).startswith("alias/"):
+        problems.append("kms.key_alias is missing or not alias/NAME")
+    if not isinstance(kms, dict) or not kms.get("region"):
+        problems.append("kms.region is missing")
+    tables = document.get("tables")
+    if not isinstance(tables, dict) or not tables:
+        problems.append("tables is missing or empty: no field policy")
+    else:
+        for name, policy in tables.items():
+            if not isinstance(policy, dict) or not policy.get("fields"):
+                problems.append(f"table {name} has no fields to encrypt")
+    if not isinstance(document.get("data_dirs", []), list):
+        problems.append("data_dirs is not a list")
+    return problems
+
+
+def _key_of(host: Any, evidence: dict[str, Any]) -> tuple[str, str, str]:
+    """(alias, region, configured key id) of the node's KMS key."""
+    document = _read_config(host)
+    kms = document.get("kms") if isinstance(document.get("kms"), dict) else {}
+    alias, region = str(kms.get("key_alias") or ""), str(kms.get("region") or "")
+    if not alias or not region:
+        raise EncryptionStateError(f"{CONFIG} names no kms.key_alias and kms.region")
+    evidence.update({"config": CONFIG, "alias": alias, "region": region})
+    return alias, region, str(kms.get("key_id") or "")
+
+
+# -- KMS, asked from the controller ---------------------------------------------------------
+
+
+def kms_client(region: str) -> Any:
+    """A KMS client for the controller; never falls back to EC2 instance metadata unless
+    AWS_EC2_METADATA_DISABLED=false says so explicitly."""
+    try:
+        import boto3
+        import botocore.session
+        from botocore.config import Config
+    except ImportError:
+        raise EncryptionStateError("boto3 is not installed on the controller") from None
+    core = botocore.session.Session()
+    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() != "false":
+        core.get_component("credential_provider").remove("iam-role")
+    if core.get_credentials() is None:
+        raise EncryptionStateError(
+            "no AWS credentials on the controller to ask KMS: set AWS_PROFILE or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (AWS_ENDPOINT_URL for a test KMS; "
+            "instance metadata only with AWS_EC2_METADATA_DISABLED=false)"
+        )
+    session = boto3.session.Session(botocore_session=core, region_name=region)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20
+    )
+    return session.client("kms", config=config)
+
+
+def _kms_call(client: Any, operation: str, **kwargs: Any) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return dict(getattr(client, operation)(**kwargs))
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "NotFoundException":
+            raise
+        raise EncryptionStateError(
+            f"KMS {operation}: {error.get('Code', 'error')}: {error.get('Message', '')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise EncryptionStateError(f"KMS {operation}: {exc}") from None
+
+
+def _describe(host: Any, evidence: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The KMS client and the key metadata of the node's key (asserts that it exists)."""
+    from botocore.exceptions import ClientError
+
+    alias, region, wanted = _key_of(host, evidence)
+    client = kms_client(region)
+    evidence["endpoint"] = client.meta.endpoint_url
+    try:
+        meta = _kms_call(client, "describe_key", KeyId=alias)["KeyMetadata"]
+    except ClientError:
+        evidence["exists"] = False
+        raise AssertionError(f"KMS key {alias} does not exist in {region}") from None
+    evidence.update(
+        {"exists": True, "key_id": meta.get("KeyId"), "key_arn": meta.get("Arn"),
+         "key_state": meta.get("KeyState"), "key_manager": meta.get("KeyManager")}
+    )
+    if wanted:
+        assert wanted in (meta.get("KeyId"), meta.get("Arn")), (
+            f"{alias} points to {meta.get('KeyId')}, not to the configured key {wanted}"
+        )
+    return client, meta
+
+
+@rule("ENC-001")
+def test_enc_001(host: Any, evidence: dict[str, Any]) -> None:
+    """The KMS key that protects encrypted fields rotates automatically."""
+    client, meta = _describe(host, evidence)
+    assert meta.get("KeyState") == "Enabled", (
+        f"KMS key {evidence['alias']} is {meta.get('KeyState')}, not Enabled"
+    )
+    status = _kms_call(client, "get_key_rotation_status", KeyId=meta["KeyId"])
+    evidence["rotation_enabled"] = bool(status.get("KeyRotationEnabled"))
+    if "RotationPeriodInDays" in status:
+        evidence["rotation_period_days"] = status["RotationPeriodInDays"]
+    assert evidence["rotation_enabled"], (
+        f"automatic rotation is off for KMS key {evidence['alias']} ({meta['KeyId']})"
+    )
+
+
+def open_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """Allow statements that any principal matches without a condition (summaries)."""
+    raw = policy.get("Statement", [])
+    found = []
+    for index, statement in enumerate(raw if isinstance(raw, list) else [raw]):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        names = _flatten(statement.get("Principal"))
+        not_principal = "NotPrincipal" in statement
+        if (not_principal or any("*" in n for n in names)) and not statement.get("Condition"):
+            found.append(
+                {
+                    "sid": statement.get("Sid") or f"#{index}",
+                    "principal": "NotPrincipal" if not_principal else names,
+                    "action": statement.get("Action"),
+                }
+            )
+    return found
+
+
+def _flatten(principal: Any) -> list[str]:
+    if principal is None:
+        return []
+    if isinstance(principal, str):
+        return [principal]
+    if isinstance(principal, dict):
+        return [name for value in principal.values() for name in _flatten(value)]
+    if isinstance(principal, list):
+        return [name for value in principal for name in _flatten(value)]
+    return [str(principal)]
+
+
+@rule("ENC-002")
+def test_enc_002(host: Any, evidence: dict[str, Any]) -> None:
+    """The KMS key policy grants no wildcard principal without a condition."""
+    client, meta = _describe(host, evidence)
+    raw = _kms_call(client, "get_key_policy", KeyId=meta["KeyId"], PolicyName="default")
+    try:
+        policy = json.loads(raw.get("Policy") or "{}")
+    except ValueError:
+        raise EncryptionStateError("the key policy KMS returned is not JSON") from None
+    statements = policy.get("Statement", [])
+    evidence["statements"] = len(statements) if isinstance(statements, list) else 1
+    evidence["open_statements"] = open_statements(policy)
+    assert not evidence["open_statements"], (
+        f"the key policy of {evidence['alias']} allows any principal without a Condition in "
+        + ", ".join(s["sid"] for s in evidence["open_statements"])
+    )
+
+
+# -- the configuration file itself ----------------------------------------------------------
+
+
+@rule("ENC-003")
+def test_enc_003(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -> None:
+    """The node's field encryption configuration is present and protected."""
+    max_mode = int(str(params["max_mode"]), 8)
+    conf = host.file(CONFIG)
+    evidence["path"] = CONFIG
+    evidence["exists"] = conf.exists
+    assert conf.exists, f"{CONFIG} does not exist"
+    assert conf.is_file and not conf.is_symlink, f"{CONFIG} is not a regular file"
+    evidence.update({"owner": conf.user, "group": conf.group, "mode": f"{conf.mode:04o}"})
+    parent = host.file(posixpath.dirname(CONFIG))
+    evidence["directory"] = {
+        "path": posixpath.dirname(CONFIG), "owner": parent.user, "mode": f"{parent.mode:04o}"
+    }
+    assert conf.uid == 0, f"{CONFIG} is owned by {conf.user}, not root"
+    assert conf.mode & ~max_mode == 0, (
+        f"{CONFIG} has mode {conf.mode:04o}, more permissive than {max_mode:04o}"
+    )
+    assert parent.uid == 0 and parent.mode & 0o022 == 0, (
+        f"{parent.path} (owner {parent.user}, mode {parent.mode:04o}) lets others replace "
+        "the configuration"
+    )
+    problems = _config_problems(_read_config(host))
+    evidence["problems"] = problems
+    assert not problems, f"{CONFIG}: " + "; ".join(problems)
+
+
+# -- plaintext account data in the data directories -----------------------------------------
+
+# Runs on the node with the venv's Python, so it has field_encryption's detector at hand.
+_SCANNER = r"""
+import json, os, subprocess, sys
+from field_encryption.scan import scan_text
+job = json.loads(sys.argv[1])
+RECORD = {".jsonl", ".ndjson", ".json", ".csv"}
+out = {"files": 0, "record_files": 0, "text_files": 0, "binary_skipped": 0,
+       "counts": {}, "findings": [], "errors": [], "notes": []}
+def add(kind, where, masked):
+    out["counts"][kind] = out["counts"].get(kind, 0) + 1
+    if len(out["findings"]) < job["shown"]:
+        out["findings"].append({"kind": kind, "at": where, "masked": masked})
+def text_scan(path):
+    with open(path, "rb") as fh:
+        if b"\0" in fh.read(8192):
+            out["binary_skipped"] += 1
+            return
+        fh.seek(0)
+        out["text_files"] += 1
+        for number, raw in enumerate(fh, 1):
+            for kind, masked in scan_text(raw.decode("utf-8", "replace")):
+                add(kind, f"{path}:{number}", masked)
+for d in job["dirs"]:
+    if not os.path.isdir(d["path"]):
+        out["errors"].append(f"{d['path']} is not a directory")
+        continue
+    for root, dirs, files in os.walk(d["path"]):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                out["notes"].append(f"{path}: not a regular file, not scanned")
+                continue
+            out["files"] += 1
+            if out["files"] > job["max_files"]:
+                out["errors"].append(f"more than {job['max_files']} files (max_files)")
+                print(json.dumps(out))
+                sys.exit(0)
+            if os.path.splitext(name)[1].lower() in RECORD:
+                argv = [job["tool"], "verify", path, "--format", "json", "--max-findings", "50"]
+                for field in d["fields"]:
+                    argv += ["--optional", field]
+                proc = subprocess.run(argv, capture_output=True, text=True)
+                if proc.returncode in (0, 2):
+                    out["record_files"] += 1
+                    for f in json.loads(proc.stdout)["findings"]:
+                        add(f["kind"], f"{path} record {f['record']} {f['path']}", f["masked"])
+                    continue
+                out["notes"].append(f"{path}: not readable as records, scanned as text")
+            text_scan(path)
+print(json.dumps(out))
+"""
+
+
+def _tool(host: Any, document: dict[str, Any]) -> str:
+    tool = str(document.get("field_encrypt") or DEFAULT_TOOL)
+    found = host.run("readlink -f -- \"$(command -v %s)\"", tool)
+    path = found.stdout.strip()
+    if found.rc != 0 or not path:
+        raise EncryptionStateError(f"field-encrypt ({tool}) is not installed on the node")
+    return path
+
+
+def _scan_job(document: dict[str, Any], max_files: int) -> dict[str, Any]:
+    tables = document.get("tables") if isinstance(document.get("tables"), dict) else {}
+    dirs = []
+    for entry in document.get("data_dirs") or []:
+        if not isinstance(entry, dict) or not str(entry.get("path", "")).startswith("/"):
+            raise EncryptionStateError(f"{CONFIG}: data_dirs entry {entry!r} has no absolute path")
+        policy = tables.get(entry.get("table"), {}) if isinstance(tables, dict) else {}
+        fields = [*policy.get("fields", []), *policy.get("optional", [])]
+        dirs.append({"path": entry["path"], "fields": [str(f) for f in fields]})
+    return {"dirs": dirs, "max_files": max_files, "shown": MAX_FINDINGS_SHOWN}
+
+
+_DIGIT_RUN = re.compile(r"\d[\d -]{7,}\d")
+
+
+def _masked(text: str) -> str:
+    """Last line of defence: no run of digits longer than four leaves the controller."""
+    from field_encryption.scan import mask
+
+    return _DIGIT_RUN.sub(lambda m: mask(m.group(0)), text)
+
+
+@rule("ENC-004")
+def test_enc_004(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -> None:
+    """No plaintext card numbers or SSNs in the configured data directories."""
+    document = _read_config(host)
+    job = _scan_job(document, int(params["max_files"]))
+    evidence["data_dirs"] = [d["path"] for d in job["dirs"]]
+    if not job["dirs"]:
+        pytest.skip(f"{NOTAPPLICABLE}{CONFIG} lists no data directories to scan")
+    tool = _tool(host, document)
+    job["tool"] = tool
+    python = posixpath.join(posixpath.dirname(tool), "python")
+    proc = host.run("%s -c %s %s", python, _SCANNER, json.dumps(job))
+    if proc.rc != 0:
+        raise EncryptionStateError(
+            f"the scan on the node failed ({proc.rc}): {proc.stderr.strip()[-300:]}"
+        )
+    result = json.loads(proc.stdout)
+    for finding in result["findings"]:
+        finding["masked"] = _masked(finding["masked"])
+    evidence.update({k: result[k] for k in (
+        "files", "record_files", "text_files", "binary_skipped", "counts", "findings", "notes"
+    )})
+    if result["errors"]:
+        raise EncryptionStateError("; ".join(result["errors"]))
+    assert not result["counts"], (
+        "plaintext account data in the data directories: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(result["counts"].items()))
+    )

@@ -1,0 +1,147 @@
+#!/usr/bin/python
+"""Ansible module: build this project's wheel on the controller, reproducibly."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+---
+module: m7guard_wheel
+short_description: Build a project's wheel (pip wheel --no-deps) into a directory
+description:
+  - Copies the project's packaging files and packages to a fresh directory under O(dest)
+    and runs C(pip wheel --no-deps) there, so builds never write into the checkout and
+    runs in parallel do not share a build tree.
+  - SOURCE_DATE_EPOCH is fixed, so the same sources give a byte-identical wheel and a copy
+    to a node reports no change.
+  - Only the controller's temporary directory changes, so the module reports changed=false
+    and also builds in check mode.
+  - When O(source) is a C(.whl) file it is used as it is.
+options:
+  source:
+    description: Project directory (with pyproject.toml) or a built wheel file.
+    type: path
+    required: true
+  dest:
+    description: Directory to build in (created when missing).
+    type: path
+    required: true
+  packages:
+    description: Top-level entries of the project to copy besides the packaging files.
+    type: list
+    elements: str
+    default: [field_encryption, m7guard]
+author:
+  - m7guard
+"""
+
+RETURN = r"""
+path:
+  description: The wheel file on the controller.
+  type: str
+  returned: success
+filename:
+  description: The wheel's file name.
+  type: str
+  returned: success
+name:
+  description: Distribution name.
+  type: str
+  returned: success
+version:
+  description: Distribution version.
+  type: str
+  returned: success
+sha256:
+  description: SHA-256 of the wheel file.
+  type: str
+  returned: success
+"""
+
+
+PACKAGING_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "MANIFEST.in")
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
+
+
+class WheelError(Exception):
+    pass
+
+
+def wheel_facts(path: Path) -> dict[str, Any]:
+    name, version = path.name.split("-")[:2]
+    return {
+        "path": str(path),
+        "filename": path.name,
+        "name": name,
+        "version": version,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+
+
+def build(source: Path, dest: Path, packages: list[str]) -> dict[str, Any]:
+    if source.is_file() and source.suffix == ".whl":
+        return wheel_facts(source)
+    if not (source / "pyproject.toml").is_file():
+        raise WheelError(f"{source} has no pyproject.toml and is not a .whl file")
+    dest.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="src-", dir=dest))
+    try:
+        for name in PACKAGING_FILES:
+            if (source / name).is_file():
+                shutil.copy2(source / name, work / name)
+        for name in packages:
+            if not (source / name).is_dir():
+                raise WheelError(f"{source} has no package directory {name}")
+            shutil.copytree(source / name, work / name, ignore=IGNORE)
+        out = work / "dist"
+        env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(work)],
+            capture_output=True, text=True, env=env, check=False, timeout=600,
+        )
+        if proc.returncode != 0:
+            raise WheelError(f"pip wheel failed: {proc.stderr.strip()[-2000:]}")
+        wheels = sorted(out.glob("*.whl"))
+        if len(wheels) != 1:
+            raise WheelError(f"pip wheel produced {len(wheels)} wheels, expected one")
+        final = dest / wheels[0].name
+        os.replace(wheels[0], final)
+        return wheel_facts(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "source": {"type": "path", "required": True},
+            "dest": {"type": "path", "required": True},
+            "packages": {
+                "type": "list",
+                "elements": "str",
+                "default": ["field_encryption", "m7guard"],
+            },
+        },
+        supports_check_mode=True,
+    )
+    try:
+        result = build(Path(module.params["source"]), Path(module.params["dest"]),
+                       module.params["packages"])
+    except (WheelError, OSError, subprocess.SubprocessError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""ENC-* check logic without the lab: the node is a stand-in that serves a configuration
+file, KMS is a moto server on 127.0.0.1. The lab tests (tests/integration/
+test_field_encryption_role.py) run the same checks on real nodes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+
+from m7guard.checks import encryption
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/m7guard-tests/config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/m7guard-tests/credentials",
+}
+
+
+@dataclass
+class _Out:
+    rc: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+class _Node:
+    """Answers the one command the KMS checks send: reading the configuration."""
+
+    def __init__(self, config: dict[str, Any] | None) -> None:
+        self.config = config
+
+    def run(self, command: str, *args: str) -> _Out:
+        assert command == "cat -- %s" and args == (encryption.CONFIG,)
+        if self.config is None:
+            return _Out(1, stderr="cat: No such file or directory")
+        return _Out(0, yaml.safe_dump(self.config))
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Any:
+    import boto3
+
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    return boto3.client("kms", region_name="eu-west-1", endpoint_url=moto_endpoint)
+
+
+def _config(alias: str, **extra: Any) -> dict[str, Any]:
+    return {"version": 1, "kms": {"key_alias": alias, "region": "eu-west-1"},
+            "tables": {"users": {"fields": ["ssn"]}}, "data_dirs": [], **extra}
+
+
+def _key(kms: Any, policy: dict | None = None, rotate: bool = True) -> tuple[str, str]:
+    alias = f"alias/enc-unit-{uuid.uuid4().hex[:10]}"
+    kwargs = {"Policy": json.dumps(policy)} if policy else {}
+    key_id = kms.create_key(**kwargs)["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    if rotate:
+        kms.enable_key_rotation(KeyId=key_id)
+    return alias, key_id
+
+
+def test_enc_001_passes_with_rotation_and_fails_without(aws):
+    alias, key_id = _key(aws)
+    evidence: dict[str, Any] = {}
+    encryption.test_enc_001(_Node(_config(alias)), evidence)
+    assert evidence["rotation_enabled"] is True and evidence["key_id"] == key_id
+    assert evidence["endpoint"].startswith("http://127.0.0.1:")
+    aws.disable_key_rotation(KeyId=key_id)
+    evidence = {}
+    with pytest.raises(AssertionError, match="automatic rotation is off"):
+        encryption.test_enc_001(_Node(_config(alias)), evidence)
+    assert evidence["rotation_enabled"] is False
+
+
+def test_enc_001_fails_for_a_missing_key_and_a_wrong_key_id(aws):
+    with pytest.raises(AssertionError, match="does not exist in eu-west-1"):
+        encryption.test_enc_001(_Node(_config("alias/enc-unit-missing")), {})
+    alias, _ = _key(aws)
+    other = aws.create_key()["KeyMetadata"]["KeyId"]
+    config = _config(alias)
+    config["kms"]["key_id"] = other
+    with pytest.raises(AssertionError, match="not to the configured key"):
+        encryption.test_enc_001(_Node(config), {})
+
+
+def test_enc_001_fails_for_a_disabled_key(aws):
+    alias, key_id = _key(aws)
+    aws.disable_key(KeyId=key_id)
+    with pytest.raises(AssertionError, match="Disabled, not Enabled"):
+        encryption.test_enc_001(_Node(_config(alias)), {})
+
+
+WILDCARD = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "Root", "Effect": "Allow",
+         "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*",
+         "Resource": "*"},
+        {"Sid": "AnyoneDecrypts", "Effect": "Allow", "Principal": "*",
+         "Action": "kms:Decrypt", "Resource": "*"},
+    ],
+}
+
+
+def test_enc_002_fails_on_a_wildcard_and_passes_with_a_condition(aws):
+    alias, key_id = _key(aws, WILDCARD)
+    evidence: dict[str, Any] = {}
+    with pytest.raises(AssertionError, match="AnyoneDecrypts"):
+        encryption.test_enc_002(_Node(_config(alias)), evidence)
+    assert evidence["open_statements"][0]["principal"] == ["*"]
+    conditioned = json.loads(json.dumps(WILDCARD))
+    conditioned["Statement"][1]["Condition"] = {"StringEquals": {"aws:PrincipalAccount": "1"}}
+    aws.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(conditioned))
+    evidence = {}
+    encryption.test_enc_002(_Node(_config(alias)), evidence)
+    assert evidence["open_statements"] == [] and evidence["statements"] == 2
+
+
+def test_enc_002_passes_on_the_default_policy(aws):
+    alias, _ = _key(aws)
+    encryption.test_enc_002(_Node(_config(alias)), {})
+
+
+def test_missing_configuration_is_an_error_not_a_result(aws):
+    with pytest.raises(encryption.EncryptionStateError, match="ENC-003"):
+        encryption.test_enc_001(_Node(None), {})
+
+
+def test_without_credentials_the_kms_checks_error_and_never_ask_instance_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")  # not disabled: the check must still not ask
+
+    def no_metadata(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("instance metadata was asked")
+
+    monkeypatch.setattr("botocore.utils.InstanceMetadataFetcher.retrieve_iam_role_credentials",
+                        no_metadata)
+    with pytest.raises(encryption.EncryptionStateError, match="no AWS credentials"):
+        encryption.test_enc_001(_Node(_config("alias/x")), {})
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"tables": {"users": {"fields": ["ssn"]}}}, "kms.key_alias"),
+        ({"kms": {"key_alias": "alias/a"}, "tables": {"u": {"fields": ["x"]}}}, "kms.region"),
+        ({"kms": {"key_alias": "alias/a", "region": "r"}, "tables": {}}, "no field policy"),
+        ({"kms": {"key_alias": "alias/a", "region": "r"}, "tables": {"u": {"fields": []}}},
+         "table u has no fields"),
+    ],
+)
+def test_configuration_problems(document, problem):
+    assert any(problem in p for p in encryption._config_problems(document))
+
+
+def test_a_complete_configuration_has_no_problems():
+    assert encryption._config_problems(_config("alias/a")) == []
+
+
+def test_scan_job_uses_each_directory_table_policy():
+    config = _config("alias/a", data_dirs=[{"path": "/srv/a", "table": "users"},
+                                           {"path": "/srv/b", "table": "other"}])
+    config["tables"]["users"]["optional"] = ["personal_info.phone"]
+    job = encryption._scan_job(config, 10)
+    assert job["dirs"] == [{"path": "/srv/a", "fields": ["ssn", "personal_info.phone"]},
+                           {"path": "/srv/b", "fields": []}]
+    with pytest.raises(encryption.EncryptionStateError, match="absolute path"):
+        encryption._scan_job(_config("alias/a", data_dirs=[{"path": "rel"}]), 10)
+
+
+def test_evidence_never_carries_a_full_number():
+    assert encryption._masked("4111 1111 1111 1111") == "**** **** **** 1111"
+    assert encryption._masked("***-**-6789") == "***-**-6789"
+    assert encryption._masked("record 3 at 078-05-1120") == "record 3 at ***-**-1120"
