@@ -12,17 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
+from motokit import AWS_ENV, moto_server
 
 from m7guard.checks import encryption
-
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/nonexistent/m7guard-tests/config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/m7guard-tests/credentials",
-}
 
 
 @dataclass
@@ -47,13 +39,8 @@ class _Node:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -12,18 +12,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from motokit import AWS_ENV, moto_server
 
 ROOT = Path(__file__).resolve().parents[4]
 LIBRARY = ROOT / "roles" / "field_encryption" / "library"
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/nonexistent/m7guard-tests/config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/m7guard-tests/credentials",
-}
 
 
 def load_module(name: str) -> ModuleType:
@@ -46,14 +38,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    assert host == "127.0.0.1"
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
