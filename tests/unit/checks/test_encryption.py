@@ -189,3 +189,40 @@ def test_evidence_never_carries_a_full_number():
     assert encryption._masked("4111 1111 1111 1111") == "**** **** **** 1111"
     assert encryption._masked("***-**-6789") == "***-**-6789"
     assert encryption._masked("record 3 at 078-05-1120") == "record 3 at ***-**-1120"
+
+
+def test_the_node_scanner_finds_masks_and_reports(tmp_path):
+    """The scanner ENC-004 sends to the node, run here with this venv's field-encrypt."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "leak.jsonl").write_text(
+        json.dumps({"_id": 1, "credit_card": "4539 1488 0343 6467", "ssn": "078-05-1120"}) + "\n")
+    (data / "clean.csv").write_text("id,amount\n1,12.50\n")
+    (data / "sub" / "notes.txt").write_text("refund to 4539148803436467 ok\nnothing\n")
+    (data / "broken.json").write_text('{"not json\n')
+    (data / "blob.bin").write_bytes(b"\0\1binary 4539148803436467")
+    (data / "link").symlink_to("/etc/hostname")
+    job = {"dirs": [{"path": str(data), "fields": ["ssn", "credit_card"]},
+                    {"path": str(tmp_path / "missing"), "fields": []}],
+           "max_files": 100, "shown": 20,
+           "tool": str(Path(sys.executable).parent / "field-encrypt")}
+    proc = subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
+                          capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout)
+    assert (out["files"], out["record_files"], out["text_files"], out["binary_skipped"]) == (
+        5, 2, 2, 1)
+    assert out["counts"] == {"unencrypted-field": 2, "pan": 2, "ssn": 1}
+    assert {f["masked"] for f in out["findings"]} == {
+        "", "**** **** **** 6467", "***-**-1120", "************6467"}
+    assert "4539148803436467" not in proc.stdout and "4539 1488 0343 6467" not in proc.stdout
+    assert out["errors"] == [f"{tmp_path / 'missing'} is not a directory"]
+    assert any("broken.json: not readable as records" in n for n in out["notes"])
+    assert any("link: not a regular file" in n for n in out["notes"])
+    job["max_files"] = 2
+    capped = subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
+                            capture_output=True, text=True, check=True)
+    assert "more than 2 files (max_files)" in json.loads(capped.stdout)["errors"]
