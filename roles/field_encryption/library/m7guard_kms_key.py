@@ -21,7 +21,8 @@ description:
     key is not enabled, rotation is off or the policy differs from O(policy).
   - In both modes the module fails when the effective key policy allows a wildcard principal
     without a condition (or uses NotPrincipal with Allow), and refuses such an O(policy)
-    before calling KMS.
+    before calling KMS, as well as an O(policy) that grants nobody kms:PutKeyPolicy (it
+    would lock every administrator out of the key).
   - Uses boto3 only. Supports check mode.
 options:
   alias:
@@ -167,7 +168,25 @@ def validate(params: dict[str, Any]) -> dict[str, Any] | None:
             "policy grants a wildcard principal without a Condition in "
             f"{', '.join(open_to_all)}: refusing to apply it"
         )
+    if not grants_policy_admin(policy):
+        raise KmsKeyError(
+            "policy lets no principal change the key policy (kms:PutKeyPolicy or kms:*): "
+            "applying it would lock every administrator out of the key"
+        )
     return policy
+
+
+def grants_policy_admin(policy: dict[str, Any]) -> bool:
+    """Whether some Allow statement grants kms:PutKeyPolicy (directly or by wildcard)."""
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            if str(action).lower() in ("*", "kms:*", "kms:putkeypolicy", "kms:put*"):
+                return True
+    return False
 
 
 class KmsKey:

@@ -167,6 +167,9 @@ class _NoCalls:
         ({"policy": "{not json"}, "policy is not valid JSON"),
         ({"policy": json.dumps({"Version": "2012-10-17"})}, "Statement"),
         ({"policy": json.dumps(OPEN)}, "refusing to apply"),
+        ({"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt",
+                                               "Principal": {"AWS": ACCOUNT_ROOT}}]})},
+         "lock every administrator out"),
     ],
 )
 def test_bad_input_is_refused_before_kms_is_called(kms_key_module, override, message):
