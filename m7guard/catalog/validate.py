@@ -73,6 +73,18 @@ def discover_checks(checks_dir: Path = CHECKS_DIR) -> tuple[list[CheckRef], list
     return found, problems
 
 
+def discover_preflight_checks() -> list[CheckRef]:
+    """The PRE-* checks of m7guard preflight, which read the intended configuration."""
+    from m7guard.preflight import checks as pre
+
+    path = Path(pre.__file__)
+    return [
+        CheckRef(f"m7guard/preflight/{path.name}::{fn.__name__}", rule_of(fn) or "", path,
+                 fn.__name__)
+        for fn in pre.all_checks()
+    ]
+
+
 def check_problems(catalog: Catalog, checks: Iterable[CheckRef]) -> list[Problem]:
     """Rules without a check, checks without a rule, and mismatched pairs."""
     problems: list[Problem] = []
@@ -86,7 +98,7 @@ def check_problems(catalog: Catalog, checks: Iterable[CheckRef]) -> list[Problem
             for c in refs:
                 problems.append(
                     Problem(
-                        f"{CHECK_PREFIX}{c.file.name}",
+                        c.ref.split("::")[0],
                         c.function,
                         f"a check without a rule: {rule_id} is not in policies/rules/",
                     )
@@ -123,6 +135,8 @@ def validate(
     policies = find_policies_dir(root)
     catalog, problems = read_catalog(policies)
     checks, found = discover_checks(checks_dir)
+    if checks_dir.resolve() == CHECKS_DIR:
+        checks += discover_preflight_checks()
     problems += found
     problems += check_problems(catalog, checks)
     files = sorted(policies.glob("waivers*.yml")) + [Path(p) for p in waiver_files]

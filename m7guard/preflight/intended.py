@@ -34,6 +34,8 @@ class HostIntent:
     roles: list[str]
     variables: dict[str, Any] = field(repr=False)
     unresolved: set[str] = field(default_factory=set)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The untemplated values of the unresolved variables (e.g. `{{ vault_x }}`)."""
 
     def get(self, name: str, default: Any = None) -> Any:
         value = self.variables.get(name, default)
@@ -119,6 +121,7 @@ class IntendedConfig:
             templar = Templar(loader=self.loader, variables=merged)
             resolved: dict[str, Any] = {}
             unresolved: set[str] = set()
+            raw: dict[str, Any] = {}
             for key, value in merged.items():
                 if key in _PASSTHROUGH or key.startswith("ansible_"):
                     resolved[key] = value
@@ -128,8 +131,22 @@ class IntendedConfig:
                 except Exception:  # a fact, a vaulted value without its key, a lookup
                     resolved[key] = UNRESOLVED
                     unresolved.add(key)
+                    raw[key] = _raw(value)
             groups = sorted(g.name for g in host.get_groups() if g.name != "all")
-            yield HostIntent(host.name, groups, roles, resolved, unresolved)
+            yield HostIntent(host.name, groups, roles, resolved, unresolved, raw)
+
+
+def _raw(value: Any) -> Any:
+    """A value as written, with vault-encrypted leaves shown as `<vaulted>`."""
+    if isinstance(value, dict):
+        return {str(k): _raw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_raw(v) for v in value]
+    if type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode"):
+        return "<vaulted>"
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return str(value)
 
 
 def _plain(value: Any) -> Any:

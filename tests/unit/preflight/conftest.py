@@ -9,7 +9,7 @@ import pytest
 from moto_deployments import AWS_ENV, Deployment, seed
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_aws() -> Iterator[Deployment]:
     import boto3
     from moto.server import ThreadedMotoServer

@@ -1,0 +1,77 @@
+"""`m7guard preflight`: catch a dangerous deployment in CI, before any host is touched.
+
+Exit codes are those of `m7guard audit`: 0 nothing fails at or above --fail-on, 2 something
+does, 1 preflight itself could not run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from m7guard.audit.cli import summary_table
+from m7guard.audit.results import FAIL_ON_CHOICES
+from m7guard.errors import M7guardError
+from m7guard.preflight.engine import PreflightOptions, run_preflight
+from m7guard.reports import FORMATS, parse_formats, render
+
+
+@click.command()
+@click.option("-i", "--inventory", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Ansible inventory of the deployment (e.g. inventories/example/hosts.yml).")
+@click.option("--profile", default="baseline", show_default=True,
+              help="Profile in policies/profiles/ (pci_dss requires MFA for admins).")
+@click.option("--limit", default=None, help="Hosts or groups (Ansible pattern).")
+@click.option("--aws", is_flag=True,
+              help="Also check the AWS side (instances, IMDSv2, EBS keys, security groups, "
+                   "KMS rotation) with boto3; read-only.")
+@click.option("--aws-region", default=None, help="AWS region (default: the environment's).")
+@click.option("--aws-profile", default=None, help="AWS named profile.")
+@click.option("--controller-address", default=None,
+              help="The address the nodes see the controller connect from (default: "
+                   "zero_trust_network_controller_address, else this machine's route to them).")
+@click.option("--playbook", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The playbook whose plays decide which roles a host gets "
+                   "(default: playbooks/site.yml).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports/preflight"), show_default=True,
+              help="Directory for results.json and the reports.")
+@click.option("--format", "formats", default="json", show_default=True,
+              help=f"Comma separated: {','.join(FORMATS)}. results.json is always written.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default="medium",
+              show_default=True,
+              help="Exit 2 if a rule of at least this severity fails or errors (none: never).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The m7guard checkout (roles/, playbooks/, policies/).")
+@click.pass_context
+def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | None, aws: bool,
+              aws_region: str | None, aws_profile: str | None,
+              controller_address: str | None, playbook: Path | None, out: Path, formats: str,
+              fail_on: str, root: Path) -> None:
+    """Verify a deployment before it happens: role variables, policy, playbooks, AWS."""
+    err = Console(stderr=True, highlight=False)
+    try:
+        wanted = parse_formats(formats)
+        with err.status("preflight: reading the inventory and the roles"):
+            results = run_preflight(PreflightOptions(
+                inventory=inventory, root=root.resolve(), profile=profile, limit=limit,
+                aws=aws, aws_region=aws_region, aws_profile=aws_profile,
+                controller_address=controller_address, playbook=playbook,
+            ))
+        written = render(results, wanted, out)
+    except M7guardError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        ctx.exit(1)
+    console = Console(highlight=False)
+    console.print(summary_table(results))
+    for warning in results.data["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+    for r in results.failing(fail_on):
+        console.print(f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
+                      f"({results.severity(r['rule'])}): {r['message']}")
+    for fmt, path in written.items():
+        console.print(f"{fmt}: {path}")
+    ctx.exit(results.exit_code(fail_on))
