@@ -21,7 +21,7 @@ from typing import Any
 from m7guard.checks import rule
 from m7guard.preflight.argspecs import validate_host
 from m7guard.preflight.aws import AwsCheckError, AwsView
-from m7guard.preflight.intended import HostIntent
+from m7guard.preflight.intended import HostIntent, detect_controller_address
 
 SCOPE_ATTR = "__m7guard_preflight_scope__"
 ROLE_ATTR = "__m7guard_preflight_role__"
@@ -142,7 +142,8 @@ def pre_004(ctx: Context, host: HostIntent) -> Outcome:
     """The controller's address is inside the SSH allow-list (zone admin)."""
     zones = host.get("zero_trust_network_zones") or {}
     admin = _cidrs(zones.get("admin") if isinstance(zones, dict) else None)
-    controller = host.get("zero_trust_network_controller_address") or ctx.controller_address
+    controller = (host.get("zero_trust_network_controller_address") or ctx.controller_address
+                  or detect_controller_address([host]))
     evidence = {"zero_trust_network_zones.admin": admin, "controller_address": controller}
     if not controller:
         return Outcome("error", "the controller's address is unknown: pass --controller-address",

@@ -6,7 +6,6 @@ same `m7guard diff` and the same exit codes apply.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,25 +48,6 @@ class PreflightOptions:
     controller_address: str | None = None
 
 
-def detect_controller_address(hosts: list[HostIntent]) -> str | None:
-    """The source address this machine would use towards the first host (no packet is sent:
-    a UDP socket's connect only asks the kernel for a route)."""
-    for host in hosts:
-        target = host.get("ansible_host") or host.name
-        try:
-            infos = socket.getaddrinfo(str(target), 22, proto=socket.IPPROTO_UDP)
-        except OSError:
-            continue
-        for family, _, _, _, addr in infos:
-            with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                try:
-                    sock.connect(addr)
-                except OSError:
-                    continue
-                return str(sock.getsockname()[0])
-    return None
-
-
 def run_preflight(opts: PreflightOptions) -> Results:
     started = now_iso()
     catalog, problems = validate(opts.policies or opts.root / "policies")
@@ -88,7 +68,7 @@ def run_preflight(opts: PreflightOptions) -> Results:
             aws = AwsView(region=opts.aws_region, profile=opts.aws_profile)
         except (AwsCheckError, Exception) as exc:  # botocore raises its own kinds here
             raise PreflightError(f"AWS checks cannot start: {exc}") from exc
-    controller = opts.controller_address or detect_controller_address(hosts)
+    controller = opts.controller_address
     ctx = pre.Context(
         root=opts.root,
         playbooks=sorted((opts.root / "playbooks").glob("*.yml")),

@@ -7,6 +7,7 @@ contacting any host. Which roles apply to a host comes from the plays of a playb
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,3 +159,22 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bool | int | float) or value is None:
         return value
     return str(value)
+
+
+def detect_controller_address(hosts: list[HostIntent]) -> str | None:
+    """The source address this machine would use towards the first host (no packet is sent:
+    a UDP socket's connect only asks the kernel for a route)."""
+    for host in hosts:
+        target = host.get("ansible_host") or host.name
+        try:
+            infos = socket.getaddrinfo(str(target), 22, proto=socket.IPPROTO_UDP)
+        except OSError:
+            continue
+        for family, _, _, _, addr in infos:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                try:
+                    sock.connect(addr)
+                except OSError:
+                    continue
+                return str(sock.getsockname()[0])
+    return None

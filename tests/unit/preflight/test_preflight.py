@@ -167,7 +167,7 @@ def test_aws_findings_on_a_non_compliant_deployment(moto_aws: Deployment, tmp_pa
         {"m6": moto_aws.bad_ips[0], "plain": moto_aws.bad_ips[1], "gone": moto_aws.missing_ip},
         "alias/m7guard-bad",
     )
-    code, output, data = preflight(inv, tmp_path / "out", "--aws", "--aws-region", "us-east-1",
+    code, _, data = preflight(inv, tmp_path / "out", "--aws", "--aws-region", "us-east-1",
                                    "--profile", "pci_dss")
     assert code == 2
     found = {(r["host"], r["rule"]) for r in data["results"]
