@@ -97,6 +97,26 @@ def lab_id_from_env() -> int:
     return lab_id
 
 
+def inotify_hint() -> str:
+    """systemd in every node takes inotify instances from root's per-user limit; when the
+    limit is used up, new nodes die at once (exit 255). Say so when that is the case."""
+    try:
+        limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    except (OSError, ValueError):
+        return ""
+    used = 0
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            used += sum(1 for fd in fd_dir.iterdir() if os.readlink(fd) == "anon_inode:inotify")
+        except OSError:
+            continue
+    if used < limit - 8:
+        return ""
+    return (f"; root uses {used} inotify instances of fs.inotify.max_user_instances={limit}: "
+            "stop other labs or containers (`M7GUARD_LAB_ID=N m7guard lab down`), or raise "
+            "the limit on this host (sysctl fs.inotify.max_user_instances=512)")
+
+
 def default_paths(root: Path | None = None) -> LabPaths:
     cache = Path(os.environ.get("M7GUARD_CACHE_DIR", str(DEFAULT_CACHE_DIR)))
     return LabPaths(root=(root or Path.cwd()).resolve(), cache=cache, lab_id=lab_id_from_env())
@@ -285,9 +305,9 @@ class Lab:
             if proc.returncode == 0 and state.get("State", {}).get("Running"):
                 return
             if attempt == attempts:
-                detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-                raise LabError(f"container {cname} does not start after {attempts} attempts: "
-                               + " ".join(detail))
+                detail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+                raise LabError(f"container {cname} does not start after {attempts} attempts "
+                               f"({detail}){inotify_hint()}")
             self.say(f"{cname} did not start (attempt {attempt}), trying again")
             time.sleep(2 * attempt)
 
@@ -326,12 +346,22 @@ class Lab:
         self.say(f"waiting for {len(pending)} nodes to boot and answer SSH")
         entries = self._known_hosts_entries()
         self.paths.known_hosts.write_text(known_hosts_lines(entries))
+        kicks: dict[str, int] = {}
         while pending:
             for name in sorted(pending):
                 if name != self.spec.vm.name:
                     cname = self.spec.container_name(self.spec.container(name))
                     state = podman.container_state(cname) or {}
                     if not state.get("State", {}).get("Running"):
+                        self._start(cname)
+                    elif (time.monotonic() - started > 90 * (kicks.get(name, 0) + 1)
+                          and kicks.get(name, 0) < 2 and self._boot_stalled(cname)):
+                        # systemd in a container can stall its boot with every job waiting
+                        # (seen with many nodes starting at once): start it again.
+                        kicks[name] = kicks.get(name, 0) + 1
+                        self.say(f"{name}: boot stalled, restarting it")
+                        podman.podman("stop", "-t", "2", cname, what=f"stopping {cname}",
+                                      check=False, timeout=120)
                         self._start(cname)
                 if self._ssh_ok(name):
                     pending.discard(name)
@@ -347,6 +377,10 @@ class Lab:
                 )
             time.sleep(2)
         self.say(f"all nodes answer SSH ({time.monotonic() - started:.0f} s)")
+
+    def _boot_stalled(self, cname: str) -> bool:
+        proc = podman.exec_in(cname, "systemctl", "is-system-running", check=False, timeout=20)
+        return proc.stdout.strip() in ("initializing", "starting", "")
 
     def ssh_target(self, name: str) -> tuple[str, int]:
         if name == self.spec.vm.name:
