@@ -36,6 +36,8 @@ from m7guard.reports import FORMATS, parse_formats, render
 @click.option("--playbook", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The playbook whose plays decide which roles a host gets "
                    "(default: playbooks/site.yml).")
+@click.option("-e", "--extra-vars", "extra_vars", multiple=True,
+              help="Variables as ansible-playbook takes them: @FILE or key=value (repeat).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports/preflight"), show_default=True,
               help="Directory for results.json and the reports.")
@@ -49,7 +51,8 @@ from m7guard.reports import FORMATS, parse_formats, render
 @click.pass_context
 def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | None, aws: bool,
               aws_region: str | None, aws_profile: str | None,
-              controller_address: str | None, playbook: Path | None, out: Path, formats: str,
+              controller_address: str | None, playbook: Path | None,
+              extra_vars: tuple[str, ...], out: Path, formats: str,
               fail_on: str, root: Path) -> None:
     """Verify a deployment before it happens: role variables, policy, playbooks, AWS."""
     err = Console(stderr=True, highlight=False)
@@ -60,6 +63,7 @@ def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | No
                 inventory=inventory, root=root.resolve(), profile=profile, limit=limit,
                 aws=aws, aws_region=aws_region, aws_profile=aws_profile,
                 controller_address=controller_address, playbook=playbook,
+                extra_vars=list(extra_vars),
             ))
         written = render(results, wanted, out)
     except M7guardError as exc:

@@ -46,6 +46,7 @@ class PreflightOptions:
     aws_region: str | None = None
     aws_profile: str | None = None
     controller_address: str | None = None
+    extra_vars: list[str] | None = None
 
 
 def run_preflight(opts: PreflightOptions) -> Results:
@@ -57,7 +58,8 @@ def run_preflight(opts: PreflightOptions) -> Results:
     profile = catalog.profile(opts.profile)
     rules = {r.id: r for r in catalog.rules.values() if r.area == AREA and profile.selects(r)}
     playbook = opts.playbook or opts.root / "playbooks" / "site.yml"
-    intended = IntendedConfig(opts.inventory, playbook, opts.root / "roles", opts.limit)
+    intended = IntendedConfig(opts.inventory, playbook, opts.root / "roles", opts.limit,
+                              opts.extra_vars)
     hosts = list(intended.hosts())
     if not hosts:
         raise PreflightError(f"no host of {opts.inventory} matches {opts.limit or 'all'}")

@@ -78,7 +78,7 @@ class IntendedConfig:
     """Per-host intended variables for an inventory, and the roles each host receives."""
 
     def __init__(self, inventory: Path, playbook: Path, roles_dir: Path,
-                 limit: str | None = None) -> None:
+                 limit: str | None = None, extra_vars: list[str] | None = None) -> None:
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
         from ansible.vars.manager import VariableManager
@@ -93,9 +93,29 @@ class IntendedConfig:
         if not self.inventory.hosts:
             raise IntendedConfigError(f"{inventory}: the inventory has no hosts")
         self.variables = VariableManager(loader=self.loader, inventory=self.inventory)
+        self.extra = self._extra_vars(extra_vars or [])
         self.roles_dir = roles_dir
         self.plays = plays_of(playbook)
         self.limit = limit
+
+    def _extra_vars(self, specs: list[str]) -> dict[str, Any]:
+        """`-e` values as ansible-playbook takes them: @FILE (YAML/JSON) or key=value."""
+        extra: dict[str, Any] = {}
+        for spec in specs:
+            if spec.startswith("@"):
+                path = Path(spec[1:])
+                if not path.exists():
+                    raise IntendedConfigError(f"-e {spec}: no such file")
+                data = self.loader.load_from_file(str(path))
+                if not isinstance(data, dict):
+                    raise IntendedConfigError(f"-e {spec}: not a mapping of variables")
+                extra.update(data)
+            elif "=" in spec:
+                key, value = spec.split("=", 1)
+                extra[key] = value
+            else:
+                raise IntendedConfigError(f"-e {spec!r}: use @FILE or key=value")
+        return extra
 
     def role_defaults(self, role: str) -> dict[str, Any]:
         path = self.roles_dir / role / "defaults" / "main.yml"
@@ -119,6 +139,7 @@ class IntendedConfig:
             for role in roles:
                 merged.update(self.role_defaults(role))
             merged.update(hv)
+            merged.update(self.extra)
             templar = Templar(loader=self.loader, variables=merged)
             resolved: dict[str, Any] = {}
             unresolved: set[str] = set()

@@ -184,3 +184,15 @@ def test_aws_findings_on_a_non_compliant_deployment(moto_aws: Deployment, tmp_pa
     passed = {(r["host"], r["rule"]) for r in data["results"]
               if r["rule"] in AWS_RULES and r["state"] == "pass"}
     assert passed == {("plain", "PRE-011"), ("plain", "PRE-012"), ("plain", "PRE-014")}
+
+
+def test_extra_vars_override_the_inventory(tmp_path: Path) -> None:
+    code, output, data = preflight(EXAMPLE, tmp_path / "out", "--profile", "pci_dss",
+                                   "-e", "zero_trust_network_controller_address=198.51.100.7")
+    assert code == 2, output
+    assert {r["rule"] for r in data["results"] if r["state"] == "fail"} == {"PRE-004"}
+    extra = tmp_path / "extra.yml"
+    extra.write_text("---\nkerberos_mfa_enctypes: [des-cbc-crc]\n")
+    code, _, data = preflight(EXAMPLE, tmp_path / "out2", "--profile", "pci_dss", "-e", f"@{extra}")
+    assert code == 2
+    assert {r["rule"] for r in data["results"] if r["state"] == "fail"} == {"PRE-007"}
