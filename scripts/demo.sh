@@ -1,16 +1,92 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on the local lab. Bring the lab up, apply site.yml, then show
-# the inventory and what each node reports about itself.
+# `make demo`: the main job on the local lab, start to finish.
+#   1 a fresh lab        5 harden it: playbooks/site.yml
+#   2 the lab's KDC      6 audit again, diff, before/after summary
+#   3 preflight          7 field-encrypt a user-profile dataset against a local KMS
+#   4 audit the fresh lab
+# Everything lands in reports/. AWS is never contacted: KMS is a moto server on 127.0.0.1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bin="$root/.venv/bin"
-export ANSIBLE_CONFIG="$root/ansible.cfg"
+export PATH="$bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
+inv=$("$bin/python" -c 'from m7guard.lab.manager import default_paths; print(default_paths().inventory)')
+state=$("$bin/python" -c 'from m7guard.lab.manager import default_paths; print(default_paths().state)')
+reports="$root/reports"
+profile=${M7GUARD_DEMO_PROFILE:-pci_dss}
+rm -rf "$reports"
+mkdir -p "$reports"
 
-echo "== 1/3 lab up"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# A KMS for the lab: moto on loopback with dummy credentials, stopped when the demo ends.
+port=$("$bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_SESSION_TOKEN=demo
+export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+unset AWS_PROFILE
+"$bin/moto_server" -H 127.0.0.1 -p "$port" >"$reports/moto.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+
+step "1/7 a fresh lab (m7guard lab down, lab up)"
+"$bin/m7guard" lab down >/dev/null
 "$bin/m7guard" lab up
-echo "== 2/3 ansible-playbook playbooks/site.yml"
-"$bin/ansible-playbook" -i inventories/lab/hosts.yml playbooks/site.yml
-echo "== 3/3 the lab"
-"$bin/m7guard" lab status
-"$bin/ansible-inventory" -i inventories/lab/hosts.yml --graph
+
+step "2/7 the lab's Kerberos KDC (lab-only; hands keytabs and lab variables to $state/kerberos)"
+"$bin/ansible-playbook" -i "$inv" tests/lab/kdc.yml >"$reports/kdc.log"
+labvars=("-e" "@$state/kerberos/kerberos_mfa.yml" "-e" "field_encryption_kms_endpoint_url=$AWS_ENDPOINT_URL")
+echo "KDC ready; log: reports/kdc.log"
+
+step "3/7 preflight (profile $profile): touches no host"
+"$bin/m7guard" preflight -i "$inv" --profile "$profile" "${labvars[@]}" \
+  --format json,html,sarif --out "$reports/preflight"
+
+step "4/7 audit of the fresh lab (profile $profile; failures expected)"
+"$bin/m7guard" audit -i "$inv" --profile "$profile" --format json,html,junit,sarif,oscal,prom --out "$reports/before" \
+  --fail-on none | tail -n 20
+
+step "5/7 ansible-playbook playbooks/site.yml (log: reports/site.log)"
+"$bin/ansible-playbook" -i "$inv" playbooks/site.yml "${labvars[@]}" >"$reports/site.log" || {
+  tail -n 40 "$reports/site.log"; echo "site.yml failed: see reports/site.log" >&2; exit 1; }
+grep -A20 'PLAY RECAP' "$reports/site.log" | tail -n +1
+
+step "6/7 audit again, and what changed"
+"$bin/m7guard" audit -i "$inv" --profile "$profile" --format json,html,junit,sarif,oscal,prom --out "$reports/after" \
+  --fail-on none | tail -n 20
+"$bin/m7guard" diff "$reports/before/results.json" "$reports/after/results.json" \
+  --format markdown >"$reports/diff.md"
+echo "diff: reports/diff.md"
+"$bin/python" scripts/demo_summary.py "$reports/before/results.json" "$reports/after/results.json" \
+  | tee "$reports/summary.txt"
+
+step "7/7 field encryption of user profiles under a KMS key (moto on 127.0.0.1)"
+data="$reports/field-encryption"
+mkdir -p "$data"
+"$bin/python" scripts/sample_profiles.py "$data/profiles.jsonl" 10000
+key=$("$bin/python" -c 'import boto3; k=boto3.client("kms").create_key(Description="m7guard demo")["KeyMetadata"]["KeyId"]; print(k)')
+fields=(-f ssn -f credit_card -f personal_info)
+echo "verify before encryption (plaintext expected):"
+set +e
+"$bin/field-encrypt" verify "${fields[@]}" "$data/profiles.jsonl" --format json >"$data/verify-before.json"
+before=$?
+"$bin/field-encrypt" encrypt "${fields[@]}" --kms-key-id "$key" --table user_profiles \
+  --record-mac -o "$data/profiles.encrypted.jsonl" "$data/profiles.jsonl"
+enc=$?
+"$bin/field-encrypt" verify "${fields[@]}" "$data/profiles.encrypted.jsonl" --format json \
+  >"$data/verify-after.json"
+after=$?
+set -e
+"$bin/python" - "$data" "$before" "$enc" "$after" <<'EOF'
+import json, sys
+d, before, enc, after = sys.argv[1], *map(int, sys.argv[2:])
+b = json.load(open(f"{d}/verify-before.json"))
+a = json.load(open(f"{d}/verify-after.json"))
+print(f"  before: exit {before}, {b['records']} records, findings {b['counts']}")
+print(f"  encrypt: exit {enc}")
+print(f"  after:  exit {after}, {a['records']} records, findings {a['counts'] or 'none'}")
+sys.exit(0 if before == 2 and enc == 0 and after == 0 else 1)
+EOF
+
+step "done"
+echo "reports: $reports (before/, after/: results.json, report.html, junit, sarif, oscal, prom)"
