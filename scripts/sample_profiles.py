@@ -24,6 +24,10 @@ def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
     return digits + str((10 - total % 10) % 10)
 
 
+def ssn(rng: random.Random) -> str:
+    return f"9{rng.randrange(10, 99)}-{rng.randrange(10, 99)}-{rng.randrange(1000, 9999)}"
+
+
 def main() -> None:
     out = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
@@ -33,7 +37,7 @@ def main() -> None:
             record = {
                 "_id": f"user-{i:06d}",
                 "name": f"User {i}",
-                "ssn": f"9{rng.randrange(10, 99)}-{rng.randrange(10, 99)}-{rng.randrange(1000, 9999)}",
+                "ssn": ssn(rng),
                 "credit_card": luhn_complete("4", 16, rng),
                 "personal_info": {
                     "email": f"user{i}@example.com",
