@@ -55,8 +55,8 @@ def test_a_changed_rule_makes_the_catalog_page_drift(tmp_path: Path) -> None:
     root = _project_copy(tmp_path)
     write_pages(root)
     rule = next((root / "policies" / "rules").rglob("*.yml"))
-    rule.write_text(rule.read_text().replace("severity: medium", "severity: high", 1)
-                    .replace("severity: low", "severity: high", 1))
+    # The title is in the page whatever the rule (a severity edit was a no-op on a "high" rule).
+    rule.write_text(rule.read_text().replace("\ntitle: ", "\ntitle: Changed ", 1))
     assert root / "docs" / "reference" / "rules.md" in drifted(root)
 
 

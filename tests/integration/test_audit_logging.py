@@ -1,0 +1,402 @@
+"""The audit_logging role and the AUD-* checks on real lab nodes.
+
+vm1 (its own kernel) and node2 (a container sharing the host's kernel) are replaced with
+fresh nodes, given a Data Fabric layout with the recording `maprcli` test double
+(tests/fixtures/audit_logging/maprcli_recorder.py), and audited: every AUD-* check fails on
+vm1 (those of the host kernel are notapplicable on node2). The role then runs once for real
+(audit_logging_reboot_ok, so the rules become immutable) and once more, which must change
+nothing; the audit passes. Around that: `--check` on the fresh node2 and bad inputs change
+nothing; the lab's collector node receives forwarded records over TCP; touching
+/etc/sudoers on vm1 leaves an audit record with the rule's key; after a reboot of vm1 the
+rules are loaded again. node2 is replaced again at the end, so later tests get a clean node.
+
+Nothing here runs auditctl in a container: the role never does, and the checks that would
+are notapplicable there.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from m7guard.audit.results import Results
+
+pytestmark = [pytest.mark.lab, pytest.mark.vm]
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "audit_logging"
+VM, CONTAINER, COLLECTOR = "vm1", "node2", "collector"
+NODES = f"{VM},{CONTAINER}"
+RULES = [f"AUD-{n:03d}" for n in range(1, 11)]
+KERNEL_RULES = ["AUD-001", "AUD-003", "AUD-004"]  # the host kernel's, on a container
+REBOOT_OK = json.dumps({"audit_logging_reboot_ok": True})
+RECORDER = "/var/lib/maprcli-recorder/calls.jsonl"
+MUTATING = (["config", "save"], ["audit", "cluster"], ["audit", "data"])
+DOCUMENTED = [
+    ["config", "save", "-values", '{"mfs.feature.audit.support":"1"}'],
+    ["audit", "cluster", "-enabled", "true"],
+    ["audit", "data", "-enabled", "true", "-maxsize", "32", "-retention", "365"],
+]
+AIDE_PROBE = "/etc/m7guard-aide-probe"
+# What the role manages on a node, printed so that two snapshots show any change.
+SNAPSHOT = (
+    "dpkg-query -W -f '${Package} ${Status}\\n' auditd chrony aide rsyslog 2>&1; "
+    "for p in /etc/audit /etc/aide /etc/chrony /etc/default/chrony /etc/rsyslog.d "
+    "/etc/systemd/journald.conf.d /etc/systemd/system/auditd.service.d /var/lib/aide "
+    "/var/log/audit /etc/systemd/system/audit-logging-aide-check.timer; do "
+    "ls -la --time-style=+%s.%N \"$p\" 2>&1; done; "
+    "find /var/log -maxdepth 1 -type f -printf '%m %u %g %p\\n' | sort; "
+    "systemctl is-active auditd chrony rsyslog 2>&1; true"
+)
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]),
+                   "failed": int(m[4])}
+            for m in RECAP.findall(self.out)
+        }
+
+
+@dataclass
+class Story:
+    fresh: Results
+    converged: Results
+    rebooted: Results
+    check_mode: Run
+    bad_action: Run
+    bad_retention: Run
+    first: Run
+    second: Run
+    snapshots: dict[str, str]
+    facts: dict[str, dict]
+    calls_after_first: dict[str, list[list[str]]]
+    calls_after_second: dict[str, list[list[str]]]
+    markers: dict[str, str]
+    collector_logs: str
+    sudoers_record: str
+    sudoers_forwarded: bool
+    loaded_after_reboot: str
+    status_after_reboot: str
+    persisted_after_reboot: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _playbook(lab, *args: str) -> Run:
+    proc = lab.playbook(*args, check=False, timeout=1500)
+    return Run(proc.returncode, proc.stdout + proc.stderr)
+
+
+def _audit(lab, out: Path, limit: str = NODES) -> Results:
+    proc = lab.m7guard("audit", "-i", str(lab.inventory), "--limit", limit, "--out", str(out),
+                       "--format", "json", check=False)
+    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
+    return Results.load(out / "results.json")
+
+
+def _mapr_layout(lab, node: str) -> None:
+    """Data Fabric layout with the recording maprcli (one SSH round trip, no module calls)."""
+    recorder = base64.b64encode((FIXTURES / "maprcli_recorder.py").read_bytes()).decode()
+    script = (
+        "set -e; mkdir -p /opt/mapr/bin /opt/mapr/conf; "
+        "echo 7.8.0.0.test-double > /opt/mapr/MapRBuildVersion; "
+        f"echo '{node}.lab.test secure=true {node}:7222' > /opt/mapr/conf/mapr-clusters.conf; "
+        "for f in maprserverticket cldb.key ssl_keystore.p12; do "
+        "echo \"test double of $f, not a key\" > /opt/mapr/conf/$f; "
+        "chmod 0600 /opt/mapr/conf/$f; done; "
+        f"echo {recorder} | base64 -d > /opt/mapr/bin/maprcli; chmod 0755 /opt/mapr/bin/maprcli; "
+        "rm -rf /var/lib/maprcli-recorder"
+    )
+    lab.ssh(node, script)
+
+
+def _calls(lab, node: str) -> list[list[str]]:
+    out = lab.ssh(node, f"cat {RECORDER} 2>/dev/null || true").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _mutating(calls: list[list[str]]) -> list[list[str]]:
+    return [c for c in calls if c[:2] in MUTATING]
+
+
+def _wait_for(lab, node: str, command: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = lab.ssh(node, command, check=False)
+        if proc.returncode == 0 or time.monotonic() > deadline:
+            return proc.stdout if proc.returncode == 0 else ""
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def story(lab, tmp_path_factory: pytest.TempPathFactory) -> Story:
+    t: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        t[name] = round(time.monotonic() - mark, 1)
+        mark = time.monotonic()
+
+    for node in (CONTAINER, VM):
+        lab.m7guard("lab", "reset", node)
+    lap("reset vm1 and node2")
+    for node in (VM, CONTAINER):
+        _mapr_layout(lab, node)
+    before = lab.ssh(CONTAINER, SNAPSHOT).stdout
+    lap("Data Fabric layout")
+
+    # The fresh audit, the collector, --check and bad input on the fresh node2, at once:
+    # none of them changes a node the others read.
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        fresh = pool.submit(_audit, lab, tmp_path_factory.mktemp("fresh"))
+        collector = pool.submit(_playbook, lab, str(FIXTURES / "collector.yml"))
+        check_mode = pool.submit(_playbook, lab, "playbooks/audit.yml", "--limit", CONTAINER,
+                                 "--check", "--diff")
+        bad_action = pool.submit(_playbook, lab, "playbooks/audit.yml", "--limit", CONTAINER,
+                                 "-e", "audit_logging_auditd_space_left_action=explode")
+        bad_retention = pool.submit(
+            _playbook, lab, "playbooks/audit.yml", "--limit", CONTAINER,
+            "-e", json.dumps({"audit_logging_mapr_data_audit_retention_days": -30}))
+        results = {"fresh": fresh.result(), "collector": collector.result()}
+        runs = {"check": check_mode.result(), "action": bad_action.result(),
+                "retention": bad_retention.result()}
+    assert results["collector"].rc == 0, results["collector"].out[-3000:]
+    after = lab.ssh(CONTAINER, SNAPSHOT).stdout
+    lap("fresh audit, collector, --check, bad input")
+
+    converge = str(FIXTURES / "converge.yml")
+    first = _playbook(lab, converge, "--limit", NODES, "-e", REBOOT_OK)
+    assert first.rc == 0, first.out[-5000:]
+    lap("converge")
+    calls_first = {n: _calls(lab, n) for n in (VM, CONTAINER)}
+    second = _playbook(lab, converge, "--limit", NODES, "-e", REBOOT_OK)
+    lap("second run")
+    calls_second = {n: _calls(lab, n) for n in (VM, CONTAINER)}
+    facts = {n: json.loads(lab.ssh(n, "cat /run/audit_logging_facts.json").stdout)
+             for n in (VM, CONTAINER)}
+
+    # Let chrony select its source (a few seconds with iburst) before the audit judges it.
+    for node in (VM, CONTAINER):
+        lab.ssh(node, "chronyc waitsync 60 0 0 1 >/dev/null", check=False, timeout=180)
+    converged = _audit(lab, tmp_path_factory.mktemp("converged"))
+    lap("audit after the play")
+
+    markers = {n: f"m7guard-forward-{n}-{secrets.token_hex(6)}" for n in (VM, CONTAINER)}
+    for node, marker in markers.items():
+        lab.ssh(node, f"logger -t m7guard-test {marker}")
+    pattern = "|".join(markers.values())
+    _wait_for(lab, COLLECTOR, f"test $(grep -rhoE '{pattern}' /var/log/remote | sort -u | "
+                              f"wc -l) -eq {len(markers)}", 60)
+    collector_logs = lab.ssh(COLLECTOR, "cat /var/log/remote/*.log").stdout
+
+    pid = lab.ssh(VM, "sh -c 'echo $$; exec touch /etc/sudoers'").stdout.split()[0]
+    record = _wait_for(lab, VM, f"ausearch --input-logs -i -k sudoers -p {pid}", 30)
+    forwarded = bool(_wait_for(lab, COLLECTOR, f"grep -rE 'pid={pid} .*key=\"?sudoers' "
+                                               "/var/log/remote", 30))
+    lap("forwarding and the sudoers record")
+
+    lab.ansible(VM, "-m", "ansible.builtin.reboot", "-a", "reboot_timeout=900", timeout=1000)
+    loaded = lab.ssh(VM, "auditctl -l").stdout
+    status = lab.ssh(VM, "auditctl -s").stdout
+    persisted = lab.ssh(VM, "cat /etc/audit/audit.rules").stdout
+    lab.ssh(CONTAINER, f"echo probe > {AIDE_PROBE}")
+    try:
+        lab.ssh(VM, "chronyc waitsync 60 0 0 1 >/dev/null", check=False, timeout=180)
+        rebooted = _audit(lab, tmp_path_factory.mktemp("rebooted"))
+    finally:
+        lab.ssh(CONTAINER, f"rm -f {AIDE_PROBE}")
+    lap("reboot and audit")
+
+    story = Story(
+        fresh=results["fresh"], converged=converged, rebooted=rebooted,
+        check_mode=runs["check"], bad_action=runs["action"], bad_retention=runs["retention"],
+        first=first, second=second, snapshots={"before": before, "after": after}, facts=facts,
+        calls_after_first=calls_first, calls_after_second=calls_second, markers=markers,
+        collector_logs=collector_logs, sudoers_record=record, sudoers_forwarded=forwarded,
+        loaded_after_reboot=loaded, status_after_reboot=status,
+        persisted_after_reboot=persisted, timings=t,
+    )
+    print(f"\naudit_logging timings (s): {t}, total {sum(t.values()):.0f}")
+    yield story
+    # Later tests get a clean node2; vm1 loses the Data Fabric layout.
+    lab.ssh(VM, "rm -rf /opt/mapr /var/lib/maprcli-recorder", check=False)
+    lab.m7guard("lab", "reset", CONTAINER, check=False)
+
+
+def _result(results: Results, node: str, rule: str) -> dict:
+    return next(r for r in results.results if r["host"] == node and r["rule"] == rule)
+
+
+# --- every check fails on a fresh node and passes after the play -------------------------
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_check_fails_on_a_fresh_vm(story: Story, rule: str) -> None:
+    r = _result(story.fresh, VM, rule)
+    assert r["state"] == "fail", r
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_check_passes_on_vm_after_the_play(story: Story, rule: str) -> None:
+    r = _result(story.converged, VM, rule)
+    assert r["state"] == "pass", r
+
+
+@pytest.mark.parametrize("rule", sorted(set(RULES) - set(KERNEL_RULES) - {"AUD-005"}))
+def test_container_check_fails_fresh_and_passes_after_the_play(story: Story, rule: str) -> None:
+    assert _result(story.fresh, CONTAINER, rule)["state"] == "fail"
+    assert _result(story.converged, CONTAINER, rule)["state"] == "pass"
+
+
+# --- a container: rules persisted, not loaded, kernel checks notapplicable ---------------
+
+
+@pytest.mark.parametrize("rule", KERNEL_RULES)
+def test_kernel_checks_are_notapplicable_on_a_container(story: Story, rule: str) -> None:
+    for results in (story.fresh, story.converged, story.rebooted):
+        r = _result(results, CONTAINER, rule)
+        assert r["state"] == "notapplicable", r
+        assert "condition not_container does not hold" in r["message"]
+        assert "/run/.containerenv exists" in r["message"]
+
+
+def test_journal_on_a_container_tmpfs_is_notapplicable(story: Story) -> None:
+    r = _result(story.converged, CONTAINER, "AUD-005")
+    assert r["state"] == "notapplicable", r
+    assert "tmpfs mounted by the container runtime (podman)" in r["message"]
+
+
+def test_container_persists_the_rules_and_says_they_are_not_loaded(story: Story, lab) -> None:
+    facts = story.facts[CONTAINER]
+    assert facts["audit_logging_container"] is True
+    assert facts["audit_logging_kernel_rules_loaded"] is False
+    assert "container" in facts["audit_logging_kernel_rules_reason"]
+    assert "not loaded" in facts["audit_logging_kernel_rules_reason"]
+    assert facts["audit_logging_persisted_rule_count"] > 50
+    merged = lab.ssh(CONTAINER, "cat /etc/audit/audit.rules").stdout
+    assert "-w /etc/sudoers -p wa -k sudoers" in merged
+    assert "-w /opt/mapr/conf -p wa -k mapr_conf" in merged
+    # auditd is installed and enabled like on any node, but systemd keeps it from starting.
+    state = lab.ssh(CONTAINER, "systemctl is-enabled auditd; systemctl is-active auditd",
+                    check=False).stdout.split()
+    assert state == ["enabled", "inactive"]
+
+
+def test_vm_reports_its_rules_loaded_and_immutable(story: Story) -> None:
+    facts = story.facts[VM]
+    assert facts["audit_logging_container"] is False
+    assert facts["audit_logging_kernel_rules_loaded"] is True
+    assert facts["audit_logging_immutable"] is True
+    assert facts["audit_logging_reboot_required"] is False
+    assert facts["audit_logging_kernel_rule_count"] == facts["audit_logging_persisted_rule_count"]
+    assert "/usr/bin/sudo" in facts["audit_logging_privileged_programs"]
+
+
+# --- on vm1: rules in the kernel, an event with the key, kept over a reboot --------------
+
+
+def test_touching_sudoers_leaves_a_record_with_the_rule_key(story: Story) -> None:
+    assert 'key=sudoers' in story.sudoers_record, story.sudoers_record
+    assert "name=/etc/sudoers" in story.sudoers_record
+    assert "exe=/usr/bin/touch" in story.sudoers_record
+
+
+def test_rules_are_loaded_again_after_a_reboot(story: Story) -> None:
+    loaded = story.loaded_after_reboot.splitlines()
+    assert "-w /etc/sudoers -p wa -k sudoers" in loaded
+    assert "-w /etc/shadow -p wa -k identity" in loaded
+    assert any("-F path=/usr/bin/sudo" in line and "key=privileged" in line for line in loaded)
+    assert any("-S init_module" in line and "key=modules" in line for line in loaded)
+    persisted = [ln for ln in story.persisted_after_reboot.splitlines()
+                 if ln.startswith(("-a ", "-w "))]
+    assert len(loaded) == len(persisted)
+    assert re.search(r"^enabled 2$", story.status_after_reboot, re.M), story.status_after_reboot
+
+
+@pytest.mark.parametrize("rule", KERNEL_RULES)
+def test_kernel_checks_pass_after_the_reboot(story: Story, rule: str) -> None:
+    r = _result(story.rebooted, VM, rule)
+    assert r["state"] == "pass", r
+
+
+def test_aide_check_fails_when_a_watched_path_changes(story: Story) -> None:
+    r = _result(story.rebooted, CONTAINER, "AUD-008")
+    assert r["state"] == "fail", r
+    assert AIDE_PROBE in r["message"]
+    assert "1 added" in r["message"]
+
+
+# --- forwarding to the collector ---------------------------------------------------------
+
+
+def test_forwarded_records_arrive_at_the_collector(story: Story) -> None:
+    for node, marker in story.markers.items():
+        assert marker in story.collector_logs, f"{node}'s record did not reach the collector"
+
+
+def test_kernel_audit_records_are_forwarded_too(story: Story) -> None:
+    assert story.sudoers_forwarded
+
+
+# --- Data Fabric auditing through the recording maprcli ----------------------------------
+
+
+@pytest.mark.parametrize("node", [VM, CONTAINER])
+def test_documented_audit_commands_are_issued_once(story: Story, node: str) -> None:
+    assert _mutating(story.calls_after_first[node]) == DOCUMENTED
+    assert _mutating(story.calls_after_second[node]) == DOCUMENTED
+    reads = story.calls_after_second[node][len(story.calls_after_first[node]):]
+    assert reads, "the second run did not even read the state"
+    assert not _mutating(reads)
+    assert story.facts[node]["audit_logging_mapr"]["commands"] == []
+
+
+# --- idempotence, check mode, bad input ---------------------------------------------------
+
+
+def test_second_run_changes_nothing(story: Story) -> None:
+    recap = story.second.recap()
+    assert story.second.rc == 0, story.second.out[-3000:]
+    assert set(recap) == {VM, CONTAINER}
+    for node, counts in recap.items():
+        assert counts["changed"] == 0, (node, counts)
+        assert counts["failed"] == 0
+    assert all(c["changed"] > 0 for c in story.first.recap().values())
+
+
+def test_check_mode_on_a_fresh_node_changes_nothing(story: Story) -> None:
+    assert story.check_mode.rc == 0, story.check_mode.out[-3000:]
+    assert story.check_mode.recap()[CONTAINER]["changed"] > 0  # it saw what it would do
+    assert story.snapshots["after"] == story.snapshots["before"]
+    assert "no packages found matching auditd" in story.snapshots["before"]
+
+
+def test_unknown_action_name_is_refused_naming_the_variable(story: Story) -> None:
+    run = story.bad_action
+    assert run.rc != 0
+    assert "audit_logging_auditd_space_left_action" in run.out
+    assert "explode" in run.out
+    assert run.recap()[CONTAINER]["changed"] == 0
+
+
+def test_negative_retention_is_refused_naming_the_variable(story: Story) -> None:
+    run = story.bad_retention
+    assert run.rc != 0
+    assert "audit_logging_mapr_data_audit_retention_days = -30" in run.out
+    assert run.recap()[CONTAINER]["changed"] == 0
+
