@@ -540,6 +540,51 @@ def test_mapr_layout_and_java_login_service(lab: LabHandle, hardened: Hardened) 
     assert f'principal="mapr/{CLUSTER}@' in conf
 
 
+ACCESS_FILES = "sha256sum /etc/ssh/sshd_config /etc/pam.d/sshd"
+
+
+def test_sshd_changes_are_validated_and_rolled_back(lab: LabHandle, hardened: Hardened) -> None:
+    """A candidate sshd_config that fails `sshd -t`, and a change after which the automation
+    account's fresh login fails (forced), both leave the live files as they were."""
+    before = lab.ssh(NODE, ACCESS_FILES).stdout
+    cases = {
+        # not a weak algorithm, so preflight lets it through; sshd -t refuses it
+        "invalid cipher": [
+            "-e",
+            '{"kerberos_mfa_sshd_ciphers": ["aes256-gcm@openssh.com", "aes384-ctr"]}',
+        ],
+        # a real change whose login check fails: the probe is replaced by `false`
+        "login check fails": [
+            "-e",
+            "kerberos_mfa_sshd_max_auth_tries=2",
+            "-e",
+            '{"__kerberos_mfa_login_probe": ["false"]}',
+        ],
+    }
+    for case, extra in cases.items():
+        proc = lab.playbook(
+            PLAYBOOK,
+            "--limit",
+            NODE,
+            "--tags",
+            "IDN-007",
+            *_vars_args(hardened.handover, *extra),
+            check=False,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0, f"{case}: the play did not stop\n{out[-2000:]}"
+        assert "sshd/PAM change rolled back" in " ".join(out.split()), f"{case}\n{out[-2000:]}"
+        assert lab.ssh(NODE, ACCESS_FILES).stdout == before, f"{case}: files not restored"
+        timer = lab.ssh(
+            NODE, "systemctl is-active m7guard-kerberos-mfa-rollback.timer", check=False
+        )
+        assert timer.stdout.strip() != "active", f"{case}: the rollback timer is still armed"
+        assert lab.ssh(NODE, "sshd -T | grep -i '^maxauthtries'").stdout.split() == [
+            "maxauthtries",
+            "3",
+        ]
+
+
 def test_idn_011_passes_once_no_account_is_exempt(lab: LabHandle, hardened: Hardened) -> None:
     """Without the Match block nobody logs in single-factor: IDN-011 passes (via podman exec)."""
     spec = lab_model().spec
