@@ -1,0 +1,116 @@
+"""The M7i size of a checked host and the tuning values that size calls for.
+
+The size table and the derivations live once, in the roles' filter plugins
+(roles/m7i_profile/filter_plugins/m7i_profile.py, roles/kernel_tuning/filter_plugins/
+kernel_tuning.py); the checks load them from the source tree (or from $M7GUARD_ROLES) so
+that the check and the remediation can never disagree on a number.
+
+A host's instance type is the inventory's `m7i_instance_type` when the audit has an Ansible
+inventory, else the profile m7i_profile recorded on the host
+(/etc/ansible/facts.d/m7i_profile.fact, e.g. when the type came from IMDSv2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROLES_ENV = "M7GUARD_ROLES"
+PROFILE_FACT = "/etc/ansible/facts.d/m7i_profile.fact"
+_PLUGINS = {
+    "m7i_profile": "m7i_profile/filter_plugins/m7i_profile.py",
+    "kernel_tuning": "kernel_tuning/filter_plugins/kernel_tuning.py",
+}
+
+
+class SizingUnavailableError(RuntimeError):
+    """The roles' size table cannot be found, so size-derived values cannot be judged."""
+
+
+def roles_dir() -> Path:
+    explicit = os.environ.get(ROLES_ENV)
+    return Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "roles"
+
+
+@cache
+def plugin(name: str) -> ModuleType:
+    """The filter plugin module `name` of the roles directory, imported once."""
+    path = roles_dir() / _PLUGINS[name]
+    if not path.is_file():
+        raise SizingUnavailableError(
+            f"{path} not found: run the checks from an m7guard source tree or set {ROLES_ENV} "
+            "to its roles/ directory"
+        )
+    module_name = f"_m7guard_sizing_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SizingUnavailableError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def inventory_type(host: Any) -> str:
+    """The host's m7i_instance_type from the Ansible inventory ('' without one)."""
+    backend = host.backend
+    if getattr(backend, "NAME", "") != "ansible":
+        return ""
+    value = backend.get_variables().get("m7i_instance_type") or ""
+    return str(value).strip().lower()
+
+
+def recorded_profile(host: Any) -> dict[str, Any] | None:
+    """The profile m7i_profile recorded on the host, or None."""
+    result = host.run("cat %s", PROFILE_FACT)
+    if result.rc != 0:
+        return None
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "network_baseline_gbps" in data else None
+
+
+def host_profile(host: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(profile, how it was found) of a host; profile is None when its size is unknown."""
+    sizes = plugin("m7i_profile")
+    pinned = inventory_type(host)
+    recorded = recorded_profile(host)
+    how: dict[str, Any] = {
+        "inventory_type": pinned or None,
+        "recorded_type": recorded.get("instance_type") if recorded else None,
+    }
+    if pinned:
+        how["source"] = "inventory"
+        try:
+            return sizes.profile(pinned, "inventory"), how
+        except ValueError as exc:
+            how["error"] = str(exc)
+            return None, how
+    if recorded:
+        how["source"] = PROFILE_FACT
+        return recorded, how
+    how["source"] = None
+    return None, how
+
+
+def network_targets(profile: dict[str, Any], rtt_ms: float) -> dict[str, int]:
+    """Minimum socket buffer sizes and netdev backlog for the profile's bandwidth."""
+    tuning = plugin("kernel_tuning")
+    gbps = float(profile["network_baseline_gbps"])
+    buffers = tuning.network_buffers(gbps, float(rtt_ms))
+    return {
+        "bandwidth_gbps": gbps,
+        "rtt_ms": float(rtt_ms),
+        "bdp_bytes": buffers["bdp_bytes"],
+        "rmem_max": buffers["tcp_rmem_max"],
+        "wmem_max": buffers["tcp_wmem_max"],
+        "netdev_max_backlog": tuning.netdev_backlog(gbps),
+    }
