@@ -189,7 +189,8 @@ def test_aws_findings_on_a_non_compliant_deployment(moto_aws: Deployment, tmp_pa
     }
     passed = {(r["host"], r["rule"]) for r in data["results"]
               if r["rule"] in AWS_RULES and r["state"] == "pass"}
-    assert passed == {("plain", "PRE-011"), ("plain", "PRE-012"), ("plain", "PRE-014")}
+    assert passed == {("plain", "PRE-011"), ("plain", "PRE-012"), ("plain", "PRE-014"),
+                      ("m6", "PRE-013")}
 
 
 def test_extra_vars_override_the_inventory(tmp_path: Path) -> None:
