@@ -158,8 +158,14 @@ class Lab:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """One lab command at a time per checkout (the lock dies with its process)."""
-        fd = os.open(self.paths.root, os.O_RDONLY)
+        """One command at a time per lab (the lock dies with its process)."""
+        # One lock per lab (name), not per checkout: numbered labs do not wait for each other.
+        lock_dir = Path("/run/lock")
+        if not lock_dir.is_dir():
+            lock_dir = self.paths.cache
+            lock_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_dir / f"m7guard-lab-{self.spec.name}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
