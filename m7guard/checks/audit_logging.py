@@ -67,6 +67,16 @@ def _unit_running(state: dict[str, str]) -> bool:
     return state.get("ActiveState") == "active" and state.get("UnitFileState") == "enabled"
 
 
+def _service_problems(state: dict[str, str], unit: str, package: str) -> list[str]:
+    """Why a service is not installed, running and enabled (empty when it is)."""
+    if state.get("LoadState") != "loaded":
+        return [f"{package} is not installed ({unit} not found)"]
+    if not _unit_running(state):
+        return [f"{unit} is {state.get('ActiveState')} and {state.get('UnitFileState')}; "
+                "it must be active and enabled"]
+    return []
+
+
 @rule("AUD-001")
 def test_aud_001(host: Any, evidence: dict[str, Any]) -> None:
     """auditd runs, starts at boot and is the kernel's audit daemon."""
@@ -74,12 +84,7 @@ def test_aud_001(host: Any, evidence: dict[str, Any]) -> None:
     status_run = _run(host, "auditctl -s")
     status = parse_status(status_run.stdout)
     evidence.update({"unit": unit, "auditctl_status": status or status_run.stderr.strip()})
-    failures = []
-    if unit.get("LoadState") != "loaded":
-        failures.append("auditd is not installed (auditd.service not found)")
-    elif not _unit_running(unit):
-        failures.append(f"auditd.service is {unit.get('ActiveState')} and "
-                        f"{unit.get('UnitFileState')}; it must be active and enabled")
+    failures = _service_problems(unit, "auditd.service", "auditd")
     if status_run.rc != 0:
         failures.append(f"auditctl -s failed: {status_run.stderr.strip() or status_run.stdout}")
     else:
@@ -270,12 +275,7 @@ def test_aud_007(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     selected = selected_sources(sources_out)
     evidence.update({"unit": unit, "configured": sources, "tracking": tracking,
                      "selected": selected, "sources": sources_out.strip()[-600:]})
-    failures = []
-    if unit.get("LoadState") != "loaded":
-        failures.append("chrony is not installed")
-    elif not _unit_running(unit):
-        failures.append(f"chrony.service is {unit.get('ActiveState')} and "
-                        f"{unit.get('UnitFileState')}; it must be active and enabled")
+    failures = _service_problems(unit, "chrony.service", "chrony")
     if not sources:
         failures.append("no time source (server, pool or peer) is configured")
     if params["require_synchronised"] and not failures:
@@ -326,12 +326,7 @@ def test_aud_009(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
                 if not params["target"] or f.target == params["target"]]
     tcp = [f for f in forwards if f.protocol in params["protocols_allowed"]]
     evidence.update({"unit": unit, "forwards": [f.__dict__ for f in forwards]})
-    failures = []
-    if unit.get("LoadState") != "loaded":
-        failures.append("rsyslog is not installed")
-    elif not _unit_running(unit):
-        failures.append(f"rsyslog.service is {unit.get('ActiveState')} and "
-                        f"{unit.get('UnitFileState')}; it must be active and enabled")
+    failures = _service_problems(unit, "rsyslog.service", "rsyslog")
     if not tcp:
         failures.append("no forwarding to a central collector over "
                         f"{'/'.join(params['protocols_allowed'])} is configured"
