@@ -159,3 +159,24 @@ def test_egress_plan() -> None:
     }
     assert [r["set"] for r in egress["zone_rules"]] == [
         "zone_cluster_v4", "zone_cluster_v6", "zone_admin_v4", "zone_admin_v6"]
+
+
+def test_rule_port_lists_cover_the_catalog() -> None:
+    """Each catalog port is checked by the NET rule of its widest zone: admin-only ports by
+    NET-002, cluster-only ones by NET-003, client-facing ones by NET-004."""
+    rules = ROLE.parents[1] / "policies" / "rules" / "network"
+
+    def ports(rule: str) -> set[int]:
+        data = yaml.safe_load((rules / f"{rule}.yml").read_text())
+        return set(data["parameters"]["ports"]["default"])
+
+    admin, cluster, client = ports("NET-002"), ports("NET-003"), ports("NET-004")
+    for name, spec in CATALOG.items():
+        zones = set(spec.get("zones", []))
+        if "clients" in zones:
+            expected = client
+        elif spec.get("peers") or zones == {"cluster"}:
+            expected = cluster
+        else:  # admin, or local only
+            expected = admin
+        assert set(spec["ports"]) <= expected, (name, spec["ports"])
