@@ -47,11 +47,12 @@ tuning = load_module("kernel_tuning_filters",
                ROOT / "roles/kernel_tuning/filter_plugins/kernel_tuning.py")
 
 
-def expected_sysctls(instance_type: str, memtotal_kib: int) -> dict[str, str]:
-    """The kernel parameters the role should set for this size and memory (role defaults)."""
+def expected_sysctls(instance_type: str, memtotal_kib: int, vcpus: int) -> dict[str, str]:
+    """The kernel parameters the role should set for this size on a node with this memory
+    and these vCPUs (role defaults)."""
     derived = tuning.derive(sizes.profile(instance_type), memtotal_kib,
                             DEFAULTS["kernel_tuning_network_rtt_ms"],
-                            DEFAULTS["kernel_tuning_min_free_percent"])
+                            DEFAULTS["kernel_tuning_min_free_percent"], vcpus)
     items = tuning.settings(derived, DEFAULTS["kernel_tuning_hardening_sysctls"],
                             DEFAULTS["kernel_tuning_vendor_sysctls"], {})
     return {i["key"]: i["value"] for i in items}
@@ -121,6 +122,7 @@ def read_sysctls(lab: Any, node: str, keys: list[str]) -> dict[str, str]:
                                                    out.splitlines())}
 
 
-def memtotal_kib(lab: Any, node: str) -> int:
-    out = lab.ssh(node, "grep ^MemTotal: /proc/meminfo").stdout
-    return int(out.split()[1])
+def node_size(lab: Any, node: str) -> tuple[int, int]:
+    """(MemTotal in KiB, online vCPUs) as the node's kernel sees them."""
+    out = lab.ssh(node, "grep ^MemTotal: /proc/meminfo; getconf _NPROCESSORS_ONLN").stdout.split()
+    return int(out[1]), int(out[3])

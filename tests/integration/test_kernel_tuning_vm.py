@@ -28,7 +28,7 @@ from kernel_tuning_kit import (
     Play,
     audit,
     expected_sysctls,
-    memtotal_kib,
+    node_size,
     node_state,
     play,
     read_sysctls,
@@ -101,7 +101,7 @@ def exercise(lab: Any, tmp: Path) -> VmRun:
     lab.ssh(VM, FRESH_FIXTURE)
     boot_fresh = lab.ssh(VM, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
     lap("reset")
-    expected = expected_sysctls("m7i.large", memtotal_kib(lab, VM))
+    expected = expected_sysctls("m7i.large", *node_size(lab, VM))
     keys = sorted(expected)
     before = audit(lab, tmp / "audit-fresh", VM)
     lap("audit fresh")

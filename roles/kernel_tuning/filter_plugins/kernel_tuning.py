@@ -141,20 +141,34 @@ def data_fabric_memory(profile: dict[str, Any], memory_mib: int) -> dict[str, An
     }
 
 
+def effective_vcpus(profile: dict[str, Any], online: Any = None) -> int:
+    """The node's vCPUs: the table's, or fewer when the running kernel sees fewer."""
+    table = int(profile["vcpus"])
+    try:
+        seen = int(online) if online not in (None, "") else 0
+    except (TypeError, ValueError):
+        seen = 0
+    return min(table, seen) if seen > 0 else table
+
+
 def derive(
     profile: dict[str, Any],
     memtotal_kib: Any = None,
     rtt_ms: float = 4.0,
     min_free_percent: float = 2.0,
+    vcpus_online: Any = None,
 ) -> dict[str, Any]:
-    """Every size-derived value of kernel_tuning for one node."""
+    """Every size-derived value of kernel_tuning for one node. Memory and vCPUs are the
+    size's, or what the running kernel has when that is less (a test VM, a container)."""
     if float(rtt_ms) <= 0:
         raise ValueError(f"rtt_ms must be positive, got {rtt_ms}")
     gbps = float(profile["network_baseline_gbps"])
     memory_kib = effective_memory_kib(profile, memtotal_kib)
+    vcpus = effective_vcpus(profile, vcpus_online)
     buffers = network_buffers(gbps, float(rtt_ms))
     out: dict[str, Any] = {
         "memory_kib": memory_kib,
+        "vcpus": vcpus,
         "rtt_ms": float(rtt_ms),
         "bandwidth_gbps": gbps,
         **buffers,
@@ -163,7 +177,7 @@ def derive(
         "tcp_rmem": f"4096 131072 {buffers['tcp_rmem_max']}",
         "tcp_wmem": f"4096 16384 {buffers['tcp_wmem_max']}",
         "netdev_max_backlog": netdev_backlog(gbps),
-        "somaxconn": somaxconn(int(profile["vcpus"])),
+        "somaxconn": somaxconn(vcpus),
         "min_free_kbytes": min_free_kbytes(memory_kib, float(min_free_percent)),
         "ena_express": bool(profile.get("ena_express")),
         "tcp_limit_output_bytes": ENA_EXPRESS_LIMIT_OUTPUT if profile.get("ena_express") else None,
@@ -171,7 +185,8 @@ def derive(
         "numa_nodes": int(profile.get("numa_nodes", 1)),
         "numa_bind": int(profile.get("numa_nodes", 1)) > 1,
     }
-    out["data_fabric"] = data_fabric_memory(profile, memory_kib // KIB_PER_MIB)
+    out["data_fabric"] = data_fabric_memory({**profile, "vcpus": vcpus},
+                                            memory_kib // KIB_PER_MIB)
     return out
 
 

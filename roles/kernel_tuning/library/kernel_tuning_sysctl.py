@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.kernel_tuning_common import read_text, write_atomic
@@ -17,7 +18,8 @@ description:
     writes the running value (/proc/sys) of the keys listed in O(apply) that differ.
   - Keys not in O(apply) are persisted only and returned in RV(not_applied); on a container
     node these are the host kernel's keys, which must never be written from inside it.
-  - Fails before writing anything when a key does not exist under O(proc_root).
+  - Fails before writing anything when a key does not exist under O(proc_root) (with
+    O(host_path), only the keys of O(apply) are looked for).
   - Supports check mode and diff mode.
 version_added: "0.1.0"
 options:
@@ -125,6 +127,16 @@ HOST_HEADER = (
 )
 
 
+FORWARDING = re.compile(r"^net\.ipv[46]\.(ip_forward|conf\.[^.]+\.forwarding)$")
+
+
+def apply_order(apply, settings):
+    """Forwarding switches first (setting them rewrites other keys: ip_forward resets
+    conf.all.accept_redirects), then the order of the settings."""
+    rank = {s["key"]: i for i, s in enumerate(settings)}
+    return sorted(apply, key=lambda k: (not FORWARDING.match(k), rank.get(k, len(rank))))
+
+
 def assignments(text):
     """(key, value) of the explicit assignments of a sysctl.d file, in order."""
     out = []
@@ -198,7 +210,9 @@ def run(module):
     problems = check_input(settings, apply)
     if problems:
         module.fail_json(msg="; ".join(problems))
-    missing = [s["key"] for s in settings if not os.path.exists(proc_file(proc_root, s["key"]))]
+    # keys persisted for the host only (host_path) need not be visible in this namespace
+    checked = apply if module.params["host_path"] else [s["key"] for s in settings]
+    missing = [k for k in checked if not os.path.exists(proc_file(proc_root, k))]
     if missing:
         module.fail_json(msg=f"no such kernel parameter: {', '.join(missing)}", missing=missing)
 
@@ -237,7 +251,7 @@ def run(module):
 
     runtime_changed = {}
     running = {}
-    for key in apply:
+    for key in apply_order(apply, settings):
         target = proc_file(proc_root, key)
         current = normalize(read_text(target) or "")
         running[key] = current
@@ -254,11 +268,15 @@ def run(module):
                 msg=f"cannot set {key} = {desired[key]}: {exc.strerror}",
                 file_changed=file_changed, runtime_changed=runtime_changed,
             )
-        now = normalize(read_text(target) or "")
-        running[key] = now
-        if now != desired[key]:
+    if not module.check_mode:
+        # a write can change other keys (ip_forward resets accept_redirects): read all again
+        for key in apply:
+            running[key] = normalize(read_text(proc_file(proc_root, key)) or "")
+        drifted = [k for k in apply if running[k] != desired[k]]
+        if drifted:
             module.fail_json(
-                msg=f"{key}: wrote {desired[key]} but the kernel keeps {now}",
+                msg="the kernel does not keep " + "; ".join(
+                    f"{k} = {desired[k]} (it is {running[k]})" for k in drifted),
                 file_changed=file_changed, runtime_changed=runtime_changed,
             )
     result = {

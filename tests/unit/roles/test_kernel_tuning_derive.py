@@ -223,3 +223,11 @@ def test_argument_specs_cover_the_defaults() -> None:
     for name, value in DEFAULTS.items():
         assert options[name]["default"] == value, name
         assert options[name]["description"], name
+
+
+def test_cpus_follow_the_running_kernel_when_fewer() -> None:
+    """A container on a small host sees fewer CPUs than its size: executors fit those."""
+    d = tuning.derive(sizes.profile("m7i.48xlarge"), 24 * MIB, 4, 2, 2)
+    assert d["vcpus"] == 2 and d["somaxconn"] == 4096
+    assert d["data_fabric"]["spark_executor_cores"] == 1
+    assert tuning.derive(sizes.profile("m7i.large"), None, 4, 2, 64)["vcpus"] == 2

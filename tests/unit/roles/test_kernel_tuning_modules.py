@@ -202,3 +202,39 @@ def test_files_refuse_relative_paths_and_bad_modes(tmp_path: Path) -> None:
                                      {"path": str(tmp_path / "y"), "content": "", "mode": "9"}]})
     assert done.failed
     assert "path must be absolute" in done.result["msg"] and "is not octal" in done.result["msg"]
+
+
+def test_a_container_need_not_see_the_host_keys_it_records(node: dict[str, Path]) -> None:
+    """A container's /proc/sys lacks some global keys (net.core.netdev_max_backlog)."""
+    params = _params(node, apply=["net.ipv4.tcp_rmem"],
+                     host_path=str(node["root"] / "host-sysctl.conf"))
+    params["settings"].append({"key": "net.core.netdev_max_backlog", "value": "2000"})
+    done = run(sysctl_mod, params)
+    assert not done.failed
+    assert "net.core.netdev_max_backlog = 2000" in (node["root"] / "host-sysctl.conf").read_text()
+
+
+def test_forwarding_is_switched_first() -> None:
+    settings = [{"key": k} for k in ("net.ipv4.conf.all.accept_redirects", "net.ipv4.ip_forward",
+                                      "vm.swappiness", "net.ipv6.conf.all.forwarding")]
+    order = sysctl_mod.apply_order([s["key"] for s in settings][::-1], settings)
+    assert order[:2] == ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"]
+    assert order[2:] == ["net.ipv4.conf.all.accept_redirects", "vm.swappiness"]
+
+
+def test_a_value_the_kernel_does_not_keep_fails(node: dict[str, Path],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing one key may change another (ip_forward resets accept_redirects): all are read
+    again after the writes."""
+    real_open = open
+
+    def clobbering_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if "w" in mode and str(path).endswith("vm/swappiness"):
+            (node["proc"] / "kernel/kptr_restrict").write_text("0\n")
+        return handle
+
+    monkeypatch.setattr("builtins.open", clobbering_open)
+    done = run(sysctl_mod, _params(node))
+    assert done.failed
+    assert "the kernel does not keep kernel.kptr_restrict = 2 (it is 0)" in done.result["msg"]
