@@ -36,7 +36,8 @@ step "1/7 a fresh lab (m7guard lab down, lab up)"
 step "2/7 the lab's Kerberos KDC (lab-only; hands keytabs and lab variables to $state/kerberos)"
 "$bin/ansible-playbook" -i "$inv" tests/lab/kdc.yml >"$reports/kdc.log"
 labvars=("-e" "@$state/kerberos/kerberos_mfa.yml" "-e" "field_encryption_kms_endpoint_url=$AWS_ENDPOINT_URL")
-echo "KDC ready; log: reports/kdc.log"
+"$bin/ansible-playbook" -i "$inv" tests/fixtures/audit_logging/collector.yml >"$reports/collector.log"
+echo "KDC and log collector ready; logs: reports/kdc.log, reports/collector.log"
 
 step "3/7 preflight (profile $profile): touches no host"
 "$bin/m7guard" preflight -i "$inv" --profile "$profile" "${labvars[@]}" \
