@@ -2,13 +2,14 @@
 
 node1, node2 and node3 start fresh (`m7guard lab reset`), each with the Data Fabric service
 simulator (tests/netsim/service_simulator.py) listening on the TCP ports of its services;
-node2 also gets an /opt/mapr layout. Real TCP connections are made from the controller
-(admin zone), client1 (clients), outsider (untrusted) and each data node to the others
-(cluster), IPv4 and IPv6, to every catalog port, before and after the role's play of
-site.yml (playbooks/network.yml). The measured matrix must differ from the declared one
-before (the outsider reaches the services) and equal it after. The NET-* checks must fail on
-the fresh nodes and pass on the hardened ones, the second run must change nothing, and the
-ruleset must come back after a node restart.
+node2 also gets an /opt/mapr layout and joins the zookeeper group (a second inventory
+source), so the quorum ports have a peer that may reach them and one that may not. Real TCP
+connections are made from the controller (admin zone), client1 (clients), outsider
+(untrusted) and each data node to the others (cluster), IPv4 and IPv6, to every catalog
+port, before and after the role's play of site.yml (playbooks/network.yml). The measured
+matrix must differ from the declared one before (the outsider reaches the services) and
+equal it after. The NET-* checks must fail on the fresh nodes and pass on the hardened ones,
+the second run must change nothing, and the ruleset must come back after a node restart.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ pytestmark = [pytest.mark.lab]
 NODES = netlab.DATA_NODES
 LIMIT = ",".join(NODES)
 MAPR_NODE = "node2"
+# node2 joins node1 in the zookeeper group: the quorum ports open to each other only
+ZOOKEEPER_INVENTORY = "all:\n  children:\n    zookeeper:\n      hosts:\n        node2:\n"
 MAPR_LAYOUT = (
     "mkdir -p /opt/mapr/conf && echo '7.8.0.0.20240101000000.GA' > /opt/mapr/MapRBuildVersion"
     " && printf 'mfs.server.ip=0.0.0.0\\nmfs.on.virtual.machine=0\\n' > /opt/mapr/conf/mfs.conf"
@@ -48,10 +51,10 @@ def audit(lab: LabHandle, out: Path, profile: str = "baseline",
     return results, {(r["host"], r["rule"]): r for r in results.results}
 
 
-def run_network_play(lab: LabHandle, *args: str) -> subprocess.CompletedProcess[str]:
+def run_network_play(lab: LabHandle, zk_inventory: Path) -> subprocess.CompletedProcess[str]:
     """The zero_trust_network play of site.yml (site.yml imports playbooks/network.yml; the
     whole site.yml also runs every other role, which need their own lab settings)."""
-    return lab.playbook("playbooks/network.yml", "--limit", LIMIT, *args)
+    return lab.playbook("-i", str(zk_inventory), "playbooks/network.yml", "--limit", LIMIT)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -65,9 +68,11 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 def scene(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Fresh nodes with simulated services, measured and audited before and after site.yml."""
     work = tmp_path_factory.mktemp("network")
+    zk_inventory = work / "zookeeper.yml"
+    zk_inventory.write_text(ZOOKEEPER_INVENTORY)
     for node in NODES:
         lab.m7guard("lab", "reset", node)
-    nodes = netlab.inventory_vars(lab)
+    nodes = netlab.inventory_vars(lab, extra=(str(zk_inventory),))
     declared = netlab.declared_matrix(nodes)
     for node in NODES:
         netlab.install_simulator(lab, node, netlab.tcp_ports(netlab.node_services(node,
@@ -78,11 +83,11 @@ def scene(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> dict:
     _, audit_before = audit(lab, work / "before")
 
     started = time.monotonic()
-    first = run_network_play(lab)
+    first = run_network_play(lab, zk_inventory)
     first_seconds = time.monotonic() - started
     after = netlab.measured_matrix(lab, nodes)
     started = time.monotonic()
-    second = run_network_play(lab)
+    second = run_network_play(lab, zk_inventory)
     second_seconds = time.monotonic() - started
     results_after, audit_after = audit(lab, work / "after", profile="pci_dss")
     return {
@@ -122,7 +127,10 @@ def test_measured_matrix_equals_the_declared_one_after_site_yml(scene: dict) -> 
     assert after[("node2", "node1", 4, 8888)] == "timeout"
     assert after[("client1", "node1", 4, 5181)] == "timeout"  # ZooKeeper: cluster only
     assert after[("node2", "node1", 6, 5181)] == "open"
-    assert after[("node2", "node1", 4, 2888)] == "timeout"  # quorum: ZooKeeper peers only
+    # quorum: between the ZooKeeper nodes only
+    assert after[("node2", "node1", 4, 2888)] == after[("node1", "node2", 6, 3888)] == "open"
+    assert after[("node3", "node1", 4, 2888)] == after[("node3", "node2", 6, 3888)] == "timeout"
+    assert after[("client1", "node2", 4, 5181)] == "timeout"
     assert after[("client1", "node1", 4, 22)] == "timeout"
     assert after[("outsider", "node3", 4, 5660)] == "timeout"
     assert all(got != "open" for (s, *_), got in after.items() if s == "outsider")

@@ -56,8 +56,10 @@ def role_defaults() -> dict[str, Any]:
     return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 
 
-def inventory_vars(lab: LabHandle, hosts: tuple[str, ...] = DATA_NODES) -> dict[str, NodeVars]:
-    """The variables the role would see, as Ansible renders them from the inventory."""
+def inventory_vars(lab: LabHandle, hosts: tuple[str, ...] = DATA_NODES,
+                   extra: tuple[str, ...] = ()) -> dict[str, NodeVars]:
+    """The variables the role would see, as Ansible renders them from the inventory (plus
+    the `extra` inventory sources)."""
     undefined = "__undefined__"
     names = {
         "zones": "zero_trust_network_zones",
@@ -69,7 +71,8 @@ def inventory_vars(lab: LabHandle, hosts: tuple[str, ...] = DATA_NODES) -> dict[
     expr = ("{{ {'groups': group_names, 'addresses': m7guard_lab_addresses, " + fields
             + "} | to_json }}")
     proc = subprocess.run(
-        [str(BIN / "ansible"), "-i", str(lab.inventory), ",".join(hosts),
+        [str(BIN / "ansible"), "-i", str(lab.inventory),
+         *[arg for source in extra for arg in ("-i", source)], ",".join(hosts),
          "-m", "ansible.builtin.debug", "-a", f"msg={expr}"],
         capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
         env={**os.environ, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},

@@ -339,6 +339,11 @@ def _peer_sets(params: dict[str, Any], group: str) -> list[Address]:
     return out
 
 
+def _source_label(source: str) -> str:
+    kind, name = source.split("_", 1)
+    return name if kind == "zone" else f"peers in {name}"
+
+
 def _protocols(protocol: str) -> list[str]:
     return ["tcp", "udp"] if protocol == "both" else [protocol]
 
@@ -418,7 +423,7 @@ def build_plan(params: dict[str, Any]) -> dict[str, Any]:
                 continue
             rules.append({
                 "family": fam, "set": name, "proto": proto, "ports": _nft_ports(spans),
-                "comment": f"{source.split('_', 1)[1]}: {', '.join(entry['services'])}",
+                "comment": f"{_source_label(source)}: {', '.join(entry['services'])}",
             })
     for zone in open_ports.values():
         for proto in zone:
