@@ -5,6 +5,10 @@ is unpinned for these plays and comes from the IMDSv2 emulator (tests/fixtures/
 imds_emulator.py) running on node3's loopback and answering m7i.48xlarge, the size with EFA,
 ENA Express and two NUMA nodes; node3 also gets MapR's layout. The host's global kernel values
 are read on the controller before and after: nothing on the host may change.
+
+On the fresh node2, refused input (tests/fixtures/kernel_tuning/refused.yml: an unknown size,
+a negative value, a sysctl that does not exist) and a `--check --diff` run must leave the node
+as it was (files, unit states, running values).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import pytest
 from kernel_tuning_kit import (
+    REFUSED,
     ROOT,
     Play,
     audit,
@@ -45,6 +50,15 @@ HOST_SYS = ("/sys/kernel/mm/transparent_hugepage/enabled",
             "/sys/kernel/mm/transparent_hugepage/defrag")
 HOST_ITEMS = ["transparent_hugepage (the host kernel)", "irqbalance (the host IRQs)",
               "nvme queues (the host devices)", "nvme_core.io_timeout (the host kernel)"]
+# refused.yml's cases -> the start of the refusal message
+REFUSALS = {
+    "unknown size": "m7i_profile_instance_type: 'm7i.huge' is not an M7i instance type; known: "
+                    "m7i.large, m7i.xlarge,",
+    "negative value": "kernel_tuning_nvme_nr_requests must be a whole number from 1 to 65536, "
+                      "not -1",
+    "unknown sysctl": "no such kernel parameter on node2: kernel_tuning_sysctl_overrides: "
+                      "net.ipv4.no_such_knob",
+}
 GET_WITHOUT_TOKEN = (
     "python3 -c 'import urllib.request as u, urllib.error as e\n"
     f"try: u.urlopen(\"http://127.0.0.1:{IMDS_PORT}/latest/meta-data/instance-type\", timeout=5)\n"
@@ -59,6 +73,8 @@ class ContainerRun:
     host_before: dict[str, str]
     host_after: dict[str, str]
     state_fresh: list[str]
+    refused: Play
+    state_after_refused: list[str]
     state_after_check: list[str]
     check: Play
     converge: Play
@@ -128,6 +144,8 @@ def exercise(lab: Any, tmp: Path) -> ContainerRun:
     try:
         tokenless = lab.ssh(IMDS_NODE, GET_WITHOUT_TOKEN).stdout.strip()
         state_fresh = node_state(lab, "node2", all_keys)
+        refused = play(lab, tmp / "facts", "--limit", "node2", playbook=REFUSED)
+        state_after_refused = node_state(lab, "node2", all_keys)
         check = play(lab, tmp / "facts", *limit, "--check", "--diff")
         state_after_check = node_state(lab, "node2", all_keys)
         converge = play(lab, tmp / "facts", *limit)
@@ -146,9 +164,10 @@ def exercise(lab: Any, tmp: Path) -> ContainerRun:
     cat_config = {n: lab.ssh(n, "/lib/systemd/systemd-sysctl --cat-config").stdout
                   for n in NODES}
     results = audit(lab, tmp / "audit", ",".join(NODES))
-    return ContainerRun(node_sizes, all_expected, host_before, host_after, state_fresh,
-                        state_after_check, check, converge, again, running, files, cat_config,
-                        [json.loads(line) for line in log.splitlines()], tokenless, results)
+    return ContainerRun(node_sizes, all_expected, host_before, host_after, state_fresh, refused,
+                        state_after_refused, state_after_check, check, converge, again, running,
+                        files, cat_config, [json.loads(line) for line in log.splitlines()],
+                        tokenless, results)
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +188,17 @@ def test_nothing_on_the_host_changes(run: ContainerRun) -> None:
     assert run.host_after == run.host_before
 
 
-def test_check_mode_changes_nothing(run: ContainerRun) -> None:
-    assert run.check.changed("node2") > 0
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_bad_input_is_refused_naming_the_variable(run: ContainerRun, case: str) -> None:
+    assert run.refused.recap["node2"]["changed"] == 0
+    assert run.refused.facts["node2.refused"][case].startswith(REFUSALS[case])
+
+
+def test_refused_input_and_check_mode_change_nothing(run: ContainerRun) -> None:
+    assert run.state_after_refused == run.state_fresh
     assert run.state_after_check == run.state_fresh
+    assert run.check.changed("node2") > 0  # check mode saw what it would change
+    assert "+net.ipv4.tcp_retries2 = 5" in run.check.out  # and showed it (--diff)
 
 
 @pytest.mark.parametrize("node", NODES)

@@ -1,16 +1,16 @@
 """m7i_profile + kernel_tuning on vm1, the lab node with a real kernel and an emulated NVMe drive.
 
-vm1 runs under software emulation, so the plays are few and shared by all tests here:
+vm1 runs under software emulation, so it gets three plays (one converge, one idempotence run,
+one reboot), shared by all tests here; refused input and --check are tested on containers
+(test_kernel_tuning_containers.py):
   1. a fresh vm1 (`lab reset`), MapR's layout created, KERN-007 put out of compliance at run
      time (Debian persists it already) -> audit: every KERN-* and PERF-* check fails;
-  2. refused input (unknown size, a negative value, a sysctl that does not exist) and a
-     `--check --diff` run -> the node is unchanged;
-  3. converge (no reboot allowed) -> kernel_tuning_reboot_required, global sysctls, NVMe
+  2. converge (no reboot allowed) -> kernel_tuning_reboot_required, global sysctls, NVMe
      queues and io_timeout hold at run time;
-  4. a second run -> changed=0;
-  5. `--tags reboot -e kernel_tuning_reboot_ok=true` -> the role reboots vm1; afterwards
+  3. a second run -> changed=0, the reboot still pending;
+  4. `--tags reboot -e kernel_tuning_reboot_ok=true` -> the role reboots vm1; afterwards
      everything still holds and nvme_core.io_timeout is the maximum from modprobe.d;
-  6. audit: every KERN-* and PERF-* check passes.
+  5. audit: every KERN-* and PERF-* check passes.
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ from typing import Any
 import pytest
 from kernel_tuning_kit import (
     DEFAULTS,
-    REFUSED,
     Play,
     audit,
     expected_sysctls,
     node_size,
-    node_state,
     play,
     read_sysctls,
     sizes,
@@ -49,26 +47,10 @@ FRESH_FIXTURE = (
     # Debian persists the link protections (KERN-007) itself: break them at run time
     "sysctl -q -w fs.protected_hardlinks=0 fs.protected_symlinks=0"
 )
-# tests/fixtures/kernel_tuning/refused.yml: case -> the start of the refusal message
-REFUSALS = {
-    "unknown size": "m7i_profile_instance_type: 'm7i.huge' is not an M7i instance type; known: "
-                    "m7i.large, m7i.xlarge,",
-    "negative value": "kernel_tuning_nvme_nr_requests must be a whole number from 1 to 65536, "
-                      "not -1",
-    "unknown sysctl": "no such kernel parameter on vm1: kernel_tuning_sysctl_overrides: "
-                      "vm.no_such_knob",
-}
-
-
 @dataclass
 class VmRun:
     before: dict[tuple[str, str], dict[str, Any]]
     after: dict[tuple[str, str], dict[str, Any]]
-    refused: Play
-    state_fresh: list[str]
-    state_after_refused: list[str]
-    state_after_check: list[str]
-    check: Play
     converge: Play
     again: Play
     reboot: Play
@@ -105,13 +87,6 @@ def exercise(lab: Any, tmp: Path) -> VmRun:
     keys = sorted(expected)
     before = audit(lab, tmp / "audit-fresh", VM)
     lap("audit fresh")
-    state_fresh = node_state(lab, VM, keys)
-    refused = play(lab, tmp / "facts", "--limit", VM, playbook=REFUSED)
-    state_after_refused = node_state(lab, VM, keys)
-    lap("refused input")
-    check = play(lab, tmp / "facts", "--limit", VM, "--check", "--diff")
-    state_after_check = node_state(lab, VM, keys)
-    lap("check mode")
     converge = play(lab, tmp / "facts", "--limit", VM)
     running_converged = read_sysctls(lab, VM, keys)
     nvme_converged = lab.ssh(VM, NVME_READ).stdout
@@ -127,9 +102,9 @@ def exercise(lab: Any, tmp: Path) -> VmRun:
     lap("reboot")
     after = audit(lab, tmp / "audit-tuned", VM)
     lap("audit tuned")
-    return VmRun(before, after, refused, state_fresh, state_after_refused, state_after_check,
-                 check, converge, again, reboot, expected, running_converged, running_rebooted,
-                 nvme_converged, nvme_rebooted, (boot_fresh, boot_before, boot_after), t)
+    return VmRun(before, after, converge, again, reboot, expected, running_converged,
+                 running_rebooted, nvme_converged, nvme_rebooted,
+                 (boot_fresh, boot_before, boot_after), t)
 
 
 @pytest.fixture(scope="module")
@@ -153,19 +128,6 @@ def test_every_check_fails_on_a_fresh_vm(vm: VmRun, rule: str) -> None:
 def test_every_check_passes_after_the_play(vm: VmRun, rule: str) -> None:
     r = vm.after[(VM, rule)]
     assert r["state"] == "pass", r
-
-
-@pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_bad_input_is_refused_naming_the_variable(vm: VmRun, case: str) -> None:
-    assert vm.refused.recap[VM]["changed"] == 0
-    assert vm.refused.facts[f"{VM}.refused"][case].startswith(REFUSALS[case])
-
-
-def test_refused_input_and_check_mode_change_nothing(vm: VmRun) -> None:
-    assert vm.state_after_refused == vm.state_fresh
-    assert vm.state_after_check == vm.state_fresh
-    assert vm.check.changed(VM) > 0  # check mode saw what it would change
-    assert "+vm.swappiness = 1" in vm.check.out  # and showed it (--diff)
 
 
 def test_converge_applies_the_global_sysctls(vm: VmRun) -> None:
