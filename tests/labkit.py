@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,12 @@ from m7guard.lab.manager import Lab, LabPaths, default_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-os.environ.setdefault("M7GUARD_CACHE_DIR", "/var/cache/m7guard-test")
+# The tests' image cache belongs to this checkout: `lab down --purge` in one checkout's tests
+# must not meet an image that another checkout's lab still runs on.
+os.environ.setdefault(
+    "M7GUARD_CACHE_DIR",
+    f"/var/cache/m7guard-test/{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}",
+)
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 
 

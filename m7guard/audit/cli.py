@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -109,7 +110,7 @@ def audit(
     Exit 0 when nothing fails at or above --fail-on, 2 when something does (fail and error
     both count; an unreachable host's rules are errors), 1 when the audit could not run.
     """
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         wanted = parse_formats(formats)
         opts = AuditOptions(
@@ -134,25 +135,27 @@ def audit(
                 on_total=lambda total, hosts: bar.update(
                     task, total=total, description=f"{len(hosts)} host(s)"
                 ),
-                on_host=lambda host, error: error and err.print(f"[magenta]{host}: {error}"),
+                on_host=lambda host, error: (
+                    error and err.print(f"[magenta]{host}: {escape(error)}")
+                ),
                 on_result=lambda result: bar.advance(task),
             )
             results = run_audit(opts, hooks, log_dir=out)
         written = render(results, wanted, out)
     except M7guardError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         ctx.exit(1)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(summary_table(results))
     for warning in results.data["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     unreachable = {h["name"] for h in results.data["hosts"] if not h["reachable"]}
     for r in results.failing(fail_on):
         if r["host"] in unreachable:
             continue  # one warning per unreachable host is enough
         console.print(
             f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
-            f"({results.severity(r['rule'])}): {r['message']}"
+            f"({results.severity(r['rule'])}): {escape(r['message'])}"
         )
     for fmt, path in written.items():
         console.print(f"{fmt}: {path}")

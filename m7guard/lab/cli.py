@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from m7guard.lab.manager import Lab, default_paths, state_json
@@ -20,7 +21,7 @@ _root_option = click.option(
 
 def _lab(root: Path | None, console: Console) -> Lab:
     def say(message: str) -> None:
-        console.print(f"[bold cyan]lab[/]: {message}", highlight=False)
+        console.print(f"[bold cyan]lab[/]: {escape(message)}", highlight=False)
 
     return Lab(default_paths(root), say=say)
 
@@ -35,7 +36,7 @@ def lab() -> None:
 @_root_option
 def up(no_vm: bool, root: Path | None) -> None:
     """Bring the lab up (idempotent; cleans what an interrupted run left)."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     started = time.monotonic()
     the_lab = _lab(root, console)
     with console.status("bringing the lab up", spinner="dots"):
@@ -56,7 +57,7 @@ def up(no_vm: bool, root: Path | None) -> None:
 @_root_option
 def down(purge: bool, root: Path | None) -> None:
     """Remove every container, network, VM and per-lab file of the lab."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     removed = _lab(root, console).down(purge=purge)
     for item in removed:
         console.print(f"removed {item}")
@@ -69,7 +70,7 @@ def down(purge: bool, root: Path | None) -> None:
 @_root_option
 def status(as_json: bool, root: Path | None) -> None:
     """Show each node's state and address."""
-    console = Console()
+    console = Console(soft_wrap=True)
     rows = _lab(root, console).status()
     if as_json:
         click.echo(state_json(rows))
@@ -85,7 +86,7 @@ def status(as_json: bool, root: Path | None) -> None:
 @_root_option
 def reset(node: str, root: Path | None) -> None:
     """Replace NODE with a fresh node from the cached image (tests use it for a clean start)."""
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     started = time.monotonic()
     _lab(root, console).reset(node)
     console.print(f"{node} is fresh ({time.monotonic() - started:.0f} s)")
@@ -95,7 +96,7 @@ def reset(node: str, root: Path | None) -> None:
 @_root_option
 def inventory(root: Path | None) -> None:
     """Write the lab's Ansible inventory again and print it."""
-    path = _lab(root, Console(stderr=True)).write_inventory()
+    path = _lab(root, Console(stderr=True, soft_wrap=True)).write_inventory()
     click.echo(path.read_text(), nl=False)
 
 
@@ -105,7 +106,7 @@ def inventory(root: Path | None) -> None:
 @_root_option
 def ssh(node: str, command: tuple[str, ...], root: Path | None) -> None:
     """Open a root shell on NODE (or run COMMAND there)."""
-    the_lab = _lab(root, Console(stderr=True))
+    the_lab = _lab(root, Console(stderr=True, soft_wrap=True))
     if node not in the_lab.spec.node_names:
         raise click.BadParameter(
             f"unknown node {node!r}; the lab has {', '.join(the_lab.spec.node_names)}",

@@ -88,6 +88,12 @@ VM_FILES: dict[str, tuple[int, str]] = {
 
 VM_ENABLE_UNITS: tuple[str, ...] = ("systemd-networkd.service", "m7guard-lab-seed.service")
 
+# Units masked in every node's tree. binfmt_misc is not namespaced: a privileged container
+# that mounts it and runs systemd-binfmt would change the host's registrations, and a
+# container whose automount of it hangs stalls its own boot.
+MASKED_UNITS: tuple[str, ...] = ("systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+                                 "proc-sys-fs-binfmt_misc.mount")
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -98,6 +104,7 @@ class Recipe:
     files: dict[str, tuple[int, str]] = field(default_factory=lambda: dict(COMMON_FILES))
     vm_files: dict[str, tuple[int, str]] = field(default_factory=lambda: dict(VM_FILES))
     vm_units: tuple[str, ...] = VM_ENABLE_UNITS
+    masked_units: tuple[str, ...] = MASKED_UNITS
     version: int = RECIPE_VERSION
 
     def digest(self) -> str:
@@ -110,6 +117,7 @@ class Recipe:
             "files": {k: [m, c] for k, (m, c) in sorted(self.files.items())},
             "vm_files": {k: [m, c] for k, (m, c) in sorted(self.vm_files.items())},
             "vm_units": sorted(self.vm_units),
+            "masked_units": sorted(self.masked_units),
             "version": self.version,
         }
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -236,6 +244,7 @@ class ImageCache:
             for suffix in ("", ".pub"):
                 (rootfs / "etc/ssh" / f"{name}{suffix}").unlink(missing_ok=True)
         _write_files(rootfs, self.recipe.files)
+        _mask_units(rootfs, self.recipe.masked_units)
         (rootfs / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
         run(["chroot", str(rootfs), "apt-get", "clean"], what="apt-get clean in the node tree")
         tmp_tar = work / "base.tar"
@@ -309,6 +318,16 @@ class ImageCache:
             shutil.rmtree(self.cache_dir)
             removed.append(str(self.cache_dir))
         return removed
+
+
+def _mask_units(rootfs: Path, units: tuple[str, ...]) -> None:
+    """`systemctl mask` without running systemctl: a link to /dev/null in /etc."""
+    unit_dir = rootfs / "etc/systemd/system"
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    for unit in units:
+        link = unit_dir / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
 
 
 def _write_files(rootfs: Path, files: dict[str, tuple[int, str]]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from m7guard.audit.cli import summary_table
 from m7guard.audit.results import FAIL_ON_CHOICES
@@ -55,7 +56,7 @@ def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | No
               extra_vars: tuple[str, ...], out: Path, formats: str,
               fail_on: str, root: Path) -> None:
     """Verify a deployment before it happens: role variables, policy, playbooks, AWS."""
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         wanted = parse_formats(formats)
         with err.status("preflight: reading the inventory and the roles"):
@@ -67,15 +68,15 @@ def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | No
             ))
         written = render(results, wanted, out)
     except M7guardError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         ctx.exit(1)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     console.print(summary_table(results))
     for warning in results.data["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {warning}")
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     for r in results.failing(fail_on):
         console.print(f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
-                      f"({results.severity(r['rule'])}): {r['message']}")
+                      f"({results.severity(r['rule'])}): {escape(r['message'])}")
     for fmt, path in written.items():
         console.print(f"{fmt}: {path}")
     ctx.exit(results.exit_code(fail_on))

@@ -4,7 +4,8 @@ The `lab` fixture brings the local lab up once per test session (`m7guard lab up
 and hands tests its inventory and SSH helpers. A missing prerequisite fails the tests with
 its message: lab tests are never skipped. The lab is taken down when the session ends unless
 M7GUARD_KEEP_LAB=1. Tests use their own image cache (M7GUARD_CACHE_DIR, default
-/var/cache/m7guard-test) so that a test that purges it never touches an operator's cache.
+/var/cache/m7guard-test/<checkout hash>) so that a test that purges it never touches an
+operator's cache, nor the image of a lab run from another checkout.
 """
 
 from __future__ import annotations

@@ -73,6 +73,11 @@ def ping_all(expect: set[str]) -> None:
 def test_01_fresh_build_then_every_node_answers_ansible() -> None:
     run_m7guard("lab", "down", "--purge")
     assert not CACHE.exists()
+    users = podman_json("ps", "-a", "--filter", f"ancestor={ImageCache(CACHE).image_tag}")
+    assert users == [], (
+        "the purged cache's node image is still in use by: "
+        + ", ".join(c["Names"][0] for c in users)
+    )
     proc, took = timed_up()
     TIMINGS["first"] = took
     assert "built node image" in proc.stderr

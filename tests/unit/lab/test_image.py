@@ -43,11 +43,24 @@ def test_digest_changes_with_every_input() -> None:
                    for k, (m, c) in COMMON_FILES.items()},
         ),
         dataclasses.replace(base, vm_units=(*base.vm_units, "x.service")),
+        dataclasses.replace(base, masked_units=base.masked_units[:-1]),
         dataclasses.replace(base, version=base.version + 1),
     ]
     digests = {v.digest() for v in variants}
     assert base.digest() not in digests
     assert len(digests) == len(variants)
+
+
+def test_masked_units_link_to_dev_null(tmp_path: Path) -> None:
+    from m7guard.lab.image import MASKED_UNITS, _mask_units
+
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    (tmp_path / "etc/systemd/system" / MASKED_UNITS[0]).write_text("[Unit]\n")  # replaced
+    _mask_units(tmp_path, MASKED_UNITS)
+    for unit in MASKED_UNITS:
+        link = tmp_path / "etc/systemd/system" / unit
+        assert link.is_symlink() and str(link.readlink()) == "/dev/null", unit
+    assert "systemd-binfmt.service" in MASKED_UNITS
 
 
 def test_host_mirror_reads_deb822_sources(tmp_path: Path) -> None:
