@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -138,44 +139,74 @@ def test_keyring_direct_calls(moto_endpoint, new_kms_key) -> None:
     assert keyring.unwrap(wrapped, context) == key
 
 
-SEED = """
-encryptor = FieldEncryption(key_provider='aws_kms', key_id={arn!r})
+# The seed document's "Advanced Encryption" block, character for character.
+SEED = """\
+# Field-level encryption
+from mapr.security import FieldEncryption
+
+encryptor = FieldEncryption(
+    key_provider='aws_kms',
+    key_id='arn:aws:kms:region:account:key/key-id'
+)
 
 # Encrypt sensitive fields
 encrypted_data = encryptor.encrypt_fields(
     data=user_data,
     fields=['ssn', 'credit_card', 'personal_info']
 )
+
+# Store encrypted data
+mapr_db.insert('/user_profiles', encrypted_data)
+"""
+SEED_KEY_PLACEHOLDER = "arn:aws:kms:region:account:key/key-id"
+FAKE_MAPR = Path(__file__).resolve().parents[2] / "fakes" / "seed_mapr"
+
+# What the seed leaves to its reader: the record, and a MapR-DB table (FAKE: MapR-DB cannot
+# run here, so inserts are kept in a list the test reads back).
+SEED_PRELUDE = """\
+import json
+user_data = {"_id": "u1", "name": "Ada", "ssn": "123-45-6789",
+             "credit_card": "4111 1111 1111 1111",
+             "personal_info": {"email": "ada@example.com", "age": 36}}
+
+
+class FakeMaprDbTable:
+    def __init__(self):
+        self.rows = []
+
+    def insert(self, path, document):
+        self.rows.append((path, document))
+
+
+mapr_db = FakeMaprDbTable()
+"""
+
+SEED_EPILOGUE = """
+[(path, stored)] = mapr_db.rows
+assert path == "/user_profiles"
+for name in ("ssn", "credit_card", "personal_info"):
+    assert stored[name].startswith("fe1:"), name
+assert stored["name"] == "Ada"
+assert encryptor.decrypt_fields(data=stored) == user_data
+print(json.dumps(sorted(stored)))
 """
 
 
-def test_seed_example_runs_unchanged_with_aws_endpoint_url(moto_endpoint, new_kms_key, tmp_path):
+def test_seed_example_runs_unchanged_against_moto(moto_endpoint, new_kms_key, tmp_path):
+    """The seed's block runs as written; only its placeholder key ARN becomes a real key's,
+    and the endpoint comes from AWS_ENDPOINT_URL, as it would on any boto3 client."""
     arn = new_kms_key()
+    assert SEED.count(SEED_KEY_PLACEHOLDER) == 1
+    block = SEED.replace(SEED_KEY_PLACEHOLDER, arn)
     script = tmp_path / "seed.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import json
-            from field_encryption import FieldEncryption
-            user_data = {"_id": "u1", "name": "Ada", "ssn": "123-45-6789",
-                         "credit_card": "4111 1111 1111 1111",
-                         "personal_info": {"email": "ada@example.com", "age": 36}}
-            """
-        )
-        + SEED.format(arn=arn)
-        + textwrap.dedent(
-            """
-            assert encrypted_data["ssn"].startswith("fe1:")
-            assert encrypted_data["personal_info"].startswith("fe1:")
-            assert encryptor.decrypt_fields(data=encrypted_data) == user_data
-            print(json.dumps(sorted(encrypted_data)))
-            """
-        )
-    )
-    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint}
+    script.write_text(SEED_PRELUDE + block + SEED_EPILOGUE)
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(FAKE_MAPR),
+                                                       os.environ.get("PYTHONPATH")]))}
     env.pop("AWS_REGION", None)
     result = subprocess.run(
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert "_fe" in result.stdout
+    assert json.loads(result.stdout) == ["_fe", "_id", "credit_card", "name", "personal_info",
+                                         "ssn"]
