@@ -133,12 +133,19 @@ def _check_parameter_value(
         problems.append(Problem(shown, where, f"{value!r} is not a valid {param.type}"))
 
 
-def _load_rule(path: Path, root: Path, problems: list[Problem]) -> Rule | None:
+def _read_document(
+    kind: str, path: Path, root: Path, problems: list[Problem]
+) -> tuple[str, Any] | None:
+    """The shown path and data of a rule, framework or profile file that matches its schema.
+
+    None when the file cannot be read or does not match; the problems found are added to
+    problems, and a file whose name is not its id is reported but still returned.
+    """
     shown = display_path(path, root)
     data = read_yaml(path, shown, problems)
     if data is None:
         return None
-    found = schema_problems("rule", data, shown, root)
+    found = schema_problems(kind, data, shown, root)
     problems += found
     if found:
         return None
@@ -146,6 +153,14 @@ def _load_rule(path: Path, root: Path, problems: list[Problem]) -> Rule | None:
         problems.append(
             Problem(shown, "id", f"{data['id']} must be in a file named {data['id']}.yml")
         )
+    return shown, data
+
+
+def _load_rule(path: Path, root: Path, problems: list[Problem]) -> Rule | None:
+    read = _read_document("rule", path, root, problems)
+    if read is None:
+        return None
+    shown, data = read
     params = {
         name: Parameter(name, spec["type"], spec["default"], spec["description"])
         for name, spec in data.get("parameters", {}).items()
@@ -172,18 +187,10 @@ def _load_rule(path: Path, root: Path, problems: list[Problem]) -> Rule | None:
 
 
 def _load_framework(path: Path, root: Path, problems: list[Problem]) -> Framework | None:
-    shown = display_path(path, root)
-    data = read_yaml(path, shown, problems)
-    if data is None:
+    read = _read_document("framework", path, root, problems)
+    if read is None:
         return None
-    found = schema_problems("framework", data, shown, root)
-    problems += found
-    if found:
-        return None
-    if path.stem != data["id"]:
-        problems.append(
-            Problem(shown, "id", f"{data['id']} must be in a file named {data['id']}.yml")
-        )
+    shown, data = read
     seen: set[str] = set()
     for i, req in enumerate(data["requirements"]):
         if req["id"] in seen:
@@ -204,18 +211,10 @@ def _load_framework(path: Path, root: Path, problems: list[Problem]) -> Framewor
 
 
 def _load_profile(path: Path, root: Path, problems: list[Problem]) -> Profile | None:
-    shown = display_path(path, root)
-    data = read_yaml(path, shown, problems)
-    if data is None:
+    read = _read_document("profile", path, root, problems)
+    if read is None:
         return None
-    found = schema_problems("profile", data, shown, root)
-    problems += found
-    if found:
-        return None
-    if path.stem != data["id"]:
-        problems.append(
-            Problem(shown, "id", f"{data['id']} must be in a file named {data['id']}.yml")
-        )
+    _, data = read
 
     def tup(value: list[str] | None) -> tuple[str, ...] | None:
         return None if value is None else tuple(value)
