@@ -10,6 +10,7 @@ Exit codes (like `oscap xccdf eval`, with error counted as failing):
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import click
@@ -42,6 +43,31 @@ def summary_table(results: Results) -> Table:
         counts = results.counts(rows)
         table.add_row(host, *(str(counts[s]) for s in STATES))
     return table
+
+
+def print_results(
+    results: Results,
+    written: Mapping[str, Path],
+    fail_on: str,
+    err: Console,
+    skip_hosts: Collection[str] = (),
+) -> None:
+    """The summary table, the warnings (on err), the results failing at or above fail_on
+    (but those of skip_hosts) and the reports written. Messages are printed as written
+    (escaped, not read as markup) and lines are not wrapped."""
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(summary_table(results))
+    for warning in results.data["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    for r in results.failing(fail_on):
+        if r["host"] in skip_hosts:
+            continue
+        console.print(
+            f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
+            f"({results.severity(r['rule'])}): {escape(r['message'])}"
+        )
+    for fmt, path in written.items():
+        console.print(f"{fmt}: {path}")
 
 
 @click.command()
@@ -145,18 +171,7 @@ def audit(
     except M7guardError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         ctx.exit(1)
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(summary_table(results))
-    for warning in results.data["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    # one warning per unreachable host is enough: its failing results are not listed
     unreachable = {h["name"] for h in results.data["hosts"] if not h["reachable"]}
-    for r in results.failing(fail_on):
-        if r["host"] in unreachable:
-            continue  # one warning per unreachable host is enough
-        console.print(
-            f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
-            f"({results.severity(r['rule'])}): {escape(r['message'])}"
-        )
-    for fmt, path in written.items():
-        console.print(f"{fmt}: {path}")
+    print_results(results, written, fail_on, err, skip_hosts=unreachable)
     ctx.exit(results.exit_code(fail_on))

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from m7guard.audit.cli import summary_table
+from m7guard.audit.cli import print_results
 from m7guard.audit.results import FAIL_ON_CHOICES
 from m7guard.errors import M7guardError
 from m7guard.preflight.engine import PreflightOptions, run_preflight
@@ -70,13 +70,5 @@ def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | No
     except M7guardError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         ctx.exit(1)
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(summary_table(results))
-    for warning in results.data["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    for r in results.failing(fail_on):
-        console.print(f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
-                      f"({results.severity(r['rule'])}): {escape(r['message'])}")
-    for fmt, path in written.items():
-        console.print(f"{fmt}: {path}")
+    print_results(results, written, fail_on, err)
     ctx.exit(results.exit_code(fail_on))
