@@ -115,18 +115,7 @@ def rule_snapshot(catalog: Catalog, rule: Rule, profile: Profile | None) -> dict
     from m7guard.catalog.loader import display_path
 
     return {
-        "title": rule.title,
-        "severity": rule.severity,
-        "area": rule.area,
-        "description": rule.description,
-        "rationale": rule.rationale,
-        "references": {k: list(v) for k, v in rule.references.items()},
-        "remediation": {
-            "role": rule.remediation_role,
-            "tags": list(rule.remediation_tags),
-            "command": rule.remediation_command,
-        },
-        "check": rule.check,
+        **rule.described(),
         "file": display_path(rule.path, catalog.root),
         "parameters": catalog.parameters_for(rule, profile),
     }

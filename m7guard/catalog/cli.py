@@ -116,18 +116,7 @@ def list_rules(policies: Path | None, profile: str | None, area: str | None, fmt
 def rule_dict(cat: Catalog, rule: Rule) -> dict[str, Any]:
     return {
         "id": rule.id,
-        "title": rule.title,
-        "severity": rule.severity,
-        "area": rule.area,
-        "description": rule.description,
-        "rationale": rule.rationale,
-        "references": {k: list(v) for k, v in rule.references.items()},
-        "remediation": {
-            "role": rule.remediation_role,
-            "tags": list(rule.remediation_tags),
-            "command": rule.remediation_command,
-        },
-        "check": rule.check,
+        **rule.described(),
         "applies_to": {"groups": list(rule.groups), "conditions": list(rule.conditions)},
         "parameters": {
             n: {"type": p.type, "default": p.default, "description": p.description}

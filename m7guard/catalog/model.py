@@ -49,6 +49,24 @@ class Rule:
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters.items()}
 
+    def described(self) -> dict[str, Any]:
+        """What the rule says, as JSON data: title, severity, area, description, rationale,
+        references, remediation and check (the results file and `catalog show` add more)."""
+        return {
+            "title": self.title,
+            "severity": self.severity,
+            "area": self.area,
+            "description": self.description,
+            "rationale": self.rationale,
+            "references": {k: list(v) for k, v in self.references.items()},
+            "remediation": {
+                "role": self.remediation_role,
+                "tags": list(self.remediation_tags),
+                "command": self.remediation_command,
+            },
+            "check": self.check,
+        }
+
 
 @dataclass(frozen=True)
 class Requirement:
