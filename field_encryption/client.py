@@ -68,6 +68,7 @@ _NONCE = envelope.NONCE_LEN
 _b2a = binascii.b2a_base64
 _a2b = binascii.a2b_base64
 _parse = envelope.parse
+_writable = paths.writable
 _lp = aad.lp
 _GCM_MIN_BODY = envelope.TAG_LEN + 1
 _GCM_MIN = 31 + _GCM_MIN_BODY
@@ -376,14 +377,14 @@ class FieldEncryption:
                     # the 18-byte head is a whole number of base64 groups: encode the rest
                     node = root
                     if target.parent:
-                        node = self._writable(root, target.parent, mine)
+                        node = _writable(root, target.parent, mine)
                     node[target.last] = string_head + _b2a(tail, newline=False).decode("ascii")
                     canonicals.append(target.canonical)
                     continue
                 env = gcm_head + tail
             node = root
             if target.parent:
-                node = self._writable(root, target.parent, mine)
+                node = _writable(root, target.parent, mine)
             node[target.last] = (
                 env if as_bytes else _PREFIX + _b2a(env, newline=False).decode("ascii")
             )
@@ -403,19 +404,6 @@ class FieldEncryption:
             header["m"] = _b2a(tag, newline=False).decode("ascii")
         out[self.header_field] = header
         return out
-
-    @staticmethod
-    def _writable(root: dict[str, Any], parent: Concrete, mine: set[int]) -> Any:
-        """The container at ``parent`` in ``root``, copying the ones not yet copied."""
-        node: Any = root
-        for step in parent:
-            child = node[step]
-            if id(child) not in mine:
-                child = child.copy()
-                node[step] = child
-                mine.add(id(child))
-            node = child
-        return node
 
     def _mac(
         self,
@@ -586,15 +574,7 @@ class FieldEncryption:
             if parent:
                 if mine is None:
                     mine = set()
-                node = root
-                for step in parent:
-                    child = node[step]
-                    if id(child) not in mine:
-                        child = child.copy()
-                        node[step] = child
-                        mine.add(id(child))
-                    node = child
-                node[last] = value
+                _writable(root, parent, mine)[last] = value
             else:
                 root[last] = value
         if check_mac:
@@ -664,15 +644,7 @@ class FieldEncryption:
             if parent:
                 if mine is None:
                     mine = set()
-                node = root
-                for step in parent:
-                    child = node[step]
-                    if id(child) not in mine:
-                        child = child.copy()
-                        node[step] = child
-                        mine.add(id(child))
-                    node = child
-                node[last] = value
+                _writable(root, parent, mine)[last] = value
             else:
                 root[last] = value
         root.pop(self.header_field, None)

@@ -221,16 +221,21 @@ class CopyOnWrite:
 
     def container(self, parent: Concrete) -> Any:
         """The (copied) container at ``parent``, the path of the container itself."""
-        node = self.root
-        mine = self._mine
-        for step in parent:
-            child = node[step]
-            if id(child) not in mine:
-                child = child.copy()
-                node[step] = child
-                mine.add(id(child))
-            node = child
-        return node
+        return writable(self.root, parent, self._mine)
+
+
+def writable(root: Any, parent: Concrete, mine: set[int]) -> Any:
+    """The container at ``parent`` in ``root``, copying on the way every container whose id
+    is not in ``mine`` (the copies already made, to which each new copy is added)."""
+    node = root
+    for step in parent:
+        child = node[step]
+        if id(child) not in mine:
+            child = child.copy()
+            node[step] = child
+            mine.add(id(child))
+        node = child
+    return node
 
 
 def iter_strings(node: Any, prefix: Concrete = ()) -> Iterator[tuple[Concrete, Any]]:
