@@ -210,20 +210,6 @@ def check_no_overlap(paths: list[Concrete], where: str = "") -> None:
         seen.add(p)
 
 
-class CopyOnWrite:
-    """Writes values into a shallow copy of a record, copying only the containers it touches."""
-
-    __slots__ = ("_mine", "root")
-
-    def __init__(self, record: dict) -> None:
-        self.root = dict(record)
-        self._mine = {id(self.root)}
-
-    def container(self, parent: Concrete) -> Any:
-        """The (copied) container at ``parent``, the path of the container itself."""
-        return writable(self.root, parent, self._mine)
-
-
 def writable(root: Any, parent: Concrete, mine: set[int]) -> Any:
     """The container at ``parent`` in ``root``, copying on the way every container whose id
     is not in ``mine`` (the copies already made, to which each new copy is added)."""
