@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -60,9 +61,14 @@ def render(
     for fmt in (["json"] if write_json else []) + wanted:
         name, fn = renderers[fmt]
         path = out_dir / name
+        text = fn(results)
+        # A report is whole or absent: written beside the old one, then renamed over it.
+        tmp = path.with_name(f".{path.name}.tmp")
         try:
-            path.write_text(fn(results), encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise ReportError(f"cannot write {path}: {exc.strerror}") from exc
         written[fmt] = path
     return written

@@ -61,6 +61,21 @@ def test_the_example_inventory_passes(tmp_path: Path, profile: str) -> None:
     assert (tmp_path / "out" / "results.sarif").exists()
 
 
+def test_every_report_format_renders_preflight_results(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["preflight", "-i", str(EXAMPLE / "hosts.yml"), "--root", str(ROOT),
+              "--playbook", str(PLAYS), "--out", str(tmp_path), "--format", "all"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "report.html").read_text()
+    # preflight's host facts are the roles each host gets and the controller's address
+    assert "roles: " in html and "kerberos_mfa" in html
+    for name in ("results.sarif", "junit.xml", "assessment-results.json", "m7guard.prom"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def _vars(inv: Path, name: str) -> Path:
     return inv / "group_vars" / name
 
