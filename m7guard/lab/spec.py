@@ -117,9 +117,9 @@ DEFAULT_CONTAINERS: tuple[ContainerNode, ...] = (
     ContainerNode("node3", 13, _DATA_ZONES, "admin", ("m7_nodes", "fileserver"), "m7i.2xlarge"),
     ContainerNode("client1", 21, ("clients",), "clients", ("clients",)),
     ContainerNode("outsider", 41, ("untrusted",), "untrusted", ("untrusted",)),
-    ContainerNode("kdc", 31, ("admin",), "admin", ("kdc",)),
+    ContainerNode("kdc", 31, ("admin",), "admin", ("kdcs",)),
     # Central syslog collector: receives forwarded logs from the data nodes.
-    ContainerNode("collector", 32, ("admin",), "admin", ("collector",)),
+    ContainerNode("collector", 32, ("admin",), "admin", ("collectors",)),
 )
 
 DEFAULT_VM = VmNode("vm1", ("m7_nodes", "vm"), "m7i.large", ssh_port=2231)
@@ -143,6 +143,6 @@ def spec_for(lab_id: int) -> LabSpec:
 
 
 ALL_GROUPS: tuple[str, ...] = (
-    "m7_nodes", "cldb", "zookeeper", "fileserver", "clients", "untrusted", "kdc", "collector",
+    "m7_nodes", "cldb", "zookeeper", "fileserver", "clients", "untrusted", "kdcs", "collectors",
     "vm",
 )

@@ -29,8 +29,8 @@ def test_every_group_later_roles_use_is_present(tmp_path: Path) -> None:
     assert set(children["fileserver"]["hosts"]) == {"node1", "node2", "node3"}
     assert set(children["clients"]["hosts"]) == {"client1"}
     assert set(children["untrusted"]["hosts"]) == {"outsider"}
-    assert set(children["kdc"]["hosts"]) == {"kdc"}
-    assert set(children["collector"]["hosts"]) == {"collector"}
+    assert set(children["kdcs"]["hosts"]) == {"kdc"}
+    assert set(children["collectors"]["hosts"]) == {"collector"}
     assert set(children["vm"]["hosts"]) == {"vm1"}
 
 
