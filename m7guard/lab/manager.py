@@ -18,7 +18,7 @@ from m7guard.lab import podman
 from m7guard.lab.image import ImageCache
 from m7guard.lab.inventory import build_inventory, known_hosts_lines, render_inventory
 from m7guard.lab.runner import run
-from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec, spec_for
+from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec, Network, spec_for
 from m7guard.lab.vm import VmProcess
 
 Say = Callable[[str], None]
@@ -248,6 +248,9 @@ class Lab:
             auth.write_text(pub)
             auth.chmod(0o600)
             (files / "etc/hostname").write_text(f"{name}\n")
+        for node in self.spec.containers:
+            write_route_unit(self.paths.node_dir(node.name) / "seed" / "files",
+                             self.spec.network(node.ssh_zone))
 
     def _ensure_networks(self, report: UpReport) -> None:
         for net in self.spec.networks:
@@ -491,3 +494,44 @@ class Lab:
 
 def state_json(rows: list[NodeStatus]) -> str:
     return json.dumps([row.__dict__ for row in rows], indent=2)
+
+
+ROUTE_UNIT = "m7guard-lab-routes.service"
+
+
+def route_unit(net: Network) -> str:
+    """A container node's boot unit that keeps one default route per family, through the
+    gateway (the controller) of the network it is reached on.
+
+    podman gives a container a default route through every network it joins. With several
+    equal ones the kernel picks the outgoing one by neighbour state, while strict reverse
+    path filtering (rp_filter=1, which kernel_tuning sets) checks replies against the first:
+    replies that come back on another interface are dropped. A real node has one default
+    route; so has a lab node.
+    """
+    return (
+        "[Unit]\n"
+        f"Description=Lab network: one default route, through the {net.zone} network\n"
+        "Before=network-online.target ssh.service\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"ExecStart=/bin/sh -c 'ip -4 route flush exact 0.0.0.0/0; "
+        f"ip -4 route add default via {net.gateway4}'\n"
+        f"ExecStart=/bin/sh -c 'ip -6 route flush exact ::/0; "
+        f"ip -6 route add default via {net.gateway6}'\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def write_route_unit(files: Path, net: Network) -> None:
+    """Write the unit into a node's seed files, enabled (the seed is copied over / at start)."""
+    units = files / "etc/systemd/system"
+    wants = units / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (units / ROUTE_UNIT).write_text(route_unit(net))
+    link = wants / ROUTE_UNIT
+    if not link.is_symlink():
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"/etc/systemd/system/{ROUTE_UNIT}")

@@ -105,6 +105,12 @@ def test_03_container_nodes_run_systemd_in_their_own_network_namespace() -> None
         assert pid1 == "systemd", node.name
         assert state in ("running", "degraded"), (node.name, state)
         assert hostname == node.name
+        # one default route per family, through the gateway of the zone it is reached on
+        net = SPEC.network(node.ssh_zone)
+        routes = HANDLE.ssh(node.name, "ip -4 route show default; ip -6 route show default")
+        defaults = routes.stdout.strip().splitlines()
+        assert len(defaults) == 2, (node.name, defaults)
+        assert f"via {net.gateway4} " in defaults[0] and f"via {net.gateway6} " in defaults[1]
 
 
 def test_04_vm_has_its_own_kernel_and_an_nvme_drive() -> None:
