@@ -68,7 +68,9 @@ class VmProcess:
         if not port_free(port):
             raise LabError(
                 f"port {port} on 127.0.0.1 is taken by another program, so vm1's SSH forward "
-                "cannot use it: stop that program or run `m7guard lab up --no-vm`"
+                "cannot use it: stop that program or run `m7guard lab up --no-vm`. If it is "
+                "the vm1 of a lab run from another checkout with the same M7GUARD_LAB_ID, run "
+                "`m7guard lab down` there, or give this one another M7GUARD_LAB_ID"
             )
         if not self.overlay.exists():
             run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.root),
