@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -85,3 +86,11 @@ def run_m7guard(*args: str, timeout: float = 1200,
         pytest.fail(f"m7guard {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n"
                     f"{proc.stderr}", pytrace=False)
     return proc
+
+
+def play_recap(output: str) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP of an ansible-playbook run: host -> {ok, changed, failed, ...}."""
+    out = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return out

@@ -14,14 +14,13 @@ the second run must change nothing, and the ruleset must come back after a node 
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from labkit import LabHandle
+from labkit import LabHandle, play_recap
 from netsim import lab as netlab
 
 from m7guard.audit.results import Results
@@ -56,12 +55,6 @@ def run_network_play(lab: LabHandle, zk_inventory: Path) -> subprocess.Completed
     whole site.yml also runs every other role, which need their own lab settings)."""
     return lab.playbook("-i", str(zk_inventory), "playbooks/network.yml", "--limit", LIMIT)
 
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    out = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", output, re.MULTILINE):
-        out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +130,12 @@ def test_measured_matrix_equals_the_declared_one_after_site_yml(scene: dict) -> 
 
 
 def test_second_run_changes_nothing(scene: dict) -> None:
-    counts = recap(scene["second"])
+    counts = play_recap(scene["second"])
     assert set(NODES) <= set(counts), scene["second"]
     for node in NODES:
         assert counts[node]["changed"] == 0, scene["second"]
         assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0
-    first = recap(scene["first"])
+    first = play_recap(scene["first"])
     assert all(first[n]["changed"] > 0 for n in NODES)
     print(f"\nfirst run {scene['seconds'][0]:.0f} s, second run {scene['seconds'][1]:.0f} s")
 

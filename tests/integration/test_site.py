@@ -14,11 +14,10 @@ proven by test_kernel_tuning_vm.py and test_audit_logging.py, and it has no clus
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
-from labkit import LabHandle, lab_paths
+from labkit import LabHandle, lab_paths, play_recap
 from motokit import AWS_ENV, moto_server
 from netsim import lab as netlab
 
@@ -34,12 +33,6 @@ LAB_LIMITS = {
     "NET-010": "egress stays open in the lab: nodes install packages from Debian's mirrors",
 }
 
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    out = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
-        out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +75,7 @@ def site(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_site_yml_hardens_every_data_node(site: dict) -> None:
-    counts = recap(site["first"])
+    counts = play_recap(site["first"])
     for node in NODES:
         assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0, site["first"]
         assert counts[node]["changed"] > 0, node
@@ -99,7 +92,7 @@ def test_measured_matrix_equals_the_declared_one_after_site_yml(site: dict) -> N
 
 
 def test_second_site_run_changes_nothing(site: dict) -> None:
-    counts = recap(site["second"])
+    counts = play_recap(site["second"])
     for node in NODES:
         assert counts[node]["changed"] == 0, site["second"]
         assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0
