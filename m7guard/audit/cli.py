@@ -109,7 +109,13 @@ def print_results(
     show_default=True,
     help="Exit 2 if a rule of at least this severity fails or errors (none: never).",
 )
-@click.option("--workers", default=4, show_default=True, type=int, help="Hosts read at once.")
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=int,
+    help="Hosts read and checked at once (each group of hosts in a forked process).",
+)
 @click.option(
     "--policies",
     type=click.Path(file_okay=False, path_type=Path),

@@ -10,10 +10,12 @@ closed at the end.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -102,6 +104,8 @@ def _pytest_command(opts: AuditOptions, policies: Path, work: Path, events: Path
         "--rootdir",
         str(CHECKS_DIR),
         "-p",
+        "testinfra.plugin",
+        "-p",
         "no:cacheprovider",
         "-q",
         "--no-header",
@@ -113,17 +117,26 @@ def _pytest_command(opts: AuditOptions, policies: Path, work: Path, events: Path
         f"--m7guard-profile={opts.profile}",
         f"--m7guard-events={events}",
         f"--m7guard-workers={opts.workers}",
+        "--m7guard-fork",
+        "--capture=sys",
     ]
 
 
 def _environment() -> dict[str, str]:
     """The checks' environment: this interpreter's bin directory first, so testinfra finds
-    ansible-inventory from the same installation."""
+    ansible-inventory from the same installation; no pytest plugin but testinfra (named on the
+    command line) and m7guard's own, whatever else the environment has installed."""
     bindir = str(Path(sys.executable).parent)
     path = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     if shutil.which("ansible-inventory", path=path) is None:
         raise AuditError("ansible-inventory not found: install ansible-core (pip install m7guard)")
-    return {**os.environ, "PATH": path, "ANSIBLE_VERBOSITY": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    return {
+        **os.environ,
+        "PATH": path,
+        "ANSIBLE_VERBOSITY": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
 
 
 def _close_masters(control_dir: Path) -> None:
@@ -135,6 +148,15 @@ def _close_masters(control_dir: Path) -> None:
             timeout=10,
             check=False,
         )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """End the checks' process, if it still runs, with the worker processes it forked (it
+    leads its own process group)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _follow(
@@ -170,8 +192,7 @@ def _follow(
     while proc.poll() is None:
         drain()
         if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
+            _kill_group(proc)
             raise AuditError(f"the checks did not finish within {opts.timeout:.0f} s; see {log}")
         time.sleep(0.05)
     drain()
@@ -221,13 +242,13 @@ def run_audit(
         env = _environment()
         try:
             with log.open("wb") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+                proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
                 try:
                     seen = _follow(proc, events, progress, opts, log)
                 finally:
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+                    _kill_group(proc)
         finally:
             _close_masters(control)
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]

@@ -12,5 +12,6 @@ from m7guard.checks.support.plugin import (  # noqa: F401 (pytest finds hooks an
     pytest_collection_modifyitems,
     pytest_configure,
     pytest_runtest_makereport,
+    pytest_runtestloop,
     sysctl,
 )

@@ -12,9 +12,13 @@ or conditions). Waivers are applied by `m7guard audit` afterwards.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import sys
 import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +68,7 @@ class AuditContext:
         self.policies = config.getoption("m7guard_policies")
         self.profile_name: str = config.getoption("m7guard_profile")
         self.workers = max(1, int(config.getoption("m7guard_workers")))
+        self.fork = bool(config.getoption("m7guard_fork"))
         events = config.getoption("m7guard_events")
         self.events_path = Path(events) if events else None
         self._lock = threading.Lock()
@@ -85,11 +90,14 @@ class AuditContext:
         return self._profile
 
     def emit(self, event: dict[str, Any]) -> None:
+        """Append one event line; an exclusive lock keeps lines whole across worker processes."""
         if self.events_path is None:
             return
-        line = json.dumps(event, sort_keys=True, default=str)
-        with self._lock, self.events_path.open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        line = json.dumps(event, sort_keys=True, default=str).encode() + b"\n"
+        with self._lock, self.events_path.open("ab") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(line)
+            fh.flush()
 
     def snapshot(self, host: Any, keys: tuple[str, ...]) -> HostSnapshot:
         name = host_name(host)
@@ -156,6 +164,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--m7guard-workers", default=4, type=int, help="hosts read in parallel (default: 4)"
     )
+    group.addoption(
+        "--m7guard-fork",
+        action="store_true",
+        help="check up to --m7guard-workers hosts at once, each group of hosts in a forked "
+        "process; results reach only the --m7guard-events file (m7guard audit sets this)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -211,6 +225,97 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ctx.prefetch(plan)
 
 
+def partition(weights: dict[str, int], groups: int) -> list[list[str]]:
+    """Hosts in at most `groups` groups of near-equal total weight (longest first, each to the
+    lightest group), the same for the same input; no group is empty."""
+    loads: list[tuple[int, int, list[str]]] = [(0, i, []) for i in range(min(groups, len(weights)))]
+    for name in sorted(weights, key=lambda h: (-weights[h], h)):
+        load, index, hosts = min(loads)
+        hosts.append(name)
+        loads[index] = (load + weights[name], index, hosts)
+    return [hosts for _, _, hosts in loads]
+
+
+def _weight(ctx: AuditContext, name: str, items: list[pytest.Item]) -> int:
+    """How much work a host's checks are: those that will run (not notapplicable); 1 for an
+    unreachable host, whose checks end at once."""
+    snap = ctx.snapshots.get(name)
+    if snap is None or snap.error:
+        return 1
+    rules = [ctx.catalog.rules.get(_rule_id(i) or "") for i in items]
+    return max(1, sum(1 for r in rules if r is None or not not_applicable(r, snap)))
+
+
+def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """pytest's own loop over a list of items (each knows the next, for fixture teardown)."""
+    for i, item in enumerate(items):
+        nextitem = items[i + 1] if i + 1 < len(items) else None
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        if session.shouldfail or session.shouldstop:
+            break
+
+
+def _fork_worker(session: pytest.Session, items: list[pytest.Item]) -> int:
+    """Run the items in a child process; its exit code is 0 (all passed), 1 (some did not) or
+    3 (the loop itself broke, traceback on stderr)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 3
+    try:
+        _run_items(session, items)
+        code = 1 if session.testsfailed else 0
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line("")
+            tr.summary_stats()  # this worker's counts; the parent ran none itself
+    except BaseException:  # whatever it is, the parent must hear of it
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """With --m7guard-fork: the hosts in up to --m7guard-workers groups of about equal work,
+    each group checked in its own forked process, which inherits the collected items and the
+    host snapshots. A host's checks stay in one process, in their usual order."""
+    ctx = _ctx(session.config)
+    if not ctx.fork or ctx.workers < 2 or not hasattr(os, "fork"):
+        return None
+    if session.config.option.collectonly or session.testsfailed:
+        return None
+    by_host: dict[str, list[pytest.Item]] = defaultdict(list)
+    for item in session.items:
+        host = _item_host(item)
+        if _rule_id(item) is None or host is None:
+            return None  # not an audit run: pytest's own loop
+        by_host[host_name(host)].append(item)
+    if len(by_host) < 2:
+        return None
+    weights = {name: _weight(ctx, name, items) for name, items in by_host.items()}
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    workers = []
+    for hosts in partition(weights, ctx.workers):
+        chosen = set(hosts)
+        items = [i for i in session.items if host_name(_item_host(i)) in chosen]
+        workers.append((hosts, len(items), _fork_worker(session, items)))
+    for hosts, count, pid in workers:
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            session.testsfailed += 1
+        if tr is not None:
+            tr.write_line(f"m7guard: {count} checks of {', '.join(hosts)}: worker exit {code}")
+    if tr is not None:
+        tr.write_line(f"m7guard: the checks ran in {len(workers)} worker processes (counts above)")
+    return True
+
+
 @pytest.fixture
 def m7_rule(request: pytest.FixtureRequest) -> Rule:
     """The catalog rule the running check verifies."""
@@ -261,15 +366,22 @@ def _m7guard_applicability(request: pytest.FixtureRequest) -> None:
     snap: HostSnapshot = request.getfixturevalue("host_snapshot")
     if snap.error:
         raise HostUnreachableError(snap.error)
+    reason = not_applicable(rule, snap)
+    if reason:
+        pytest.skip(f"{NOTAPPLICABLE}{reason}")
+
+
+def not_applicable(rule: Rule, snap: HostSnapshot) -> str | None:
+    """Why the rule does not apply to the host (its groups, its conditions), or None."""
     if snap.groups is not None and not set(rule.groups) & set(snap.groups):
-        groups = ", ".join(rule.groups)
-        pytest.skip(f"{NOTAPPLICABLE}{snap.name} is in none of the groups {groups}")
+        return f"{snap.name} is in none of the groups {', '.join(rule.groups)}"
     for condition in rule.conditions:
         if not snap.facts.condition(condition):
             detail = ""
             if condition == "not_container":
                 detail = f" ({'; '.join(snap.facts.container_signals)})"
-            pytest.skip(f"{NOTAPPLICABLE}condition {condition} does not hold{detail}")
+            return f"condition {condition} does not hold{detail}"
+    return None
 
 
 def _message(call: pytest.CallInfo[None]) -> str:
