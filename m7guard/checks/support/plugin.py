@@ -268,9 +268,11 @@ def _fork_worker(session: pytest.Session, items: list[pytest.Item]) -> int:
         _run_items(session, items)
         code = 1 if session.testsfailed else 0
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
+        if tr is not None:  # this worker's failures and counts; the parent runs no check
+            tr.summary_errors()
+            tr.summary_failures()
             tr.write_line("")
-            tr.summary_stats()  # this worker's counts; the parent ran none itself
+            tr.summary_stats()
     except BaseException:  # whatever it is, the parent must hear of it
         traceback.print_exc()
     finally:
