@@ -16,12 +16,14 @@ import fcntl
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -261,9 +263,10 @@ def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
             break
 
 
-def _fork_worker(session: pytest.Session, items: list[pytest.Item]) -> int:
-    """Run the items in a child process; its exit code is 0 (all passed), 1 (some did not) or
-    3 (the loop itself broke, traceback on stderr)."""
+def _fork_worker(session: pytest.Session, items: list[pytest.Item], output: int) -> int:
+    """Run the items in a child process whose stdout and stderr go to the file `output`
+    (so workers never write into each other's lines); its exit code is 0 (all passed),
+    1 (some did not) or 3 (the loop itself broke, traceback in `output`)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -271,10 +274,13 @@ def _fork_worker(session: pytest.Session, items: list[pytest.Item]) -> int:
         return pid
     code = 3
     try:
+        os.dup2(output, 1)
+        os.dup2(output, 2)
         _run_items(session, items)
         code = 1 if session.testsfailed else 0
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:  # this worker's failures and counts; the parent runs no check
+            tr.write("\n")  # ends the line of progress letters
             tr.summary_errors()
             tr.summary_failures()
             tr.write_line("")
@@ -285,6 +291,12 @@ def _fork_worker(session: pytest.Session, items: list[pytest.Item]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _read_back(output: Any) -> str:
+    """A worker's output, from its start."""
+    output.seek(0)
+    return output.read().decode("utf-8", errors="replace")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -308,17 +320,21 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     weights = {name: _weight(ctx, name, items) for name, items in by_host.items()}
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     workers = []
-    for hosts in partition(weights, ctx.workers):
-        chosen = set(hosts)
-        items = [i for i in session.items if host_name(_item_host(i)) in chosen]
-        workers.append((hosts, len(items), _fork_worker(session, items)))
-    for hosts, count, pid in workers:
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            session.testsfailed += 1
-        if tr is not None:
-            tr.write_line(f"m7guard: {count} checks of {', '.join(hosts)}: worker exit {code}")
+    with ExitStack() as files:
+        for hosts in partition(weights, ctx.workers):
+            chosen = set(hosts)
+            items = [i for i in session.items if host_name(_item_host(i)) in chosen]
+            output = files.enter_context(tempfile.TemporaryFile(prefix="m7guard-worker-"))
+            pid = _fork_worker(session, items, output.fileno())
+            workers.append((hosts, len(items), output, pid))
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for *_, pid in workers]
+        for (hosts, count, output, _), code in zip(workers, codes, strict=True):
+            if code != 0:
+                session.testsfailed += 1
+            if tr is not None:  # all workers have ended: their outputs one after another
+                tr.write_sep("-", f"worker: {', '.join(hosts)}")
+                tr.write(_read_back(output))
+                tr.write_line(f"m7guard: {count} checks of {', '.join(hosts)}: worker exit {code}")
     if tr is not None:
         tr.write_line(f"m7guard: the checks ran in {len(workers)} worker processes (counts above)")
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,16 @@ def test_forked_workers_give_the_results_of_one_process(tmp_path: Path) -> None:
         "beta",
         "delta",
     ]
+    # each worker's output whole, one after another, once all have ended
+    lines = three_log.splitlines()
+    for hosts, count in (("alpha, gamma", 32), ("beta", 16), ("delta", 16)):
+        header = re.compile(rf"-+ worker: {hosts} -+")
+        start = next(i for i, ln in enumerate(lines) if header.fullmatch(ln))
+        progress = lines[start + 1]
+        assert len(progress) == count and set(progress) <= set(".sFE"), progress
+        end = lines.index(f"m7guard: {count} checks of {hosts}: worker exit 1")
+        assert start < end
+        assert re.fullmatch(r"\d+ failed, \d+ skipped, \d+ deselected in [\d.]+s", lines[end - 1])
     assert len(one.results) == 4 * 16
     assert _cells(three) == _cells(one)
     assert [h["name"] for h in three.data["hosts"]] == [h["name"] for h in one.data["hosts"]]
