@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,16 @@ def exec_in(name: str, *cmd: str, check: bool = True, timeout: float = 60,
                   input_bytes=input_bytes)
 
 
-def remove_container(name: str) -> None:
-    podman("rm", "-f", "-t", "2", name, what=f"removing container {name}", timeout=120)
+def remove_container(name: str, attempts: int = 3, pause: float = 1.0) -> None:
+    """`podman rm -f`, again if it failed on a container that was exiting meanwhile (runc's
+    kill then fails, and the next call finds the container exited and removes it). The last
+    attempt's failure is raised."""
+    for attempt in range(1, attempts + 1):
+        out = podman("rm", "-f", "-t", "2", name, what=f"removing container {name}",
+                     timeout=120, check=attempt == attempts)
+        if out.returncode == 0 or container_state(name) is None:
+            return
+        time.sleep(pause)
 
 
 def remove_network(name: str) -> None:
