@@ -1,9 +1,11 @@
 """`m7guard audit`: evaluate a profile on an inventory and write the reports.
 
 Exit codes (like `oscap xccdf eval`, with error counted as failing):
-  0  no result in state fail or error at or above --fail-on
-  2  at least one fail or error result at or above --fail-on (an unreachable host's rules
-     are errors, so an unreachable host fails the audit)
+  0  some result passed, no fail result at or above --fail-on and no error result
+  2  a fail result at or above --fail-on, an error result of any severity (an unreachable
+     host's rules are errors, so an unreachable host fails the audit), or no result passed
+     or failed at all (every result notapplicable, waived or not assessed: nothing was
+     proved); --fail-on none never exits 2
   1  the audit itself could not run: invalid catalog, unknown profile, missing inventory or
      waivers file, no matching host, the checks crashed
 """
@@ -59,12 +61,17 @@ def print_results(
     console.print(summary_table(results))
     for warning in results.data["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    for r in results.failing(fail_on):
+    for r in results.gating(fail_on):
         if r["host"] in skip_hosts:
             continue
         console.print(
             f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
             f"({results.severity(r['rule'])}): {escape(r['message'])}"
+        )
+    if fail_on != "none" and results.vacuous():
+        console.print(
+            "[red]NOTHING EVALUATED[/red] no result passed or failed (every result is "
+            "notapplicable, waived or not assessed): the audit proves nothing"
         )
     for fmt, path in written.items():
         console.print(f"{fmt}: {path}")
@@ -107,7 +114,10 @@ def print_results(
     type=click.Choice(FAIL_ON_CHOICES),
     default="low",
     show_default=True,
-    help="Exit 2 if a rule of at least this severity fails or errors (none: never).",
+    help=(
+        "Exit 2 if a rule of at least this severity fails; errors of any severity and an "
+        "audit in which nothing passed or failed exit 2 too (none: never exit 2)."
+    ),
 )
 @click.option(
     "--workers",
@@ -139,8 +149,10 @@ def audit(
 ) -> None:
     """Evaluate the profile's rules on every host of INVENTORY and write the reports.
 
-    Exit 0 when nothing fails at or above --fail-on, 2 when something does (fail and error
-    both count; an unreachable host's rules are errors), 1 when the audit could not run.
+    Exit 0 when nothing fails at or above --fail-on, 2 when something does, when any rule
+    is in error (whatever its severity; an unreachable host's rules are errors) or when no
+    result passed or failed (all notapplicable: nothing proved); 1 when the audit could not
+    run. --fail-on none never exits 2.
     """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:

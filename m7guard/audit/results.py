@@ -221,8 +221,30 @@ class Results:
             if r["state"] in FAILING_STATES and severity_rank(self.severity(r["rule"])) >= rank
         ]
 
+    def errors(self) -> list[dict[str, Any]]:
+        """error results of every severity: a rule that could not be evaluated."""
+        return [r for r in self.results if r["state"] == "error"]
+
+    def vacuous(self) -> bool:
+        """True when no result passed: every result is notapplicable, waived or notchecked
+        (or there is none), so the audit proved nothing about the hosts."""
+        return not any(r["state"] in ("pass", "fail") for r in self.results)
+
+    def gating(self, fail_on: str) -> list[dict[str, Any]]:
+        """The results that make the audit fail with this --fail-on: fail results at or above
+        the threshold and error results of any severity (none: nothing)."""
+        if fail_on == "none":
+            return []
+        failing = self.failing(fail_on)
+        seen = {id(r) for r in failing}
+        return failing + [r for r in self.errors() if id(r) not in seen]
+
     def exit_code(self, fail_on: str) -> int:
-        return 2 if self.failing(fail_on) else 0
+        """2 when a result gates (see gating) or the audit is vacuous, 0 otherwise; with
+        --fail-on none always 0."""
+        if fail_on == "none":
+            return 0
+        return 2 if self.gating(fail_on) or self.vacuous() else 0
 
     def requirement_statuses(self, framework_id: str) -> list[RequirementStatus]:
         fw = self.data["frameworks"][framework_id]

@@ -46,7 +46,8 @@ from m7guard.reports import FORMATS, parse_formats, render
               help=f"Comma separated: {','.join(FORMATS)}. results.json is always written.")
 @click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default="medium",
               show_default=True,
-              help="Exit 2 if a rule of at least this severity fails or errors (none: never).")
+              help="Exit 2 if a rule of at least this severity fails, any rule errors "
+                   "or nothing passed or failed (none: never).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The m7guard checkout (roles/, playbooks/, policies/).")
 @click.pass_context
