@@ -20,11 +20,9 @@ import posixpath
 import re
 from typing import Any
 
-import pytest
 import yaml
 
 from m7guard.checks import rule
-from m7guard.checks.support.plugin import NOTAPPLICABLE
 
 CONFIG = "/etc/m7guard/field-encryption.yml"
 DEFAULT_TOOL = "/opt/m7guard/venv/bin/field-encrypt"
@@ -341,7 +339,12 @@ def test_enc_004(host: Any, evidence: dict[str, Any], params: dict[str, Any]) ->
     job = _scan_job(document, int(params["max_files"]))
     evidence["data_dirs"] = [d["path"] for d in job["dirs"]]
     if not job["dirs"]:
-        pytest.skip(f"{NOTAPPLICABLE}{CONFIG} lists no data directories to scan")
+        # Nothing on the node says positively that it stores no account data: an empty list
+        # may as well be a lost setting, and scanning nothing proves nothing.
+        raise EncryptionStateError(
+            f"{CONFIG} lists no data_dirs: there is nothing to scan, so the absence of plaintext "
+            "account data cannot be shown (list the node's data directories)"
+        )
     tool = _tool(host, document)
     job["tool"] = tool
     python = posixpath.join(posixpath.dirname(tool), "python")

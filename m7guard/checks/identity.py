@@ -56,6 +56,7 @@ from m7guard.checks._sshd import (
     seconds,
     timeout_for,
 )
+from m7guard.checks.support.verdict import conclude
 
 KRB5_CONF = "/etc/krb5.conf"
 HOST_KEYTAB = "/etc/krb5.keytab"
@@ -261,12 +262,21 @@ def test_idn_003(
 # --- PAM ------------------------------------------------------------------------------------
 
 
-def _stack(pam_files: dict[str, str], service: str, problems: list[str]) -> list[PamLine]:
+def _stack(
+    pam_files: dict[str, str], service: str, problems: list[str], unknowns: list[str]
+) -> list[PamLine]:
+    """The auth lines of a service; a stack without any is recorded as not evaluated."""
     try:
-        return read_stack(service, "auth", pam_files)
+        lines = read_stack(service, "auth", pam_files)
     except PamError as exc:
         problems.append(f"{service}: {exc}")
         return []
+    if not lines:
+        unknowns.append(
+            f"{service}: no auth lines in /etc/pam.d/{service} (includes followed): an empty "
+            "stack proves nothing about how logins are authenticated"
+        )
+    return lines
 
 
 def _named_groups(lines: Iterable[PamLine]) -> frozenset[str]:
@@ -289,9 +299,10 @@ def test_idn_004(
 ) -> None:
     """Kerberos is the first factor of sshd and sudo: nothing authenticates without it."""
     problems: list[str] = []
+    unknowns: list[str] = []
     first = params["first_factor_modules"]
     for service in params["services"]:
-        lines = _stack(pam_files, service, problems)
+        lines = _stack(pam_files, service, problems, unknowns)
         evidence[service] = [str(line) for line in lines]
         if not lines:
             continue
@@ -307,7 +318,7 @@ def test_idn_004(
             if not successes(paths):
                 problems.append(f"{service}: no way through the stack succeeds")
                 break
-    _require(problems)
+    conclude(problems, unknowns)
 
 
 @rule("IDN-005")
@@ -316,10 +327,11 @@ def test_idn_005(
 ) -> None:
     """Administrators need a TOTP code in sshd and sudo, and every one of them is enrolled."""
     problems: list[str] = []
+    unknowns: list[str] = []
     groups = frozenset(params["admin_groups"])
     oath_file = params["oath_file"]
     for service in params["services"]:
-        lines = _stack(pam_files, service, problems)
+        lines = _stack(pam_files, service, problems, unknowns)
         evidence[service] = [str(line) for line in lines]
         oath = [line for line in lines if line.name == "pam_oath"]
         if lines and not oath:
@@ -352,7 +364,7 @@ def test_idn_005(
     evidence.update(administrators=sorted(members), enrolled=sorted(enrolled))
     if missing := sorted(members - enrolled):
         problems.append(f"administrators without a TOTP enrolment: {', '.join(missing)}")
-    _require(problems)
+    conclude(problems, unknowns)
 
 
 def _preauth(path: Path) -> list[str]:
@@ -382,9 +394,10 @@ def test_idn_010(
 ) -> None:
     """Repeated failed logins lock the account (pam_faillock in sshd and sudo)."""
     problems: list[str] = []
+    unknowns: list[str] = []
     first = params["first_factor_modules"]
     for service in params["services"]:
-        lines = _stack(pam_files, service, problems)
+        lines = _stack(pam_files, service, problems, unknowns)
         evidence[service] = [str(line) for line in lines]
         pre = [line for line in lines if line.name == "pam_faillock" and "preauth" in line.args]
         if not pre:
@@ -420,7 +433,7 @@ def test_idn_010(
         unlock = settings["unlock_time"]
         if unlock != 0 and unlock < int(params["min_unlock_time"]):
             problems.append(f"{service}: unlock_time={unlock} (0 or {params['min_unlock_time']}+)")
-    _require(problems)
+    conclude(problems, unknowns)
 
 
 # --- sshd -----------------------------------------------------------------------------------
@@ -677,7 +690,7 @@ def test_idn_014(host: Any, pam_files: dict[str, str], evidence: dict[str, Any])
     if not services:
         problems.append("jpamLogin names no PAM service")
     for service in services:
-        lines = _stack(pam_files, service, problems)
+        lines = _stack(pam_files, service, problems, [])
         if any(line.name == "pam_oath" for line in lines):
             problems.append(
                 f"jpamLogin uses PAM service {service}, which asks for a one-time code the Java "

@@ -16,6 +16,7 @@ import pytest
 from m7guard.checks import rule
 from m7guard.checks.support.plugin import host_name
 from m7guard.checks.support.snapshot import HostSnapshot
+from m7guard.checks.support.verdict import EvidenceError
 from m7guard.netpolicy.addrset import AddrSet, Family
 from m7guard.netpolicy.hoststate import DECLARATION, NetState, firewall_tables, gather_command
 from m7guard.netpolicy.nftables import Probe
@@ -205,6 +206,9 @@ def test_net_006(netstate: NetState, host_snapshot: HostSnapshot, params: dict[s
 @rule("NET-007")
 def test_net_007(netstate: NetState, params: dict[str, Any], evidence: dict[str, Any]) -> None:
     """No TCP or UDP service listens on a non-loopback address unless it is declared."""
+    if netstate.sockets is None:
+        evidence["listening"] = None
+        raise EvidenceError(f"the listening sockets are unknown: {netstate.sockets_error}")
     decl = netstate.declaration
     declared = {"tcp": decl.ports("tcp") | set(params["always_allowed_tcp"]),
                 "udp": decl.ports("udp") | set(params["ignored_udp_ports"])}

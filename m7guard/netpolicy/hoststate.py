@@ -79,18 +79,38 @@ class Socket:
         return f"{self.proto}/{self.port} on {self.address}"
 
 
+class SocketListError(ValueError):
+    """`ss` printed a line that is not a listening socket as `ss -Htuln` prints one."""
+
+
 def parse_ss(text: str) -> list[Socket]:
-    """Listening TCP and bound UDP sockets from `ss -Htuln`."""
+    """Listening TCP and bound UDP sockets from `ss -Htuln`; a line in another form raises
+    SocketListError (a socket the parser skipped would be a socket the check never sees)."""
     out = []
     for line in text.splitlines():
+        if not line.strip():
+            continue
         cols = line.split()
         if len(cols) < 5 or cols[0] not in ("tcp", "udp"):
-            continue
+            raise SocketListError(f"unexpected line from ss -Htuln: {line.strip()[:120]!r}")
         host, _, port = cols[4].rpartition(":")
-        if not port.isdigit():
-            continue
+        if not host or not port.isdigit():
+            raise SocketListError(f"unexpected local address from ss -Htuln: {cols[4][:80]!r}")
         out.append(Socket(cols[0], host, int(port)))
     return out
+
+
+def _sockets(result: dict[str, Any] | None) -> tuple[list[Socket] | None, str]:
+    """The sockets `ss -Htuln` listed, or None and why they are unknown."""
+    if not result:
+        return None, "ss -Htuln was not run"
+    if result.get("rc") != 0:
+        why = (result.get("err") or "").strip() or f"exit {result.get('rc')}"
+        return None, f"ss -Htuln failed: {why}"
+    try:
+        return parse_ss(result.get("out") or ""), ""
+    except SocketListError as exc:
+        return None, str(exc)
 
 
 @dataclass
@@ -147,9 +167,10 @@ class NetState:
     persisted_exists: bool
     enabled: str
     active: str
-    sockets: list[Socket]
+    sockets: list[Socket] | None
     declaration: Declaration
     mfs_conf: str | None
+    sockets_error: str = ""
 
     @classmethod
     def parse(cls, text: str) -> NetState:
@@ -171,6 +192,7 @@ class NetState:
             persisted_doc, persisted_error = _load(data["persisted"])
         else:
             persisted_error = "nftables is not installed (no nft command)"
+        sockets, sockets_error = _sockets(data.get("ss"))
         return cls(
             nft=data.get("nft"),
             live=live,
@@ -181,9 +203,10 @@ class NetState:
             persisted_exists=bool(data.get("persisted_exists")),
             enabled=data.get("enabled", ""),
             active=data.get("active", ""),
-            sockets=parse_ss((data.get("ss") or {}).get("out", "")),
+            sockets=sockets,
             declaration=Declaration.parse(data.get("declaration")),
             mfs_conf=data.get("mfs_conf"),
+            sockets_error=sockets_error,
         )
 
     def ruleset(self) -> Ruleset:

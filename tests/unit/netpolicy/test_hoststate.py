@@ -72,5 +72,5 @@ def test_gather_script_runs_and_parses_here(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", GATHER_SCRIPT], capture_output=True, text=True,
                           timeout=120, check=True)
     state = NetState.parse(proc.stdout)
-    assert isinstance(state.sockets, list)
+    assert isinstance(state.sockets, list) or state.sockets_error
     assert state.live is not None or state.live_error
