@@ -28,6 +28,8 @@ from m7guard.checks._audit_logging import (
     rule_keys,
     selected_sources,
 )
+from m7guard.checks.support.snapshot import HostSnapshot
+from m7guard.checks.support.verdict import EvidenceError
 
 NOTAPPLICABLE = "notapplicable: "
 
@@ -97,7 +99,8 @@ def test_aud_001(host: Any, evidence: dict[str, Any]) -> None:
 
 
 @rule("AUD-002")
-def test_aud_002(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
+def test_aud_002(host: Any, host_snapshot: HostSnapshot, params: dict[str, Any],
+                 evidence: dict[str, Any]) -> None:
     """auditd.conf keeps records and acts before the disk fills."""
     path = params["config"]
     text = _read(host, path)
@@ -133,7 +136,46 @@ def test_aud_002(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     evidence["config_mode"] = oct(mode)
     if mode & 0o027:
         failures.append(f"{path} has mode {oct(mode)}: group must not write, others no access")
+    if host_snapshot.facts.container:
+        evidence["auditctl_status"] = (
+            f"not read: the audit subsystem belongs to the host kernel, not to this "
+            f"{host_snapshot.facts.container} container (AUD-001 covers it on own-kernel nodes)"
+        )
+    else:
+        failures += _auditd_in_effect(host, path, evidence)
     assert not failures, "; ".join(failures)
+
+
+def _auditd_in_effect(host: Any, path: str, evidence: dict[str, Any]) -> list[str]:
+    """Why auditd.conf is not what governs the kernel's audit records now (empty when it is):
+    kernel auditing must be on and delivering to a daemon that started after the file's
+    last change (auditd reads its configuration when it starts)."""
+    status_run = _run(host, "auditctl -s")
+    status = parse_status(status_run.stdout)
+    evidence["auditctl_status"] = status or status_run.stderr.strip()[:200]
+    if status_run.rc != 0 or "enabled" not in status:
+        raise EvidenceError(f"auditctl -s failed (exit {status_run.rc}): "
+                            f"{(status_run.stderr or status_run.stdout).strip()[:200]}")
+    pid = status.get("pid", "0")
+    if status["enabled"].split()[0] not in ("1", "2") or pid in ("", "0"):
+        return [f"auditctl -s shows enabled {status['enabled']}, pid {pid}: no auditd receives "
+                f"the kernel's records, so {path} governs nothing"]
+    if not pid.isdigit():
+        raise EvidenceError(f"auditctl -s shows pid {pid!r}")
+    times = _run(host, f"cat /proc/{pid}/stat; getconf CLK_TCK; grep '^btime' /proc/stat; "
+                       f"stat -c %Y {shlex.quote(path)}").stdout.splitlines()
+    try:
+        ticks = int(times[0].rsplit(")", 1)[1].split()[19])
+        started = int(times[2].split()[1]) + ticks / int(times[1])
+        changed = int(times[3])
+    except (IndexError, ValueError):
+        raise EvidenceError(f"cannot read when auditd (pid {pid}) started and when {path} "
+                            f"changed: {' | '.join(times)[:200]}") from None
+    evidence.update({"auditd_started": round(started), "config_changed": changed})
+    if changed > started + 1:
+        return [f"{path} changed after auditd (pid {pid}) started: the running daemon uses an "
+                "older configuration until it restarts"]
+    return []
 
 
 @rule("AUD-003")

@@ -56,7 +56,7 @@ from m7guard.checks._sshd import (
     seconds,
     timeout_for,
 )
-from m7guard.checks.support.verdict import conclude
+from m7guard.checks.support.verdict import EvidenceError, conclude
 
 KRB5_CONF = "/etc/krb5.conf"
 HOST_KEYTAB = "/etc/krb5.keytab"
@@ -551,6 +551,17 @@ _TMOUT = re.compile(
     r"(?:^|[\s;])(?:export\s+|readonly\s+|declare\s+-\w+\s+|typeset\s+-\w+\s+)?TMOUT=(\d+)"
 )
 _READONLY = re.compile(r"(?:readonly|declare\s+-\w*r\w*|typeset\s+-\w*r\w*)\s+(?:\S+\s+)*TMOUT\b")
+_COMMENT = re.compile(r"(?:^|(?<=\s))#.*$")
+_DECLARED = re.compile(r'^declare -(\S+) TMOUT="?(\d*)"?$', re.MULTILINE)
+# What a login shell of root ends up with after /etc/profile and everything it sources.
+LOGIN_SHELL_TMOUT = (
+    "env -u TMOUT bash -l -c 'declare -p TMOUT 2>/dev/null || echo unset' </dev/null"
+)
+
+
+def shell_code(text: str) -> str:
+    """Shell text without its comments (a `#` at the start of a word to the end of the line)."""
+    return "\n".join(_COMMENT.sub("", line) for line in text.splitlines())
 
 
 @rule("IDN-009")
@@ -573,10 +584,11 @@ def test_idn_009(
     values: dict[str, list[int]] = {}
     readonly = False
     for path, text in read_files(host, SHELL_PROFILES).items():
-        found = [int(v) for v in _TMOUT.findall(text)]
+        code = shell_code(text)
+        found = [int(v) for v in _TMOUT.findall(code)]
         if found:
             values[path] = found
-        readonly = readonly or bool(_READONLY.search(text))
+        readonly = readonly or bool(_READONLY.search(code))
     evidence.update(tmout=values, tmout_readonly=readonly)
     every = [v for vs in values.values() for v in vs]
     if not every:
@@ -585,6 +597,23 @@ def test_idn_009(
         problems.append(f"TMOUT is set above {limit} s or to 0 in {sorted(values)}")
     elif not readonly:
         problems.append("TMOUT is not read-only: a user can switch it off")
+    # The effective state: what a login shell gets once the profiles have run.
+    shell = host.run(LOGIN_SHELL_TMOUT)
+    evidence["login_shell"] = (shell.stdout.strip() or shell.stderr.strip())[:200]
+    declared = _DECLARED.search(shell.stdout)
+    if shell.rc != 0 and declared is None:
+        raise EvidenceError(
+            f"cannot start a login shell to read TMOUT (exit {shell.rc}): "
+            f"{shell.stderr.strip()[:200]}"
+        )
+    if declared is None or not declared.group(2):
+        problems.append("a login shell has no TMOUT: the profiles that set it are not run")
+    else:
+        flags, value = declared.group(1), int(declared.group(2))
+        if value == 0 or value > limit:
+            problems.append(f"a login shell has TMOUT={value} (1 to {limit} s)")
+        elif "r" not in flags:
+            problems.append("TMOUT is not read-only in a login shell: a user can switch it off")
     _require(problems)
 
 

@@ -21,6 +21,7 @@ from m7guard.checks._sizing import SizingUnavailableError, host_profile, network
 from m7guard.checks.support.plugin import NOTAPPLICABLE
 from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.sysctl import is_namespaced, normalize_value, proc_path
+from m7guard.checks.support.verdict import conclude
 
 Predicate = Callable[[str], bool]
 MARK = "@@m7g-perf"
@@ -248,6 +249,40 @@ def test_perf_006(host: Any, host_snapshot: HostSnapshot, evidence: dict[str, An
 
 THP = "/sys/kernel/mm/transparent_hugepage"
 GRUB_FILES = "/etc/default/grub /etc/default/grub.d/*.cfg"
+GRUB_CFG = "/boot/grub/grub.cfg /boot/grub2/grub.cfg"
+_GRUB_VAR = re.compile(r"^\s*(?:export\s+)?(GRUB_CMDLINE_LINUX(?:_DEFAULT)?)=(.*)$")
+_SHELL_REF = re.compile(r"\$\{?(GRUB_CMDLINE_LINUX(?:_DEFAULT)?)\}?")
+_LINUX_LINE = re.compile(r"^\s*(linux|linux16|linuxefi)\s+(.*)$", re.MULTILINE)
+
+
+def grub_cmdline(text: str) -> list[str]:
+    """The kernel parameters the GRUB defaults give (GRUB_CMDLINE_LINUX, then
+    GRUB_CMDLINE_LINUX_DEFAULT), as grub-mkconfig sources the files: commented lines set
+    nothing, a later assignment replaces an earlier one, `$GRUB_CMDLINE_LINUX` expands."""
+    values = {"GRUB_CMDLINE_LINUX": "", "GRUB_CMDLINE_LINUX_DEFAULT": ""}
+    for raw in text.splitlines():
+        line = raw.strip()
+        found = _GRUB_VAR.match(line) if line and not line.startswith("#") else None
+        if not found:
+            continue
+        name, rhs = found.groups()
+        try:
+            words = shlex.split(rhs, comments=True)
+        except ValueError:
+            words = rhs.strip("'\"").split()
+        text_value = " ".join(words)
+        values[name] = _SHELL_REF.sub(lambda m: values[m.group(1)], text_value)
+    return " ".join(values.values()).split()
+
+
+def kernel_param(words: Iterable[str], name: str) -> str | None:
+    """The value of `name=` among kernel parameters (the last one wins), or None."""
+    found = None
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and key == name:
+            found = value
+    return found
 
 
 def _persisted_by_unit_or_tmpfiles(text: str, path: str, value: str) -> bool:
@@ -269,26 +304,42 @@ def test_perf_007(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -
         "enabled": f"cat {THP}/enabled",
         "cmdline": "cat /proc/cmdline",
         "grub": f"cat {GRUB_FILES}",
+        "grubcfg": f"cat {GRUB_CFG}",
         "units": "cat /etc/systemd/system/*.wants/*.service /lib/systemd/system/*.wants/*.service",
         "tmpfiles": "cat /etc/tmpfiles.d/*.conf",
     })
     running = re.search(r"\[(\w+)\]", out.get("enabled", ""))
     current = running.group(1) if running else None
-    grub = re.search(r"transparent_hugepage=(\w+)", out.get("grub", ""))
+    grub = kernel_param(grub_cmdline(out.get("grub", "")), "transparent_hugepage")
+    booted = kernel_param(out.get("cmdline", "").split(), "transparent_hugepage")
+    entries = [kernel_param(m.group(2).split(), "transparent_hugepage")
+               for m in _LINUX_LINE.finditer(out.get("grubcfg", ""))]
     boot_unit = _persisted_by_unit_or_tmpfiles(
         out.get("units", "") + "\n" + out.get("tmpfiles", ""), f"{THP}/enabled", value)
     evidence.update({
         "read": f"{THP}/enabled", "running": current, "wanted": value,
-        "kernel_command_line": "transparent_hugepage=" + value in out.get("cmdline", ""),
-        "grub": grub.group(1) if grub else None,
+        "kernel_command_line": booted == value, "booted_with": booted,
+        "grub": grub, "grub_cfg_entries": entries,
         "boot_unit_or_tmpfiles": boot_unit,
     })
     failures = []
     if current != value:
         failures.append(f"transparent huge pages are {current} at run time; wanted: {value}")
-    if grub and grub.group(1) != value:
-        failures.append(f"the GRUB command line sets transparent_hugepage={grub.group(1)}")
-    elif not grub and not boot_unit:
+    if booted is not None and booted != value:
+        failures.append(f"the running kernel's command line (/proc/cmdline) sets "
+                        f"transparent_hugepage={booted}")
+    # The GRUB defaults reach a boot only through the generated grub.cfg; without one to
+    # read, the running kernel's command line shows whether they did.
+    applied = all(e == value for e in entries) if entries else booted == value
+    if grub is not None and grub != value:
+        failures.append(f"the GRUB command line sets transparent_hugepage={grub}")
+    elif grub == value and not applied and not boot_unit:
+        failures.append(
+            f"the GRUB defaults set transparent_hugepage={value} but the generated grub.cfg "
+            f"({GRUB_CFG}) does not pass it to the kernel (entries: {entries or 'none read'}): "
+            "update-grub has not run, so nothing sets it at boot"
+        )
+    elif grub is None and not boot_unit:
         failures.append(
             f"nothing sets transparent huge pages to {value} at boot (no transparent_hugepage= "
             "in the GRUB command line, no enabled unit or tmpfiles.d line writing it)"
@@ -297,10 +348,13 @@ def test_perf_007(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -
 
 
 def _limits(
-    files: list[tuple[str, str]], user: str, groups: Iterable[str]
+    files: list[tuple[str, str]], user: str, groups: Iterable[str],
+    unknown: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Effective soft/hard nofile and nproc of `user` from pam_limits files (in order):
-    a line for the user beats one for a group, which beats `*`; equals: the later wins."""
+    a line for the user beats one for a group, which beats `*`; equals: the later wins.
+    Domains this reader does not evaluate (uid and gid ranges, `%` groups) that set nofile
+    or nproc are appended to `unknown`."""
     groups = set(groups)
     best: dict[tuple[str, str], tuple[int, int | str, str]] = {}
     for path, body in files:
@@ -311,11 +365,13 @@ def _limits(
             domain, kind, item, value = fields
             if domain == user:
                 rank = 3
-            elif domain.startswith("@") and domain[1:] in groups:
+            elif domain.startswith("@") and ":" not in domain and domain[1:] in groups:
                 rank = 2
             elif domain == "*":
                 rank = 1
             else:
+                if unknown is not None and (":" in domain or domain.startswith("%")):
+                    unknown.append(f"{path}:{number}: domain {domain} is not evaluated")
                 continue
             parsed: int | str = int(value) if value.isdigit() else value
             for which in ("soft", "hard") if kind == "-" else (kind,):
@@ -325,19 +381,32 @@ def _limits(
     return {f"{item}_{which}": {"value": v[1], "in": v[2]} for (item, which), v in best.items()}
 
 
+UNIT_LIMITS = {"nofile": ("LimitNOFILESoft", "LimitNOFILE"),
+               "nproc": ("LimitNPROCSoft", "LimitNPROC")}
+
+
+def _too_low(value: str, minimum: int) -> bool:
+    return value != "infinity" and not (value.isdigit() and int(value) >= minimum)
+
+
 @rule("PERF-008")
-def test_perf_008(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -> None:
+def test_perf_008(host: Any, host_snapshot: HostSnapshot, evidence: dict[str, Any],
+                  params: dict[str, Any]) -> None:
     """The Data Fabric user may open enough files and processes."""
     user = params["user"]
+    units = [str(u) for u in params.get("services", [])]
+    props = "LoadState," + ",".join(p for pair in UNIT_LIMITS.values() for p in pair)
     out = _read(host, {
         "files": _cat_files(["/etc/security"], "limits.conf") + "; "
                  + _cat_files(["/etc/security/limits.d"], "*.conf"),
         "groups": f"id -nG {shlex.quote(user)}",
         "proc": f"p=$(pgrep -u {shlex.quote(user)} | head -n1); [ -n \"$p\" ] && "
                 "grep -E '^Max (open files|processes)' /proc/$p/limits",
+        **{f"unit {u}": f"systemctl show -p {props} {shlex.quote(u)}" for u in units},
     })
     files = _files(out.get("files", ""))
-    effective = _limits(files, user, out.get("groups", "").split())
+    unknown: list[str] = []
+    effective = _limits(files, user, out.get("groups", "").split(), unknown)
     wanted = {"nofile": int(params["nofile"]), "nproc": int(params["nproc"])}
     evidence.update({"user": user, "files": [p for p, _ in files], "persisted": effective,
                      "wanted": wanted, "running_process": out.get("proc") or None})
@@ -355,11 +424,33 @@ def test_perf_008(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -
                                 f"wanted >= {minimum}")
     for line in (out.get("proc") or "").splitlines():
         name = "nofile" if "open files" in line else "nproc"
-        soft = line.split()[-3]
-        if soft.isdigit() and int(soft) < wanted[name]:
-            failures.append(f"a running {user} process has {name} {soft}; wanted >= "
-                            f"{wanted[name]}")
-    assert not failures, "; ".join(failures)
+        for which, limit in zip(("soft", "hard"), line.split()[-3:-1], strict=True):
+            if limit.isdigit() and int(limit) < wanted[name]:
+                failures.append(f"a running {user} process has {which} {name} {limit}; wanted "
+                                f">= {wanted[name]}")
+    # pam_limits applies to sessions only: a service systemd starts gets the unit's limits.
+    unit_evidence: dict[str, Any] = {}
+    for unit in units:
+        shown = dict(line.split("=", 1) for line in out.get(f"unit {unit}", "").splitlines()
+                     if "=" in line)
+        if not shown.get("LoadState"):
+            if host_snapshot.facts.systemd:
+                unknown.append(f"systemctl show {unit} printed nothing: its limits are unknown")
+            unit_evidence[unit] = "not read (no systemd)" if not host_snapshot.facts.systemd \
+                else "not read"
+            continue
+        if shown["LoadState"] != "loaded":
+            unit_evidence[unit] = "not installed"
+            continue
+        unit_evidence[unit] = {k: v for k, v in shown.items() if k != "LoadState"}
+        for item, (soft, hard) in UNIT_LIMITS.items():
+            for which, prop in (("soft", soft), ("hard", hard)):
+                value = shown.get(prop, "")
+                if _too_low(value, wanted[item]):
+                    failures.append(f"{unit} starts its processes with {which} {item} "
+                                    f"{value or 'unknown'} ({prop}); wanted >= {wanted[item]}")
+    evidence["units"] = unit_evidence
+    conclude(failures, unknown)
 
 
 @rule("PERF-009")
@@ -479,8 +570,8 @@ def test_perf_011(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -
     if running is None:
         pytest.skip(f"{NOTAPPLICABLE}the nvme_core module is not loaded (no NVMe device)")
     option = _modprobe_option(_files(out.get("modprobe", "")), "nvme_core", "io_timeout")
-    grub = re.findall(r"nvme_core\.io_timeout=(\d+)", out.get("grub", ""))
-    persisted, where = (grub[-1], "GRUB command line") if grub else option or (None, None)
+    grub = kernel_param(grub_cmdline(out.get("grub", "")), "nvme_core.io_timeout")
+    persisted, where = (grub, "GRUB command line") if grub else option or (None, None)
     evidence.update({"read": "/sys/module/nvme_core/parameters/io_timeout", "running": running,
                      "persisted": persisted, "persisted_in": where, "wanted": wanted})
     failures = []

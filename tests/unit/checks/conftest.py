@@ -7,7 +7,9 @@ answer matches exits 127, as a missing program would. `files` serves `host.file(
 
 from __future__ import annotations
 
+import inspect
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +41,7 @@ class FakeFile:
 
 @dataclass
 class FakeHost:
-    answers: dict[str, Out | str] = field(default_factory=dict)
+    answers: dict[str, Out | str | Callable[[str], Out | str]] = field(default_factory=dict)
     files: dict[str, FakeFile] = field(default_factory=dict)
     commands: list[str] = field(default_factory=list)
 
@@ -49,6 +51,8 @@ class FakeHost:
         self.commands.append(command)
         for needle, answer in self.answers.items():
             if needle in command:
+                if callable(answer):
+                    answer = answer(command)
                 return answer if isinstance(answer, Out) else Out(0, answer)
         return Out(127, "", "sh: command not found")
 
@@ -66,12 +70,19 @@ def out() -> type[Out]:
     return Out
 
 
+def call(check: Any, *args: Any, **fixtures: Any) -> Any:
+    """Call a check with the fixtures it asks for by name (others are left out), as pytest
+    would; so one test drives the check whatever fixtures its version takes."""
+    wanted = inspect.signature(check).parameters
+    return check(*args, **{k: v for k, v in fixtures.items() if k in wanted})
+
+
 def error_of(check: Any, *args: Any, **kwargs: Any) -> str:
     """Run a check that must end in `error`: an exception that is neither a failed assertion
     (`fail`) nor a skip (`notapplicable`); returns its message. No exception at all (`pass`)
     fails the calling test."""
     try:
-        check(*args, **kwargs)
+        call(check, *args, **kwargs)
     except AssertionError as exc:
         raise AssertionError(f"expected error, the check failed instead: {exc}") from None
     except pytest.skip.Exception as exc:
@@ -84,7 +95,7 @@ def error_of(check: Any, *args: Any, **kwargs: Any) -> str:
 def fail_of(check: Any, *args: Any, **kwargs: Any) -> str:
     """Run a check that must end in `fail`; returns the assertion message."""
     try:
-        check(*args, **kwargs)
+        call(check, *args, **kwargs)
     except AssertionError as exc:
         return str(exc)
     except pytest.skip.Exception as exc:
@@ -97,5 +108,11 @@ def expect() -> Any:
     class Expect:
         error = staticmethod(error_of)
         fail = staticmethod(fail_of)
+        run = staticmethod(call)
 
     return Expect
+
+
+@pytest.fixture
+def fake_file() -> type[FakeFile]:
+    return FakeFile
