@@ -94,7 +94,8 @@ def _perf_host(fake_host, **parts: str):
 
 THP_NEVER = "always madvise [never]"
 COMMENTED_GRUB = '# GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX transparent_hugepage=never"'
-ROLE_GRUB = '# Managed by m7guard\nGRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX transparent_hugepage=never"'
+ROLE_GRUB = ('# Managed by m7guard\n'
+             'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX transparent_hugepage=never"')
 
 
 def test_perf_007_a_commented_grub_line_sets_nothing(expect, fake_host) -> None:
