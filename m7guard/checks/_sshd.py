@@ -50,6 +50,11 @@ class Context:
     user: str | None
     address: str | None
     settings: dict[str, list[str]] = field(default_factory=dict)
+    host: str | None = None
+    laddr: str | None = None
+    lport: int | None = None
+    rdomain: str | None = None
+    raw: str = ""
 
     def get(self, key: str, default: str = "") -> str:
         values = self.settings.get(key, [])
@@ -77,25 +82,116 @@ class Context:
         return methods == [["publickey"]] and self.get("passwordauthentication") == "no"
 
     def label(self) -> str:
-        return f"{self.user} from {self.address}" if self.user else "global"
+        if not self.user:
+            return "global"
+        where = f"{self.user} from {self.address}"
+        if self.host:
+            where += f" (host {self.host})"
+        if self.laddr:
+            where += f" to {self.laddr}"
+        if self.lport is not None:
+            where += f" on port {self.lport}"
+        if self.rdomain:
+            where += f" in rdomain {self.rdomain}"
+        return where
+
+
+# Match criteria `sshd -T -C` can be given a value for (all needs none).
+MATCH_CRITERIA = ("all", "user", "group", "host", "address", "localaddress", "localport",
+                  "rdomain")
+# An address outside every real network that sshd listens on: the local end of a probe.
+OUTSIDE_LOCAL = ("192.0.2.20", "2001:db8::20")
+
+
+@dataclass
+class MatchTargets:
+    """Everything the Match blocks of the config files name, so each can be evaluated."""
+
+    users: set[str] = field(default_factory=set)
+    user_patterns: set[str] = field(default_factory=set)
+    group_patterns: set[str] = field(default_factory=set)
+    addresses: set[str] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
+    local_addresses: set[str] = field(default_factory=set)
+    local_ports: set[int] = field(default_factory=set)
+    rdomains: set[str] = field(default_factory=set)
+    ports: set[int] = field(default_factory=set)
+    includes: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def _wild(value: str) -> bool:
+    return any(c in value for c in "*?")
+
+
+def parse_match(config_text: str) -> MatchTargets:
+    """The users, groups, addresses, hosts and local ends that Match lines name, the ports
+    sshd listens on, and the Include patterns; a criterion that cannot be handed to
+    `sshd -T -C` (or a line that cannot be read) is listed in `unknown`."""
+    found = MatchTargets()
+    for number, raw in enumerate(config_text.splitlines(), start=1):
+        try:
+            words = shlex.split(raw, comments=True) if raw.strip() else []
+        except ValueError:
+            if raw.strip().lower().startswith("match"):
+                found.unknown.append(f"cannot read the Match line {raw.strip()[:80]!r}")
+            continue
+        if not words:
+            continue
+        keyword = words[0].lower()
+        if keyword == "include":
+            found.includes.extend(words[1:])
+        elif keyword == "port":
+            found.ports.update(int(w) for w in words[1:] if w.isdigit())
+        elif keyword == "listenaddress" and words[1:]:
+            port = re.search(r"(?:^\[.*\]|^[^:]*):(\d+)$", words[1])
+            if port:
+                found.ports.add(int(port.group(1)))
+        if keyword != "match":
+            continue
+        rest = words[1:]
+        while rest:
+            key = rest.pop(0).lower()
+            if key == "all":
+                continue
+            if key not in MATCH_CRITERIA or not rest:
+                found.unknown.append(
+                    f"Match criterion {key!r} (line {number}: {raw.strip()[:80]}) cannot be "
+                    "evaluated with sshd -T -C"
+                )
+                break
+            items = [v for v in rest.pop(0).split(",") if v and not v.startswith("!")]
+            if key == "user":
+                found.users.update(v for v in items if not _wild(v))
+                found.user_patterns.update(v for v in items if _wild(v))
+            elif key == "group":
+                found.group_patterns.update(items)
+            elif key == "address":
+                found.addresses.update(items)
+            elif key == "host":
+                found.hosts.update(items)
+            elif key == "localaddress":
+                found.local_addresses.update(items)
+            elif key == "localport":
+                for item in items:
+                    if item.isdigit():
+                        found.local_ports.add(int(item))
+                    else:
+                        found.unknown.append(f"Match LocalPort {item!r} is not a port")
+            elif key == "rdomain":
+                found.rdomains.update(items)
+    return found
 
 
 def match_targets(config_text: str) -> tuple[set[str], set[str]]:
-    """Users and address patterns named by `Match` lines of the config files."""
-    users: set[str] = set()
-    addresses: set[str] = set()
-    for raw in config_text.splitlines():
-        words = shlex.split(raw, comments=True) if raw.strip() else []
-        if not words or words[0].lower() != "match":
-            continue
-        pairs = words[1:]
-        for key, value in zip(pairs[::2], pairs[1::2], strict=False):
-            items = [v for v in value.split(",") if v and not v.startswith("!")]
-            if key.lower() == "user":
-                users.update(v for v in items if not any(c in v for c in "*?"))
-            elif key.lower() == "address":
-                addresses.update(items)
-    return users, addresses
+    """Users (without wildcards) and address patterns named by `Match` lines."""
+    found = parse_match(config_text)
+    return found.users, found.addresses
+
+
+def stand_in(pattern: str) -> str:
+    """A name that an sshd wildcard pattern matches (`svc-*` -> `svc-m7g`)."""
+    return pattern.replace("*", "m7g").replace("?", "x")
 
 
 def representative(pattern: str) -> str | None:
@@ -128,13 +224,67 @@ def in_networks(address: str, networks: Iterable[str]) -> bool:
     return False
 
 
-def context_script(users: Iterable[str], addresses: Iterable[str], marker: str) -> str:
-    """Shell script printing `sshd -T` globally and for each user and address."""
+@dataclass(frozen=True)
+class Probe:
+    """One connection to ask sshd about: `sshd -T -C` with these values."""
+
+    user: str
+    address: str
+    host: str = ""
+    laddr: str = ""
+    lport: int | None = None
+    rdomain: str = ""
+
+    def spec(self) -> str:
+        parts = [f"user={self.user}", f"host={self.host or self.address}",
+                 f"addr={self.address}"]
+        if self.laddr:
+            parts.append(f"laddr={self.laddr}")
+        if self.lport is not None:
+            parts.append(f"lport={self.lport}")
+        if self.rdomain:
+            parts.append(f"rdomain={self.rdomain}")
+        return ",".join(parts)
+
+
+def probes(
+    users: Iterable[str], addresses: Iterable[str], targets: MatchTargets | None = None
+) -> list[Probe]:
+    """Every combination of user, remote end and local end worth asking sshd about."""
+    t = targets or MatchTargets()
+    remote = [(a, "") for a in sorted(set(addresses))]
+    remote += [(OUTSIDE[0], stand_in(h)) for h in sorted(t.hosts)]
+    lports: list[int | None] = sorted(t.ports | t.local_ports) or [None]
+    if t.local_ports and not t.ports:
+        lports = sorted({22} | t.local_ports)
+    laddrs = [""]
+    if t.local_addresses:
+        laddrs = sorted({a for p in t.local_addresses if (a := representative(p))}
+                        | set(OUTSIDE_LOCAL))
+    rdomains = ["", *sorted(t.rdomains)] if t.rdomains else [""]
+    return [
+        Probe(user, addr, host, laddr, lport, rdomain)
+        for user in sorted(set(users))
+        for addr, host in remote
+        for laddr in laddrs
+        for lport in lports
+        for rdomain in rdomains
+    ]
+
+
+def context_script(
+    users: Iterable[str], addresses: Iterable[str], marker: str,
+    targets: MatchTargets | None = None,
+) -> str:
+    """Shell script printing `sshd -T` globally and for each probe (see probes())."""
     lines = [f"echo '{marker} global'; {SSHD} -T 2>&1"]
-    for user in sorted(set(users)):
-        for addr in sorted(set(addresses)):
-            spec = shlex.quote(f"user={user},host={addr},addr={addr}")
-            lines.append(f"echo '{marker} ctx {user} {addr}'; {SSHD} -T -C {spec} 2>&1")
+    for probe in probes(users, addresses, targets):
+        head = " ".join([probe.user, probe.address, probe.host or "-", probe.laddr or "-",
+                         str(probe.lport) if probe.lport is not None else "-",
+                         probe.rdomain or "-"])
+        lines.append(
+            f"echo '{marker} ctx {head}'; {SSHD} -T -C {shlex.quote(probe.spec())} 2>&1"
+        )
     lines.append(f"echo '{marker} end'")
     return "\n".join(lines)
 
@@ -146,9 +296,14 @@ def parse_contexts(out: str, marker: str) -> list[Context]:
     for line in [*out.splitlines(), f"{marker} end"]:
         if line.startswith(marker + " "):
             if head is not None:
-                user = head[1] if head[0] == "ctx" else None
-                addr = head[2] if head[0] == "ctx" else None
-                contexts.append(Context(user, addr, parse_settings("\n".join(body))))
+                ctx = Context(None, None, parse_settings("\n".join(body)))
+                if head[0] == "ctx":
+                    extra = [None if v == "-" else v for v in head[3:7]]
+                    extra += [None] * (4 - len(extra))
+                    ctx = Context(head[1], head[2], ctx.settings, extra[0], extra[1],
+                                  int(extra[2]) if extra[2] else None, extra[3])
+                    ctx.raw = "\n".join(body)[-300:]
+                contexts.append(ctx)
             head, body = line[len(marker) + 1 :].split(), []
             if head[0] == "end":
                 break

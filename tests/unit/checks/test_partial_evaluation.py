@@ -1,0 +1,128 @@
+"""Class 3 of issue 13: every construct of a policy language is evaluated, or the check
+reports `error` naming it; none is skipped on the way to `pass`."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from typing import Any
+
+import pytest
+
+from m7guard.checks import identity
+
+MFA = "publickey,keyboard-interactive:pam gssapi-with-mic,keyboard-interactive:pam"
+SECOND_FACTOR = (f"authenticationmethods {MFA}\nkbdinteractiveauthentication yes\nusepam yes\n"
+                 "passwordauthentication no\npermitemptypasswords no\npermitrootlogin no\n"
+                 "channeltimeout session:shell=900\n")
+KEY_ONLY = SECOND_FACTOR.replace(f"authenticationmethods {MFA}", "authenticationmethods publickey")
+BASE = "UsePAM yes\nAuthenticationMethods publickey,keyboard-interactive:pam\n"
+PASSWD = ("root:x:0:0:root:/root:/bin/bash\n"
+          "bob:x:1001:100::/home/bob:/bin/bash\n"
+          "carol:x:1002:1500::/home/carol:/bin/bash\n"
+          "svc-backup:x:1003:100::/home/svc-backup:/bin/sh\n"
+          "m7auto:x:1004:100::/home/m7auto:/bin/sh\n")
+GROUP = "root:x:0:\nusers:x:100:\nops:x:1500:bob\n"
+
+
+@pytest.fixture(autouse=True)
+def marker(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(identity, "_marker", lambda: "@@M")
+    return "@@M"
+
+
+def sshd_host(fake_host, files: dict[str, str], single_factor) -> Any:
+    """A node whose `sshd -T -C` gives KEY_ONLY to the connections `single_factor(spec)`
+    names and SECOND_FACTOR to every other; its config files are `files`."""
+
+    def read(command: str) -> str:
+        patterns = re.search(r"for f in (.*?); do", command).group(1).split()
+        shown = [p for p in files if any(fnmatch.fnmatch(p, pat) for pat in patterns)]
+        return "".join(f"@@M {p}\n{files[p]}\n" for p in sorted(shown)) + "@@M end\n"
+
+    def sshd(command: str) -> str:
+        out = []
+        for line in shlex.split(command)[2].splitlines():
+            head = re.match(r"echo '(@@M [^']*)'", line).group(1)
+            out.append(head)
+            spec = re.search(r"-C (\S+)", line)
+            if spec:
+                fields = dict(kv.split("=", 1) for kv in shlex.split(spec.group(1))[0].split(","))
+                out.append(KEY_ONLY if single_factor(fields) else SECOND_FACTOR)
+            elif "global" in head:
+                out.append(SECOND_FACTOR)
+        return "\n".join(out) + "\n"
+
+    return fake_host({"getent passwd": f"{PASSWD}@@M\n{GROUP}", "sshd -T": sshd,
+                      "for f in": read})
+
+
+def view(host: Any) -> identity.SshdView:
+    return identity.sshd.__wrapped__(host)
+
+
+def config(extra: str, **more: str) -> dict[str, str]:
+    return {"/etc/ssh/sshd_config": BASE + extra, **more}
+
+
+def test_match_group_exemption_fails_idn_006_and_011(expect, fake_host) -> None:
+    host = sshd_host(fake_host, config("Match Group ops\n  AuthenticationMethods publickey\n"),
+                     lambda f: f["user"] in ("bob", "carol"))
+    sshd = view(host)
+    assert "bob from" in expect.fail(identity.test_idn_006, sshd=sshd, evidence={})
+    assert "bob from" in expect.fail(identity.test_idn_011, sshd=sshd, evidence={})
+
+
+def test_match_group_counts_members_by_primary_group(expect, fake_host) -> None:
+    host = sshd_host(fake_host, config("Match Group ops\n  AuthenticationMethods publickey\n"),
+                     lambda f: f["user"] == "carol")
+    evidence: dict[str, Any] = {}
+    assert "carol from" in expect.fail(identity.test_idn_011, sshd=view(host), evidence=evidence)
+    assert evidence["evaluated"]["match_groups"] == {"ops": ["bob", "carol"]}
+
+
+def test_wildcard_match_user_is_evaluated(expect, fake_host) -> None:
+    host = sshd_host(fake_host, config("Match User svc-*\n  AuthenticationMethods publickey\n"),
+                     lambda f: f["user"].startswith("svc-"))
+    message = expect.fail(identity.test_idn_006, sshd=view(host), evidence={})
+    assert "svc-backup from" in message
+
+
+def test_local_port_block_is_evaluated(expect, fake_host) -> None:
+    host = sshd_host(fake_host,
+                     config("Port 22\nPort 2222\nMatch LocalPort 2222\n"
+                            "  AuthenticationMethods publickey\n"),
+                     lambda f: f.get("lport") == "2222")
+    assert "on port 2222" in expect.fail(identity.test_idn_011, sshd=view(host), evidence={})
+
+
+def test_match_in_an_included_file_is_evaluated(expect, fake_host) -> None:
+    files = config("Include /etc/ssh/extra/*.conf\n",
+                   **{"/etc/ssh/extra/ops.conf": "Match User alice\n  AuthenticationMethods "
+                                                 "publickey\n"})
+    host = sshd_host(fake_host, files, lambda f: f["user"] == "alice")
+    assert "alice from" in expect.fail(identity.test_idn_011, sshd=view(host), evidence={})
+
+
+def test_a_match_criterion_the_check_cannot_evaluate_is_an_error(expect, fake_host) -> None:
+    host = sshd_host(fake_host, config("Match Tagged ops\n  AuthenticationMethods publickey\n"),
+                     lambda f: False)
+    sshd = view(host)
+    assert "tagged" in expect.error(identity.test_idn_006, sshd=sshd, evidence={})
+    assert "tagged" in expect.error(identity.test_idn_011, sshd=sshd, evidence={})
+
+
+def test_the_roles_exemption_stays_as_before(expect, fake_host) -> None:
+    """kerberos_mfa's own Match block: IDN-006 passes (recorded, key only), IDN-011 fails
+    (the audit shows it waived)."""
+    exemptions = ('{"exemptions": [{"account": "m7auto", "authentication": "publickey", '
+                  '"networks": ["10.89.0.0/24"]}]}')
+    files = config("Match User m7auto Address 10.89.0.0/24\n  AuthenticationMethods publickey\n",
+                   **{identity.EXEMPTIONS: exemptions})
+    host = sshd_host(fake_host, files,
+                     lambda f: f["user"] == "m7auto" and f["addr"].startswith("10.89.0."))
+    sshd = view(host)
+    expect.run(identity.test_idn_006, sshd=sshd, evidence={})
+    message = expect.fail(identity.test_idn_011, sshd=sshd, evidence={})
+    assert "m7auto from 10.89.0.1" in message and "bob" not in message
