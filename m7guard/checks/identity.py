@@ -445,11 +445,18 @@ def test_idn_005(
         if (owner, group) != ("root", "root") or int(mode, 8) & 0o177:
             problems.append(f"{oath_file} is {owner}:{group} {mode}: it must be root:root 0600")
     enrolled = set(host.run("awk '!/^#/ && NF >= 4 {print $2}' %s", oath_file).stdout.split())
+    passwd, all_groups = accounts(host)
     members: set[str] = set()
     for group in sorted(groups):
-        entry = host.run("getent group %s", group).stdout.strip()
-        if entry:
-            members.update(m for m in entry.split(":")[3].split(",") if m)
+        # Asked by name as well: a directory group need not appear when groups are listed.
+        entry = host.run("getent group %s", group).stdout.strip().split(":")
+        known = [g for g in all_groups if g[0] != group] + ([entry] if len(entry) >= 4 else [])
+        found = group_members(group, passwd, known or all_groups)
+        if found is None:
+            unknowns.append(f"the administrators' group {group} does not exist: who must "
+                            "enrol for a TOTP code is unknown")
+            continue
+        members |= found
     evidence.update(administrators=sorted(members), enrolled=sorted(enrolled))
     if missing := sorted(members - enrolled):
         problems.append(f"administrators without a TOTP enrolment: {', '.join(missing)}")

@@ -126,3 +126,48 @@ def test_the_roles_exemption_stays_as_before(expect, fake_host) -> None:
     expect.run(identity.test_idn_006, sshd=sshd, evidence={})
     message = expect.fail(identity.test_idn_011, sshd=sshd, evidence={})
     assert "m7auto from 10.89.0.1" in message and "bob" not in message
+
+
+ROLE_STACK = """\
+auth    required                    pam_faillock.so preauth
+auth    [success=1 default=bad]     pam_krb5.so minimum_uid=1000
+auth    [default=die]               pam_faillock.so authfail
+auth    [success=2 default=ignore]  pam_succeed_if.so quiet user notingroup m7admins
+auth    [success=1 default=bad]     pam_oath.so usersfile=/etc/users.oath window=3 digits=6
+auth    [default=die]               pam_faillock.so authfail
+auth    required                    pam_faillock.so authsucc
+"""
+IDN_005 = {"services": ["sshd", "sudo"], "admin_groups": ["m7admins"],
+           "oath_file": "/etc/users.oath"}
+
+
+def _admins_host(fake_host, group: str, passwd: str, enrolled: str) -> Any:
+    return fake_host({
+        "stat -c": "root root 600\n",
+        "awk": enrolled,
+        "getent passwd": f"{passwd}@@M\n{group}",
+        "getent group m7admins": group,
+    })
+
+
+@pytest.mark.parametrize("pam", [{"/etc/pam.d/sshd": ROLE_STACK, "/etc/pam.d/sudo": ROLE_STACK}])
+def test_idn_005_counts_admins_whose_primary_group_is_the_admin_group(expect, fake_host,
+                                                                      pam) -> None:
+    group = "m7admins:x:1600:alice\n"
+    passwd = ("alice:x:1001:100::/home/alice:/bin/bash\n"
+              "dave:x:1005:1600::/home/dave:/bin/bash\n")
+    evidence: dict[str, Any] = {}
+    message = expect.fail(identity.test_idn_005, host=_admins_host(fake_host, group, passwd,
+                                                                   "alice\n"),
+                          pam_files=pam, params=IDN_005, evidence=evidence)
+    assert "dave" in message and "alice" not in message
+    assert evidence["administrators"] == ["alice", "dave"]
+    expect.run(identity.test_idn_005, host=_admins_host(fake_host, group, passwd, "alice\ndave\n"),
+               pam_files=pam, params=IDN_005, evidence={})
+
+
+def test_idn_005_a_missing_admin_group_is_an_error(expect, fake_host) -> None:
+    pam = {"/etc/pam.d/sshd": ROLE_STACK, "/etc/pam.d/sudo": ROLE_STACK}
+    host = _admins_host(fake_host, "", "alice:x:1001:100::/home/alice:/bin/bash\n", "")
+    assert "m7admins" in expect.error(identity.test_idn_005, host=host, pam_files=pam,
+                                      params=IDN_005, evidence={})
