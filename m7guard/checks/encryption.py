@@ -165,24 +165,114 @@ def test_enc_001(host: Any, evidence: dict[str, Any]) -> None:
     )
 
 
-def open_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
-    """Allow statements that any principal matches without a condition (summaries)."""
+# A Condition exempts a wildcard-principal statement only if one of its entries narrows the
+# callers to named accounts, organisations or principals: one of these keys, with one of
+# these operators (no IfExists, no set prefix, so a request without the key never matches),
+# and concrete values.
+NARROWING_KEYS = frozenset({
+    "aws:principalaccount", "aws:principalorgid", "aws:principalarn", "aws:sourceaccount",
+    "aws:sourcearn", "aws:sourceowner", "aws:userid", "kms:calleraccount",
+})
+NARROWING_OPERATORS = frozenset({
+    "StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike",
+})
+# Entries known not to narrow the callers (network, transport, request shape, negations).
+_BASE_OPERATORS = frozenset({
+    "StringEquals", "StringEqualsIgnoreCase", "StringLike", "StringNotEquals",
+    "StringNotEqualsIgnoreCase", "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals",
+    "ArnNotLike", "NumericEquals", "NumericNotEquals", "NumericLessThan",
+    "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals",
+    "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan",
+    "DateGreaterThanEquals", "Bool", "BinaryEquals", "IpAddress", "NotIpAddress",
+})
+KNOWN_OPERATORS = _BASE_OPERATORS | {f"{o}IfExists" for o in _BASE_OPERATORS} | {"Null"}
+OTHER_KNOWN_KEYS = frozenset({
+    "aws:securetransport", "aws:sourceip", "aws:sourcevpc", "aws:sourcevpce",
+    "aws:currenttime", "aws:epochtime", "aws:multifactorauthpresent", "aws:requestedregion",
+    "aws:viaawsservice", "aws:principaltype", "aws:principalservicename",
+    "aws:principalisawsservice", "aws:calledvia", "aws:calledviafirst", "aws:calledvialast",
+    "kms:viaservice", "kms:grantisforawsresource", "kms:encryptioncontextkeys",
+    "kms:keyspec", "kms:keyusage", "kms:encryptionalgorithm", "kms:signingalgorithm",
+    "kms:grantoperations", "kms:granteeprincipal", "kms:retiringprincipal", "kms:keyorigin",
+    "kms:requestalias", "kms:resourcealiases", "kms:datakeypairspec",
+})
+
+
+def _concrete(key: str, operator: str, values: Any) -> bool:
+    """Whether every value names specific callers (no wildcard where it would match all)."""
+    items = values if isinstance(values, list) else [values]
+    if not items or not all(isinstance(v, str) and v for v in items):
+        return False
+    for value in items:
+        if operator.endswith("Like") and value.startswith("arn:"):
+            fields = value.split(":")
+            if len(fields) < 6 or not fields[4] or any(c in fields[4] for c in "*?"):
+                return False  # the account part of the ARN must be literal
+        elif any(c in value for c in "*?"):
+            return False
+    return True
+
+
+def _condition_verdict(condition: Any) -> tuple[bool, list[str]]:
+    """(narrows the callers, entries the check does not know) for a statement's Condition."""
+    if not isinstance(condition, dict):
+        return False, [f"Condition {condition!r} is not an object"]
+    unknown = []
+    for operator, entries in condition.items():
+        if not isinstance(entries, dict):
+            unknown.append(f"{operator}: {entries!r} is not an object")
+            continue
+        for key, values in entries.items():
+            lowered = str(key).lower()
+            if (
+                operator in NARROWING_OPERATORS
+                and lowered in NARROWING_KEYS
+                and _concrete(lowered, operator, values)
+            ):
+                return True, []
+            known_key = lowered in NARROWING_KEYS or lowered in OTHER_KNOWN_KEYS or (
+                lowered.startswith("kms:encryptioncontext:")
+            )
+            if operator not in KNOWN_OPERATORS or not known_key:
+                unknown.append(f"{operator} {key}")
+    return False, unknown
+
+
+def classify_statements(policy: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """(open, undecided) Allow statements that a wildcard principal (or NotPrincipal) matches:
+    open when no Condition entry narrows the callers and every entry is understood,
+    undecided when an entry the check does not know might (summaries)."""
     raw = policy.get("Statement", [])
-    found = []
+    found, undecided = [], []
     for index, statement in enumerate(raw if isinstance(raw, list) else [raw]):
         if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
             continue
         names = _flatten(statement.get("Principal"))
         not_principal = "NotPrincipal" in statement
-        if (not_principal or any("*" in n for n in names)) and not statement.get("Condition"):
-            found.append(
-                {
-                    "sid": statement.get("Sid") or f"#{index}",
-                    "principal": "NotPrincipal" if not_principal else names,
-                    "action": statement.get("Action"),
-                }
-            )
-    return found
+        if not (not_principal or any("*" in n for n in names)):
+            continue
+        summary = {
+            "sid": statement.get("Sid") or f"#{index}",
+            "principal": "NotPrincipal" if not_principal else names,
+            "action": statement.get("Action"),
+        }
+        narrows, unknown = (
+            _condition_verdict(statement["Condition"]) if "Condition" in statement
+            else (False, [])
+        )
+        if narrows:
+            continue
+        if unknown:
+            undecided.append({**summary, "not_understood": unknown})
+        else:
+            found.append({**summary, "condition": statement.get("Condition")})
+    return found, undecided
+
+
+def open_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """Allow statements that any principal matches with no narrowing condition (summaries)."""
+    return classify_statements(policy)[0]
 
 
 def _flatten(principal: Any) -> list[str]:
@@ -208,11 +298,20 @@ def test_enc_002(host: Any, evidence: dict[str, Any]) -> None:
         raise EncryptionStateError("the key policy KMS returned is not JSON") from None
     statements = policy.get("Statement", [])
     evidence["statements"] = len(statements) if isinstance(statements, list) else 1
-    evidence["open_statements"] = open_statements(policy)
+    evidence["open_statements"], undecided = classify_statements(policy)
+    evidence["undecided_statements"] = undecided
     assert not evidence["open_statements"], (
-        f"the key policy of {evidence['alias']} allows any principal without a Condition in "
+        f"the key policy of {evidence['alias']} allows any principal without a Condition that "
+        "limits the callers to named accounts, organisations or principals in "
         + ", ".join(s["sid"] for s in evidence["open_statements"])
+        + (f" (undecided: {', '.join(s['sid'] for s in undecided)})" if undecided else "")
     )
+    if undecided:
+        raise EncryptionStateError(
+            "the key policy allows any principal under conditions this check does not know, "
+            "so it cannot tell whether they limit the callers: "
+            + "; ".join(f"{s['sid']}: {', '.join(s['not_understood'])}" for s in undecided)
+        )
 
 
 # -- the configuration file itself ----------------------------------------------------------

@@ -226,3 +226,53 @@ def test_the_node_scanner_finds_masks_and_reports(tmp_path):
     capped = subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
                             capture_output=True, text=True, check=True)
     assert "more than 2 files (max_files)" in json.loads(capped.stdout)["errors"]
+
+
+def _wildcard_with(condition: dict[str, Any]) -> dict[str, Any]:
+    policy = json.loads(json.dumps(WILDCARD))
+    policy["Statement"][1]["Condition"] = condition
+    return policy
+
+
+@pytest.mark.parametrize("condition", [
+    {"Bool": {"aws:SecureTransport": "true"}},
+    {"StringEqualsIfExists": {"aws:PrincipalAccount": "123456789012"}},
+    {"StringLike": {"kms:CallerAccount": "*"}},
+    {"StringNotEquals": {"aws:PrincipalAccount": "999999999999"}},
+    {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}},
+    {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/reader"}},
+])
+def test_enc_002_a_condition_that_does_not_narrow_the_principals_is_no_exemption(
+        aws, expect, condition) -> None:
+    alias, _ = _key(aws, _wildcard_with(condition))
+    evidence: dict[str, Any] = {}
+    assert "AnyoneDecrypts" in expect.fail(encryption.test_enc_002, _Node(_config(alias)),
+                                           evidence)
+    assert evidence["open_statements"][0]["sid"] == "AnyoneDecrypts"
+
+
+@pytest.mark.parametrize(("condition", "named"), [
+    ({"StringEquals": {"aws:SomeFutureKey": "x"}}, "aws:SomeFutureKey"),
+    ({"ForAnyValue:StringEquals": {"aws:PrincipalOrgPaths": "o-1/r-2/"}},
+     "ForAnyValue:StringEquals"),
+])
+def test_enc_002_a_condition_the_check_does_not_know_is_an_error(aws, expect, condition,
+                                                                 named) -> None:
+    alias, _ = _key(aws, _wildcard_with(condition))
+    message = expect.error(encryption.test_enc_002, _Node(_config(alias)), {})
+    assert named in message and "AnyoneDecrypts" in message
+
+
+@pytest.mark.parametrize("condition", [
+    {"StringEquals": {"kms:CallerAccount": "123456789012"}},
+    {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}},
+    {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::123456789012:role/*"}},
+    {"Bool": {"aws:SecureTransport": "true"},
+     "StringEquals": {"kms:CallerAccount": ["123456789012", "210987654321"],
+                      "aws:SomeFutureKey": "x"}},
+])
+def test_enc_002_conditions_that_narrow_the_principals_exempt(aws, condition) -> None:
+    alias, _ = _key(aws, _wildcard_with(condition))
+    evidence: dict[str, Any] = {}
+    encryption.test_enc_002(_Node(_config(alias)), evidence)
+    assert evidence["open_statements"] == []
