@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from m7guard.audit.results import FAIL_ON_CHOICES, STATES, Results
+from m7guard.audit.results import FAIL_ON_CHOICES, STATE_LABELS, STATES, Results
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.audit.runner import Progress as ProgressHooks
 from m7guard.errors import M7guardError
@@ -33,6 +33,7 @@ STATE_STYLE = {
     "error": "magenta",
     "notapplicable": "dim",
     "waived": "yellow",
+    "notchecked": "cyan",
 }
 
 
@@ -40,7 +41,7 @@ def summary_table(results: Results) -> Table:
     table = Table(title=f"profile {results.data['profile']['id']}")
     table.add_column("host")
     for state in STATES:
-        table.add_column(state, justify="right", style=STATE_STYLE[state])
+        table.add_column(STATE_LABELS.get(state, state), justify="right", style=STATE_STYLE[state])
     for host, rows in results.by_host().items():
         counts = results.counts(rows)
         table.add_row(host, *(str(counts[s]) for s in STATES))

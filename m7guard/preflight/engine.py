@@ -86,24 +86,29 @@ def run_preflight(opts: PreflightOptions) -> Results:
         rule_id = rule_of(fn)
         if rule_id not in rules:
             continue
-        if getattr(fn, pre.AWS_ATTR) and aws is None:
-            continue
+        # An AWS check without --aws is not silently dropped: each of its results says
+        # "not assessed" (state notchecked), is counted, and keeps its requirements from
+        # reading as satisfied.
+        unchecked = getattr(fn, pre.AWS_ATTR) and aws is None
         if getattr(fn, pre.SCOPE_ATTR) == "controller":
             controller_used = True
-            results.append(_run(fn, rule_id, CONTROLLER, ctx))
+            results.append(_not_assessed(rule_id, CONTROLLER) if unchecked
+                           else _run(fn, rule_id, CONTROLLER, ctx))
             continue
         role = getattr(fn, pre.ROLE_ATTR)
         for host in hosts:
             if role and role not in host.roles:
                 results.append(_result(host.name, rule_id, pre.Outcome(
                     "notapplicable", f"{role} does not apply to this host"), 0.0))
+            elif unchecked:
+                results.append(_not_assessed(rule_id, host.name))
             else:
                 results.append(_run(fn, rule_id, host.name, ctx, host))
-    if not opts.aws:
-        skipped = sorted(rid for fn in pre.all_checks()
-                         if (rid := rule_of(fn)) in rules and getattr(fn, pre.AWS_ATTR))
-        if skipped:
-            warnings.append(f"AWS checks not run ({', '.join(skipped)}): add --aws")
+    not_assessed = [r for r in results if r["state"] == "notchecked"]
+    if not_assessed:
+        rule_ids = sorted({r["rule"] for r in not_assessed})
+        warnings.append(f"{len(not_assessed)} results of AWS checks not assessed "
+                        f"({', '.join(rule_ids)}): add --aws to assess them")
     host_rows = [{"name": h.name, "reachable": True, "error": None, "groups": h.groups,
                   "facts": {"roles": h.roles}} for h in hosts]
     if controller_used:
@@ -137,6 +142,12 @@ def _run(fn: pre.Check, rule_id: str, host_name: str, ctx: pre.Context,
     except M7guardError as exc:
         outcome = pre.Outcome("error", str(exc))
     return _result(host_name, rule_id, outcome, time.monotonic() - start)
+
+
+def _not_assessed(rule_id: str, host_name: str) -> dict[str, Any]:
+    return _result(host_name, rule_id, pre.Outcome(
+        "notchecked", "not assessed: an AWS check, run only with --aws",
+        {"not_assessed": "preflight ran without --aws"}), 0.0)
 
 
 def _result(host: str, rule_id: str, outcome: pre.Outcome, duration: float) -> dict[str, Any]:

@@ -276,3 +276,55 @@ def test_enc_002_conditions_that_narrow_the_principals_exempt(aws, condition) ->
     evidence: dict[str, Any] = {}
     encryption.test_enc_002(_Node(_config(alias)), evidence)
     assert evidence["open_statements"] == []
+
+
+def _scan(tmp_path, records: list[dict[str, Any]], name: str = "users.jsonl") -> dict[str, Any]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    job = {"dirs": [{"path": str(data), "fields": []}], "max_files": 100, "shown": 20,
+           "tool": str(Path(sys.executable).parent / "field-encrypt")}
+    proc = subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def _ciphertext() -> str:
+    from field_encryption import envelope
+
+    return envelope.to_string(envelope.build(envelope.ALG_AES_256_GCM, b"k" * 16,
+                                             b"n" * 12, b"4539148803436467" + b"t" * 16))
+
+
+def test_the_scanner_skips_only_values_that_are_valid_envelopes(tmp_path) -> None:
+    out = _scan(tmp_path, [
+        {"_id": 1, "note": "fe1:4539 1488 0343 6467"},           # a prefix is not a ciphertext
+        {"_id": 2, "_fe": {"v": 1, "x": "078-05-1120"}},         # nor is the header field
+        {"_id": 3, "_fe_bidx": {"card": "4539148803436467"}},    # nor the blind-index field
+        {"_id": 4, "ssn": _ciphertext()},                        # a real envelope is skipped
+    ])
+    detected = {k: n for k, n in out["counts"].items() if k in ("pan", "ssn")}
+    assert detected == {"pan": 2, "ssn": 1}, out  # verify may add kinds of its own
+    assert {f["at"].split(" ", 1)[1] for f in out["findings"]
+            if f["kind"] in ("pan", "ssn")} == {
+        "record 1 note", "record 2 _fe.x", "record 3 _fe_bidx.card"}
+
+
+def test_the_scanner_reads_csv_header_columns_too(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.csv").write_text('_id,_fe,name\n1,"{""v"": 1, ""x"": ""4539148803436467""}",a\n'
+                                f"2,{_ciphertext()},b\n")
+    job = {"dirs": [{"path": str(data), "fields": []}], "max_files": 100, "shown": 20,
+           "tool": str(Path(sys.executable).parent / "field-encrypt")}
+    out = json.loads(subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert out["counts"] == {"pan": 1}, out
