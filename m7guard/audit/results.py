@@ -1,7 +1,9 @@
 """The results file: one versioned JSON document from which every report is rendered.
 
-Result states follow OpenSCAP: pass, fail, error, notapplicable, waived. A waived result keeps
-what the check found in `evaluated_state`.
+Result states follow OpenSCAP: pass, fail, error, notapplicable, waived, notchecked. A waived
+result keeps what the check found in `evaluated_state`. notchecked ("not assessed") is a rule
+that was deliberately not evaluated, e.g. preflight's AWS checks without --aws: it is counted
+and shown, never read as a pass.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from m7guard.audit.errors import ResultsError
 from m7guard.catalog.model import SEVERITIES, Catalog, Profile, Rule, severity_rank
 
 SCHEMA_VERSION = "1.0"
-STATES: tuple[str, ...] = ("pass", "fail", "error", "notapplicable", "waived")
+STATES: tuple[str, ...] = ("pass", "fail", "error", "notapplicable", "waived", "notchecked")
+# How a state is shown to a person where the bare name would not say it.
+STATE_LABELS: dict[str, str] = {"notchecked": "not assessed"}
 FAILING_STATES = frozenset({"fail", "error"})
 FAIL_ON_CHOICES: tuple[str, ...] = (*SEVERITIES, "none")
 
@@ -138,7 +142,8 @@ class RequirementStatus:
 
     status: satisfied (every result of its rules passed, was notapplicable or waived, at least
     one was evaluated), not-satisfied (a rule failed or errored), not-assessed (its rules
-    produced no evaluated result), manual (no rule automates it: evidence needed).
+    produced no evaluated result, or one of them was not checked), manual (no rule automates
+    it: evidence needed).
     """
 
     framework: str
@@ -264,6 +269,8 @@ class Results:
                 status = "manual"
             elif failing:
                 status = "not-satisfied"
+            elif any(r["state"] == "notchecked" for r in results):
+                status = "not-assessed"
             elif any(r["state"] in ("pass", "waived") for r in results):
                 status = "satisfied"
             else:

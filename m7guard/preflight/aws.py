@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from m7guard.errors import M7guardError
+from m7guard.preflight.publicnet import world_open
 
 M7I_PREFIX = "m7i."
 
@@ -22,7 +23,6 @@ CLUSTER_PORTS: tuple[int, ...] = (
     8030, 8031, 8033, 8040, 8041, 13562, 9083, 4242, 9200, 9300,
 )
 ADMIN_PORTS: tuple[int, ...] = (22, 9443, 7221, 7220, 3000, 5601)
-WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 class AwsCheckError(M7guardError):
@@ -128,7 +128,8 @@ class AwsView:
 
 
 def world_open_rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ingress rules that open a Data Fabric cluster or admin port to any address."""
+    """Ingress rules that open a Data Fabric cluster or admin port to the world: to a range
+    that holds more public addresses than a /16 (IPv4) or a /32 (IPv6), see publicnet."""
     sensitive = set(CLUSTER_PORTS) | set(ADMIN_PORTS)
     found: list[dict[str, Any]] = []
     for group in groups:
@@ -144,7 +145,7 @@ def world_open_rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ranges = [r.get("CidrIp") for r in perm.get("IpRanges", [])]
             ranges += [r.get("CidrIpv6") for r in perm.get("Ipv6Ranges", [])]
             for cidr in filter(None, ranges):
-                if ipaddress.ip_network(cidr, strict=False) in WORLD:
+                if world_open(ipaddress.ip_network(cidr, strict=False)):
                     found.append({
                         "group": group.get("GroupId"),
                         "cidr": cidr,

@@ -22,12 +22,11 @@ from m7guard.checks import rule
 from m7guard.preflight.argspecs import validate_host
 from m7guard.preflight.aws import AwsCheckError, AwsView
 from m7guard.preflight.intended import HostIntent, detect_controller_address
+from m7guard.preflight.publicnet import world_open
 
 SCOPE_ATTR = "__m7guard_preflight_scope__"
 ROLE_ATTR = "__m7guard_preflight_role__"
 AWS_ATTR = "__m7guard_preflight_aws__"
-
-WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 M7I_SIZES = frozenset({
     "m7i.large", "m7i.xlarge", "m7i.2xlarge", "m7i.4xlarge", "m7i.8xlarge", "m7i.12xlarge",
@@ -44,7 +43,7 @@ KMS_KEY_RE = re.compile(
 
 @dataclass
 class Outcome:
-    state: str  # pass | fail | error | notapplicable
+    state: str  # pass | fail | error | notapplicable | notchecked
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +99,9 @@ def pre_001(ctx: Context, host: HostIntent) -> Outcome:
 @preflight("PRE-002", scope="controller")
 def pre_002(ctx: Context) -> Outcome:
     """The playbooks pass `ansible-playbook --syntax-check`."""
+    if not ctx.playbooks:
+        return Outcome("fail", f"no playbook found in {ctx.root / 'playbooks'}: nothing to "
+                       "check (and nothing would apply the controls)", {"checked": []})
     failures = {}
     binary = _tool("ansible-playbook") or "ansible-playbook"
     for playbook in ctx.playbooks:
@@ -165,33 +167,68 @@ def pre_004(ctx: Context, host: HostIntent) -> Outcome:
 
 @preflight("PRE-005", role="zero_trust_network")
 def pre_005(ctx: Context, host: HostIntent) -> Outcome:
-    """No cluster or admin port is open to 0.0.0.0/0 or ::/0."""
+    """No cluster or admin port is open to the world: no zone that the admin or cluster
+    services, or any service, are opened to holds more public addresses than one network of
+    the rule's minimum prefix (public_prefix_min_ipv4, public_prefix_min_ipv6)."""
+    params = ctx.params.get("PRE-005", {})
+    min_v4 = int(params.get("public_prefix_min_ipv4", 16))
+    min_v6 = int(params.get("public_prefix_min_ipv6", 32))
     zones = host.get("zero_trust_network_zones") or {}
     if not isinstance(zones, dict):
-        return Outcome("error", "zero_trust_network_zones is not a mapping")
+        return Outcome("error", "zero_trust_network_zones is not a mapping of zone to networks",
+                       {"zero_trust_network_zones": repr(zones)[:200]})
     service_zones = host.get("zero_trust_network_service_zones") or {}
     custom = host.get("zero_trust_network_custom_services") or {}
+    unreadable: list[str] = []
+    if not isinstance(service_zones, dict):
+        unreadable.append("zero_trust_network_service_zones is not a mapping")
+        service_zones = {}
+    if not isinstance(custom, dict):
+        unreadable.append("zero_trust_network_custom_services is not a mapping")
+        custom = {}
     sensitive = {"admin", "cluster"}
     used_by: dict[str, list[str]] = {}
-    for service, zlist in (service_zones.items() if isinstance(service_zones, dict) else []):
+    for service, zlist in service_zones.items():
+        where = f"zero_trust_network_service_zones.{service}"
+        if zlist is not None and not isinstance(zlist, list):
+            unreadable.append(f"{where} is not a list of zones ({type(zlist).__name__})")
+            continue
         for zone in zlist or []:
-            used_by.setdefault(str(zone), []).append(f"zero_trust_network_service_zones.{service}")
-    for service, spec in (custom.items() if isinstance(custom, dict) else []):
-        for zone in (spec or {}).get("zones", []) if isinstance(spec, dict) else []:
-            where = f"zero_trust_network_custom_services.{service}"
+            used_by.setdefault(str(zone), []).append(where)
+    for service, spec in custom.items():
+        where = f"zero_trust_network_custom_services.{service}"
+        spec_zones = spec.get("zones", []) if isinstance(spec, dict) else None
+        if not isinstance(spec_zones, list):
+            unreadable.append(f"{where}.zones is not a list of zones")
+            continue
+        for zone in spec_zones:
             used_by.setdefault(str(zone), []).append(where)
     findings = []
     for zone, cidrs in zones.items():
-        world = [c for c in _cidrs(cidrs) if _is_cidr(c)
-                 and ipaddress.ip_network(c, strict=False) in WORLD]
+        var = f"zero_trust_network_zones.{zone}"
+        if not isinstance(cidrs, list):
+            # a bare string such as "0.0.0.0/0" is not read as "no network"
+            unreadable.append(f"{var} is not a list of networks "
+                              f"({type(cidrs).__name__} {str(cidrs)[:80]!r})")
+            continue
+        bad = [str(c) for c in cidrs if not _is_cidr(str(c))]
+        if bad:
+            unreadable.append(f"{var} has entries that are not networks: {bad}")
+            continue
+        world = [str(c) for c in cidrs
+                 if world_open(ipaddress.ip_network(str(c), strict=False), min_v4, min_v6)]
         if world and (zone in sensitive or zone in used_by):
-            findings.append(f"zero_trust_network_zones.{zone} holds {', '.join(world)}"
+            findings.append(f"{var} holds {', '.join(world)}"
                             + (f" (used by {', '.join(used_by[zone])})" if zone in used_by else ""))
+    evidence = {"zones": sorted(map(str, zones)), "public_prefix_min_ipv4": min_v4,
+                "public_prefix_min_ipv6": min_v6}
     if findings:
-        return Outcome("fail", "; ".join(findings) + ": cluster or admin ports open to the world",
-                       {"findings": findings})
-    return Outcome("pass", "no cluster or admin port is open to the world",
-                   {"zones": sorted(zones)})
+        return Outcome("fail", "; ".join(findings) + ": cluster or admin ports open to the world "
+                       f"(wider than a public /{min_v4} or /{min_v6})",
+                       evidence | {"findings": findings, "unreadable": unreadable})
+    if unreadable:
+        return Outcome("error", "; ".join(unreadable), evidence | {"unreadable": unreadable})
+    return Outcome("pass", "no cluster or admin port is open to the world", evidence)
 
 
 # -- identity -----------------------------------------------------------------------------

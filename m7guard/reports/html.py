@@ -11,10 +11,17 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from m7guard.audit.results import STATES, Results
+from m7guard.audit.results import STATE_LABELS, STATES, Results
 from m7guard.catalog.model import SEVERITIES
 
-STATE_LETTER = {"pass": "P", "fail": "F", "error": "E", "notapplicable": "N/A", "waived": "W"}
+STATE_LETTER = {
+    "pass": "P",
+    "fail": "F",
+    "error": "E",
+    "notapplicable": "N/A",
+    "waived": "W",
+    "notchecked": "NC",
+}
 
 
 def _env() -> Environment:
@@ -57,6 +64,7 @@ def context(results: Results) -> dict[str, Any]:
         "counts": results.counts(),
         "states": STATES,
         "letters": STATE_LETTER,
+        "labels": STATE_LABELS,
         "hosts": results.hosts,
         "rule_ids": sorted(data["rules"]),
         "cell": by_cell,

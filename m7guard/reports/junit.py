@@ -1,6 +1,7 @@
 """JUnit XML: one testsuite per host, one testcase per host and rule, framework ids as properties.
 
-fail -> <failure>, error -> <error>, notapplicable and waived -> <skipped> (with the reason).
+fail -> <failure>, error -> <error>, notapplicable, waived and notchecked (not assessed) ->
+<skipped> (with the reason).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def _props(parent: ET.Element, pairs: list[tuple[str, str]]) -> None:
 
 def _count(results: list[dict[str, Any]]) -> dict[str, str]:
     n = {s: sum(1 for r in results if r["state"] == s) for s in ("fail", "error")}
-    skipped = sum(1 for r in results if r["state"] in ("notapplicable", "waived"))
+    skipped = sum(1 for r in results if r["state"] in ("notapplicable", "waived", "notchecked"))
     return {
         "tests": str(len(results)),
         "failures": str(n["fail"]),
@@ -63,6 +64,8 @@ def render(results: Results) -> str:
                 ET.SubElement(case, "error", message=r["message"], type="error").text = r["message"]
             elif r["state"] == "notapplicable":
                 ET.SubElement(case, "skipped", message=f"notapplicable: {r['message']}")
+            elif r["state"] == "notchecked":
+                ET.SubElement(case, "skipped", message=f"not assessed: {r['message']}")
             elif r["state"] == "waived":
                 w = r["waiver"]
                 ET.SubElement(

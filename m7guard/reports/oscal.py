@@ -93,7 +93,7 @@ def render(results: Results) -> str:
             if req.status == "manual":
                 remark = "No automated check: evidence needed. " + (req.evidence or "")
             elif req.status == "not-assessed":
-                remark = "Its rules were not applicable to any audited host."
+                remark = "Its rules were not applicable to any audited host, or not assessed."
             elif req.failing:
                 remark = "Failing rules: " + ", ".join(req.failing)
             else:

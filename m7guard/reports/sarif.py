@@ -2,8 +2,8 @@
 every result located at its rule file.
 
 Kinds: pass -> pass, fail -> fail (level by severity), error -> open (not evaluated),
-notapplicable -> notApplicable; a waived result keeps the kind of what the check found and
-carries an accepted external suppression with the justification.
+notapplicable -> notApplicable, notchecked (not assessed) -> open; a waived result keeps the
+kind of what the check found and carries an accepted external suppression with the justification.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from m7guard.audit.results import Results
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}
 LEVEL = {"low": "note", "medium": "warning", "high": "error", "critical": "error"}
-KIND = {"pass": "pass", "fail": "fail", "error": "open", "notapplicable": "notApplicable"}
+KIND = {
+    "pass": "pass",
+    "fail": "fail",
+    "error": "open",
+    "notapplicable": "notApplicable",
+    "notchecked": "open",
+}
 SRCROOT = "SRCROOT"
 
 

@@ -57,6 +57,12 @@ def test_world_open_rules_all_traffic_and_narrow_ranges() -> None:
          "IpRanges": [{"CidrIp": "0.0.0.0/1"}]},
         {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
          "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+        {"IpProtocol": "tcp", "FromPort": 5660, "ToPort": 5660,
+         "IpRanges": [{"CidrIp": "10.0.0.0/8"}, {"CidrIp": "203.0.113.0/24"}],
+         "Ipv6Ranges": [{"CidrIpv6": "fd00::/8"}]},
     ]}]
     found = world_open_rules(groups)
-    assert len(found) == 1 and found[0]["cidr"] == "0.0.0.0/0" and 22 in found[0]["ports"]
+    # 0.0.0.0/1 is half the internet: as open as 0.0.0.0/0 (issue 13); private and narrow
+    # ranges are not the world, and port 80 is no cluster or admin port
+    assert [f["cidr"] for f in found] == ["0.0.0.0/0", "0.0.0.0/1"]
+    assert 22 in found[0]["ports"] and found[1]["ports"] == [5660]
