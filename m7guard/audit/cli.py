@@ -25,6 +25,7 @@ from m7guard.audit.results import FAIL_ON_CHOICES, STATE_LABELS, STATES, Results
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.audit.runner import Progress as ProgressHooks
 from m7guard.errors import M7guardError
+from m7guard.inventory import inventory_option
 from m7guard.reports import FORMATS, parse_formats, render
 
 STATE_STYLE = {
@@ -79,13 +80,7 @@ def print_results(
 
 
 @click.command()
-@click.option(
-    "-i",
-    "--inventory",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Ansible inventory (e.g. inventories/lab/hosts.yml).",
-)
+@inventory_option("Ansible inventory (e.g. inventories/lab).")
 @click.option("--limit", default=None, help="Hosts or groups, comma separated (shell patterns).")
 @click.option(
     "--profile", default="baseline", show_default=True, help="Profile in policies/profiles/."
@@ -137,7 +132,7 @@ def print_results(
 @click.pass_context
 def audit(
     ctx: click.Context,
-    inventory: Path,
+    inventory: tuple[str, ...],
     limit: str | None,
     profile: str,
     waivers: Path | None,

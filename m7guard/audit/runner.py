@@ -39,6 +39,7 @@ from m7guard.catalog.model import Catalog, Profile
 from m7guard.catalog.validate import validate
 from m7guard.catalog.waivers import Waiver, decide, host_fact_waivers, load_waivers
 from m7guard.checks import CHECKS_DIR
+from m7guard.inventory import Inventory, InventoryError, Sources, describe, load_inventory
 
 PYTEST_INI = "[pytest]\naddopts =\n"
 SSH_CONFIG = """\
@@ -56,7 +57,8 @@ Include ~/.ssh/config
 
 @dataclass
 class AuditOptions:
-    inventory: Path
+    inventory: Sources
+    """One source or several (repeated -i), as ansible-playbook takes them."""
     limit: str | None = None
     profile: str = "baseline"
     policies: Path | None = None
@@ -111,7 +113,6 @@ def _pytest_command(opts: AuditOptions, policies: Path, work: Path, events: Path
         "--no-header",
         "--tb=short",
         f"--hosts={host_patterns(opts.limit)}",
-        f"--ansible-inventory={opts.inventory}",
         f"--ssh-config={work / 'ssh_config'}",
         f"--m7guard-policies={policies}",
         f"--m7guard-profile={opts.profile}",
@@ -199,9 +200,16 @@ def _follow(
     return seen
 
 
+def _read_inventory(opts: AuditOptions) -> Inventory:
+    """The inventory, read once here with Ansible's own code so that a bad source stops the
+    audit with its name; the checks' ansible-inventory then reads the same sources."""
+    try:
+        return load_inventory(opts.inventory)
+    except InventoryError as exc:
+        raise AuditError(str(exc)) from exc
+
+
 def _load(opts: AuditOptions) -> tuple[Catalog, Profile, list[Waiver]]:
-    if not opts.inventory.is_file():
-        raise AuditError(f"inventory {opts.inventory} not found")
     try:
         catalog, problems = validate(opts.policies)
     except CatalogError as exc:
@@ -225,6 +233,7 @@ def run_audit(
         raise AuditError("--workers must be at least 1")
     if shutil.which("ssh") is None:
         raise AuditError("the ssh client is missing: install openssh-client")
+    inventory = _read_inventory(opts)
     catalog, profile, file_waivers = _load(opts)
     started = now_iso()
     with tempfile.TemporaryDirectory(prefix="m7g-") as tmp:
@@ -239,7 +248,7 @@ def run_audit(
         log = (log_dir or work) / "pytest.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = _pytest_command(opts, catalog.root, work, events)
-        env = _environment()
+        env = {**_environment(), **inventory.environment(work)}
         try:
             with log.open("wb") as out:
                 proc = subprocess.Popen(
@@ -258,7 +267,7 @@ def run_audit(
                 f"the checks could not run (pytest exit {proc.returncode}):\n  {detail}"
             )
         if not seen.collected:
-            raise AuditError(f"no host of {opts.inventory} matches {opts.limit or 'all'}")
+            raise AuditError(f"no host of {describe(opts.inventory)} matches {opts.limit or 'all'}")
     return assemble(opts, catalog, profile, file_waivers, seen, started=started, finished=now_iso())
 
 
@@ -342,7 +351,7 @@ def assemble(
         "tool": {"name": "m7guard", "version": __version__},
         "started": started,
         "finished": finished,
-        "inventory": str(opts.inventory),
+        "inventory": describe(opts.inventory),
         "limit": opts.limit,
         "profile": {
             "id": profile.id,

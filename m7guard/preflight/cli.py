@@ -15,14 +15,13 @@ from rich.markup import escape
 from m7guard.audit.cli import print_results
 from m7guard.audit.results import FAIL_ON_CHOICES
 from m7guard.errors import M7guardError
+from m7guard.inventory import inventory_option
 from m7guard.preflight.engine import PreflightOptions, run_preflight
 from m7guard.reports import FORMATS, parse_formats, render
 
 
 @click.command()
-@click.option("-i", "--inventory", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Ansible inventory of the deployment (e.g. inventories/example/hosts.yml).")
+@inventory_option("Ansible inventory of the deployment (e.g. inventories/example).")
 @click.option("--profile", default="baseline", show_default=True,
               help="Profile in policies/profiles/ (pci_dss requires MFA for admins).")
 @click.option("--limit", default=None, help="Hosts or groups (Ansible pattern).")
@@ -51,8 +50,8 @@ from m7guard.reports import FORMATS, parse_formats, render
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="The m7guard checkout (roles/, playbooks/, policies/).")
 @click.pass_context
-def preflight(ctx: click.Context, inventory: Path, profile: str, limit: str | None, aws: bool,
-              aws_region: str | None, aws_profile: str | None,
+def preflight(ctx: click.Context, inventory: tuple[str, ...], profile: str, limit: str | None,
+              aws: bool, aws_region: str | None, aws_profile: str | None,
               controller_address: str | None, playbook: Path | None,
               extra_vars: tuple[str, ...], out: Path, formats: str,
               fail_on: str, root: Path) -> None:

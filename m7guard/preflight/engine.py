@@ -22,6 +22,7 @@ from m7guard.audit.results import (
 from m7guard.catalog.validate import validate
 from m7guard.checks import rule_of
 from m7guard.errors import M7guardError
+from m7guard.inventory import Sources, describe
 from m7guard.preflight import checks as pre
 from m7guard.preflight.aws import AwsCheckError, AwsView
 from m7guard.preflight.intended import HostIntent, IntendedConfig
@@ -36,7 +37,8 @@ class PreflightError(M7guardError):
 
 @dataclass
 class PreflightOptions:
-    inventory: Path
+    inventory: Sources
+    """One source or several (repeated -i), as ansible-playbook takes them."""
     root: Path
     profile: str = "baseline"
     policies: Path | None = None
@@ -62,7 +64,7 @@ def run_preflight(opts: PreflightOptions) -> Results:
                               opts.extra_vars)
     hosts = list(intended.hosts())
     if not hosts:
-        raise PreflightError(f"no host of {opts.inventory} matches {opts.limit or 'all'}")
+        raise PreflightError(f"no host of {describe(opts.inventory)} matches {opts.limit or 'all'}")
     warnings: list[str] = []
     aws = None
     if opts.aws:
@@ -120,7 +122,7 @@ def run_preflight(opts: PreflightOptions) -> Results:
         "tool": {"name": "m7guard preflight", "version": __version__},
         "started": started,
         "finished": now_iso(),
-        "inventory": str(opts.inventory),
+        "inventory": describe(opts.inventory),
         "limit": opts.limit,
         "profile": {"id": profile.id, "title": profile.title,
                     "frameworks": list(profile.frameworks)},

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from m7guard.errors import M7guardError
+from m7guard.inventory import InventoryError, Sources, load_inventory
 
 
 class IntendedConfigError(M7guardError):
@@ -77,22 +78,15 @@ def plays_of(playbook: Path) -> list[PlaybookPlay]:
 class IntendedConfig:
     """Per-host intended variables for an inventory, and the roles each host receives."""
 
-    def __init__(self, inventory: Path, playbook: Path, roles_dir: Path,
+    def __init__(self, inventory: Sources, playbook: Path, roles_dir: Path,
                  limit: str | None = None, extra_vars: list[str] | None = None) -> None:
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.vars.manager import VariableManager
-
-        if not inventory.exists():
-            raise IntendedConfigError(f"{inventory}: no such inventory")
-        self.loader = DataLoader()
         try:
-            self.inventory = InventoryManager(loader=self.loader, sources=[str(inventory)])
-        except Exception as exc:  # ansible raises many kinds here
-            raise IntendedConfigError(f"{inventory}: cannot parse the inventory: {exc}") from exc
-        if not self.inventory.hosts:
-            raise IntendedConfigError(f"{inventory}: the inventory has no hosts")
-        self.variables = VariableManager(loader=self.loader, inventory=self.inventory)
+            self.parsed = load_inventory(inventory)
+        except InventoryError as exc:
+            raise IntendedConfigError(str(exc)) from exc
+        self.loader = self.parsed.loader
+        self.inventory = self.parsed.manager
+        self.variables = self.parsed.variables
         self.extra = self._extra_vars(extra_vars or [])
         self.roles_dir = roles_dir
         self.plays = plays_of(playbook)

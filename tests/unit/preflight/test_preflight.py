@@ -152,7 +152,7 @@ def test_fail_on_threshold_and_runtime_error(inventory: Path, tmp_path: Path) ->
     assert code == 2
     (inventory / "hosts.yml").unlink()
     code, output, _ = preflight(inventory, tmp_path / "c")
-    assert code == 1 and "no such inventory" in output
+    assert code == 1 and "not found" in output and "hosts.yml" in output
 
 
 def _aws_inventory(tmp_path: Path, hosts: dict[str, str], key: str) -> Path:

@@ -1,0 +1,231 @@
+"""Ansible inventories as `ansible-playbook -i` takes them, for every m7guard command.
+
+One function, `load_inventory`, reads one or more sources with Ansible's own inventory code
+(InventoryManager, DataLoader, VariableManager): an inventory file (YAML, INI, TOML), a
+directory (every inventory file in it, with `group_vars/` and `host_vars/` beside them), an
+inventory plugin configuration file (e.g. `*.aws_ec2.yml` for `amazon.aws.aws_ec2`), a
+script, or a host list (`host1,host2,`). Several sources are merged in the order given, as
+with repeated `-i`.
+
+Ansible only warns about a source it cannot read and goes on with what is left; m7guard
+refuses instead, naming the source, so an audit never silently covers fewer hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import yaml
+
+from m7guard.errors import M7guardError
+
+if TYPE_CHECKING:
+    from ansible.inventory.host import Host
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+PLUGIN_PACKAGES = {"amazon.aws": "pip install 'm7guard[aws]' (the ansible package ships it)"}
+"""How to install the collection of an inventory plugin that a configuration names."""
+
+Sources = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InventoryError(M7guardError):
+    """An inventory source cannot be read, or holds no host."""
+
+
+def as_sources(value: Sources) -> tuple[str, ...]:
+    """The sources as a tuple of strings: one path, one host list, or several of them."""
+    if isinstance(value, str | os.PathLike):
+        return (os.fspath(value),)
+    return tuple(os.fspath(v) for v in value)
+
+
+def is_host_list(source: str) -> bool:
+    """`host1,host2,` (Ansible's host_list plugin), as opposed to a path."""
+    return "," in source and not os.path.exists(source)
+
+
+def describe(sources: Sources) -> str:
+    """The sources for a message or a results file: `a` or `a, b`."""
+    return ", ".join(as_sources(sources))
+
+
+def inventory_option(help_text: str) -> Callable[[F], F]:
+    """The `-i/--inventory` option of every command that reads an inventory (repeatable)."""
+    return click.option(
+        "-i",
+        "--inventory",
+        "inventory",
+        required=True,
+        multiple=True,
+        metavar="SOURCE",
+        help=help_text + " As ansible-playbook takes it: a file, a directory (with group_vars "
+        "beside the hosts), an inventory plugin configuration (e.g. *.aws_ec2.yml) or a host "
+        "list; repeat -i to merge several.",
+    )
+
+
+@dataclass
+class Inventory:
+    """A parsed inventory, with the variables each host gets (group_vars, host_vars,
+    precedence) exactly as a play would."""
+
+    sources: tuple[str, ...]
+    loader: DataLoader
+    manager: InventoryManager
+    variables: VariableManager
+
+    def __str__(self) -> str:
+        return describe(self.sources)
+
+    def hosts(self, pattern: str | None = None) -> list[Host]:
+        """The hosts matching an Ansible pattern (`--limit`), in inventory order."""
+        return list(self.manager.get_hosts(pattern or "all"))
+
+    def host_vars(self, host: Host) -> dict[str, Any]:
+        """A host's variables before templating (inventory, group_vars, host_vars)."""
+        return dict(self.variables.get_vars(host=host, include_hostvars=False))
+
+    def groups_of(self, host: Host) -> list[str]:
+        return sorted(g.name for g in host.get_groups() if g.name != "all")
+
+    def environment(self, work: Path) -> dict[str, str]:
+        """Environment that makes `ansible-inventory` (and so testinfra's ansible backend) read
+        these same sources: ANSIBLE_INVENTORY, absolute paths, comma separated. A host list
+        is written to a file in `work` first, as its commas would split it."""
+        paths = []
+        for n, source in enumerate(self.sources):
+            if is_host_list(source):
+                listed = work / f"hosts-{n}.yml"
+                hosts = {h.strip(): None for h in source.split(",") if h.strip()}
+                listed.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+                paths.append(str(listed))
+            else:
+                path = os.path.abspath(source)
+                if "," in path:
+                    raise InventoryError(f"inventory {source}: a path with a comma cannot be "
+                                         "passed on to ansible-inventory; rename it")
+                paths.append(path)
+        return {"ANSIBLE_INVENTORY": ",".join(paths)}
+
+
+def _check_exists(source: str) -> None:
+    if not source.strip():
+        raise InventoryError("inventory '': an empty source")
+    if is_host_list(source):
+        return
+    if not os.path.exists(source):
+        raise InventoryError(f"inventory {source} not found (no such file or directory)")
+    if not os.access(source, os.R_OK):
+        raise InventoryError(f"inventory {source}: not readable (permissions)")
+
+
+def _plugin_named(source: str) -> str | None:
+    """The `plugin:` an inventory plugin configuration file names, if it is one."""
+    if not os.path.isfile(source) or not source.endswith((".yml", ".yaml")):
+        return None
+    try:
+        with open(source, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    plugin = doc.get("plugin") if isinstance(doc, dict) else None
+    return plugin if isinstance(plugin, str) else None
+
+
+def _why_unparsed(source: str) -> str:
+    from ansible import constants as C
+    from ansible.plugins.loader import inventory_loader
+
+    plugin = _plugin_named(source)
+    if plugin and not inventory_loader.has_plugin(plugin):
+        collection = ".".join(plugin.split(".")[:2])
+        hint = PLUGIN_PACKAGES.get(collection, f"install the collection {collection}")
+        return f"it is a configuration of the inventory plugin {plugin}, which is not " \
+               f"installed: {hint}"
+    if plugin:
+        return f"the inventory plugin {plugin} could not read it (its error is printed above)"
+    kind = "directory holds no file that" if os.path.isdir(source) else "file is not one that"
+    return f"the {kind} an enabled inventory plugin ({', '.join(C.INVENTORY_ENABLED)}) can " \
+           "read; the plugins' own errors are printed above"
+
+
+def _init_collections() -> None:
+    """Let Ansible find collections (an inventory plugin such as amazon.aws.aws_ec2), as its
+    own command lines do at start-up; once per process, as Ansible allows."""
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader()
+
+
+def load_inventory(sources: Sources) -> Inventory:
+    """Parse the sources the way `ansible-playbook -i S1 -i S2 ...` does.
+
+    Raises InventoryError, naming the source, when a source does not exist, no plugin can
+    read it, Ansible fails on it, or the inventory ends up without any host.
+    """
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    _init_collections()
+    wanted = as_sources(sources)
+    if not wanted:
+        raise InventoryError("no inventory given: pass -i PATH")
+    for source in wanted:
+        _check_exists(source)
+
+    class _Manager(InventoryManager):  # type: ignore[misc]
+        """Records which of the given sources no plugin could read."""
+
+        def __init__(self, loader: DataLoader, sources: list[str]) -> None:
+            self.unparsed: list[str] = []
+            self._depth = 0
+            super().__init__(loader=loader, sources=sources)
+
+        def parse_source(self, source: str, cache: bool = False) -> bool:
+            self._depth += 1
+            try:
+                parsed = bool(super().parse_source(source, cache=cache))
+            finally:
+                self._depth -= 1
+            if not parsed and self._depth == 0:
+                self.unparsed.append(source)
+            return parsed
+
+    loader = DataLoader()
+    try:
+        manager = _Manager(loader, list(wanted))
+    except AnsibleError as exc:
+        raise InventoryError(f"inventory {describe(wanted)}: {exc}") from exc
+    except Exception as exc:  # a plugin may raise anything
+        raise InventoryError(f"inventory {describe(wanted)}: {exc}") from exc
+    for unparsed in manager.unparsed:
+        given = _given(unparsed, wanted)
+        raise InventoryError(f"inventory {given}: cannot be read as an Ansible inventory: "
+                             f"{_why_unparsed(given)}")
+    if not manager.hosts:
+        raise InventoryError(f"inventory {describe(wanted)}: no host in it")
+    return Inventory(wanted, loader, manager, VariableManager(loader=loader, inventory=manager))
+
+
+def _given(parsed: str, wanted: Iterable[str]) -> str:
+    """The source as the user wrote it (Ansible makes paths absolute before parsing)."""
+    for source in wanted:
+        if is_host_list(source):
+            if source == parsed:
+                return source
+        elif os.path.abspath(source) == os.path.abspath(parsed):
+            return source
+    return parsed
