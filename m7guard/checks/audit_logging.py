@@ -185,8 +185,11 @@ def test_aud_003(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     merged = _read(host, merged_path)
     loaded_run = _run(host, "auditctl -l")
     status = parse_status(_run(host, "auditctl -s").stdout)
+    if loaded_run.rc == 127:
+        raise AssertionError("auditctl is not installed: auditd is missing, no rules are loaded")
     if loaded_run.rc != 0:
-        raise AssertionError(f"auditctl -l failed: {loaded_run.stderr.strip()} (auditd missing?)")
+        raise EvidenceError(f"auditctl -l failed (exit {loaded_run.rc}): "
+                            f"{loaded_run.stderr.strip()[:200]}: the loaded rules are unknown")
     loaded = parse_rules(loaded_run.stdout)
     persisted = parse_rules(merged or "")
     missing = [r.text for r in persisted if r not in set(loaded)]
@@ -284,16 +287,23 @@ def test_aud_006(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
         if d.user != "root" or d.mode & 0o027:
             failures.append(f"{log_dir} is {d.user}, mode {oct(d.mode)}: root only, no group "
                             "write, nothing for others")
-        logs = _run(host, f"find {shlex.quote(log_dir)} -maxdepth 1 -type f "
-                          "-printf '%m %u %p\\n'").stdout.split("\n")
+        listing = _run(host, f"find {shlex.quote(log_dir)} -maxdepth 1 -type f "
+                             "-printf '%m %u %p\\n'")
+        if listing.rc != 0:
+            raise EvidenceError(f"find in {log_dir} failed (exit {listing.rc}): "
+                                f"{listing.stderr.strip()[:200]}")
+        logs = listing.stdout.split("\n")
         for line in filter(None, logs):
             mode, user, path = line.split(" ", 2)
             if user != "root" or int(mode, 8) & 0o137:
                 failures.append(f"{path} is {user}, mode {mode}: at most 0640, owned by root")
     exceptions = set(params["readable_exceptions"])
-    found = _run(host, "find /var/log -xdev -type f -perm /o+rwx -printf '%m %p\\n'").stdout
+    found_run = _run(host, "find /var/log -xdev -type f -perm /o+rwx -printf '%m %p\\n'")
+    if found_run.rc != 0:
+        raise EvidenceError(f"find in /var/log failed (exit {found_run.rc}): "
+                            f"{found_run.stderr.strip()[:200]}: files open to others are unknown")
     open_files = []
-    for line in filter(None, found.split("\n")):
+    for line in filter(None, found_run.stdout.split("\n")):
         mode, path = line.split(" ", 1)
         if path in exceptions and not int(mode, 8) & 0o003:
             continue
@@ -399,7 +409,7 @@ def test_aud_010(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     feature_run = _run(host, f"{maprcli} config load -keys mfs.feature.audit.support -json")
     info_run = _run(host, f"{maprcli} audit info -json")
     if feature_run.rc != 0 or info_run.rc != 0:
-        raise AssertionError(f"maprcli failed: {(feature_run.stderr or info_run.stderr).strip()}")
+        raise EvidenceError(f"maprcli failed: {(feature_run.stderr or info_run.stderr).strip()}")
     feature = (json.loads(feature_run.stdout).get("data") or [{}])[0]
     info = (json.loads(info_run.stdout).get("data") or [{}])[0]
     evidence.update({"config": feature, "audit": info})

@@ -19,7 +19,7 @@ from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.verdict import EvidenceError
 from m7guard.netpolicy.addrset import AddrSet, Family
 from m7guard.netpolicy.hoststate import DECLARATION, NetState, firewall_tables, gather_command
-from m7guard.netpolicy.nftables import Probe
+from m7guard.netpolicy.nftables import Probe, Ruleset
 
 _CACHE = pytest.StashKey[dict[str, NetState]]()
 
@@ -45,6 +45,14 @@ def netstate(request: pytest.FixtureRequest, host: Any, evidence: dict[str, Any]
     return state
 
 
+def _ruleset(state: NetState) -> Ruleset:
+    """The live ruleset; error when nft is installed but the ruleset cannot be read (an empty
+    one in its place would be a guess). Without nft nothing filters: the empty ruleset."""
+    if state.nft and state.live is None:
+        raise EvidenceError(f"the live nftables ruleset cannot be read: {state.live_error}")
+    return state.ruleset()
+
+
 def _families(snap: HostSnapshot) -> tuple[Family, ...]:
     return (4, 6) if snap.facts.ipv6 else (4,)
 
@@ -54,7 +62,7 @@ def _outside(
     proto: str = "tcp",
 ) -> list[str]:
     """Where the ruleset could let a new connection through from outside the zones."""
-    rs = state.ruleset()
+    rs = _ruleset(state)
     found = []
     for family in families:
         allowed = state.declaration.networks(allowed_zones, family)
@@ -75,7 +83,7 @@ def _fail_list(what: str, items: list[str], limit: int = 8) -> str:
 def test_net_001(netstate: NetState, host_snapshot: HostSnapshot, params: dict[str, Any],
                  evidence: dict[str, Any]) -> None:
     """Inbound traffic is denied unless a rule allows it (IPv4 and IPv6)."""
-    rs = netstate.ruleset()
+    rs = _ruleset(netstate)
     problems = []
     for family in _families(host_snapshot):
         chains = rs.base_chains(family, "input")
@@ -126,7 +134,7 @@ def test_net_004(netstate: NetState, host_snapshot: HostSnapshot, params: dict[s
     decl = netstate.declaration
     families = _families(host_snapshot)
     problems = _outside(netstate, params["ports"], ("clients", "cluster"), families)
-    rs = netstate.ruleset()
+    rs = _ruleset(netstate)
     closed = []
     for name, spec in sorted(decl.services.items()):
         if "clients" not in spec.get("zones", []) or spec.get("protocol") == "udp":
@@ -179,7 +187,7 @@ def test_net_005(netstate: NetState, evidence: dict[str, Any]) -> None:
 def test_net_006(netstate: NetState, host_snapshot: HostSnapshot, params: dict[str, Any],
                  evidence: dict[str, Any]) -> None:
     """Packets the default deny drops are logged, with a prefix and a rate limit."""
-    rs = netstate.ruleset()
+    rs = _ruleset(netstate)
     problems, logs = [], set()
     for family in _families(host_snapshot):
         if not rs.base_chains(family, "input"):
@@ -224,7 +232,7 @@ def test_net_007(netstate: NetState, params: dict[str, Any], evidence: dict[str,
 def test_net_008(netstate: NetState, params: dict[str, Any], evidence: dict[str, Any]) -> None:
     """IPv6 is filtered like IPv4: default deny, SSH admin-only, and each declared service open
     to the same zones over both families."""
-    rs, decl = netstate.ruleset(), netstate.declaration
+    rs, decl = _ruleset(netstate), netstate.declaration
     problems = []
     if not rs.base_chains(6, "input"):
         problems.append("no input filter chain sees IPv6: every IPv6 packet is accepted")
@@ -284,7 +292,7 @@ def test_net_009(netstate: NetState, evidence: dict[str, Any]) -> None:
 def test_net_010(netstate: NetState, host_snapshot: HostSnapshot, params: dict[str, Any],
                  evidence: dict[str, Any]) -> None:
     """Outbound connections are denied unless they go to an allowed destination."""
-    rs, decl = netstate.ruleset(), netstate.declaration
+    rs, decl = _ruleset(netstate), netstate.declaration
     evidence["egress_policy"] = decl.egress_policy or "undeclared"
     problems = []
     for family in _families(host_snapshot):

@@ -21,7 +21,7 @@ from m7guard.checks._sizing import SizingUnavailableError, host_profile, network
 from m7guard.checks.support.plugin import NOTAPPLICABLE
 from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.sysctl import is_namespaced, normalize_value, proc_path
-from m7guard.checks.support.verdict import conclude
+from m7guard.checks.support.verdict import EvidenceError, conclude
 
 Predicate = Callable[[str], bool]
 MARK = "@@m7g-perf"
@@ -119,7 +119,15 @@ def _read(host: Any, parts: dict[str, str]) -> dict[str, str]:
     """Run several read-only shell snippets in one round trip; their outputs by name."""
     script = "\n".join(f"echo '{MARK} {name}'; {{ {cmd}; }} 2>/dev/null" for name, cmd in
                        parts.items())
-    return _sections(host.run("sh -c %s", script).stdout)
+    result = host.run("sh -c %s", script)
+    found = _sections(result.stdout)
+    if missing := [name for name in parts if name not in found]:
+        # The script did not run (or stopped): an empty section would read as "nothing there".
+        raise EvidenceError(
+            f"reading the node gave no output for {', '.join(missing)} (exit {result.rc}): "
+            f"{(result.stderr or '').strip()[-200:]}"
+        )
+    return found
 
 
 def _files(listing: str) -> list[tuple[str, str]]:
@@ -148,9 +156,9 @@ def _size(host: Any, evidence: dict[str, Any]) -> dict[str, Any]:
     try:
         profile, how = host_profile(host)
     except SizingUnavailableError as exc:
-        raise AssertionError(str(exc)) from None
+        raise EvidenceError(str(exc)) from None
     evidence["instance"] = how
-    if profile is None:
+    if profile is None:  # the m7i_profile role records it: its absence is the node's to fix
         raise AssertionError(
             "the node's instance type is unknown: pin m7i_instance_type in the inventory or run "
             "the m7i_profile role (it records /etc/ansible/facts.d/m7i_profile.fact)"

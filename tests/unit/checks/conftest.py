@@ -29,14 +29,15 @@ class FakeFile:
     mode: int = 0o640
     user: str = "root"
     group: str = "root"
+    directory: bool = False
 
     @property
     def exists(self) -> bool:
-        return self.content_string is not None
+        return self.content_string is not None or self.directory
 
     @property
     def is_directory(self) -> bool:
-        return False
+        return self.directory
 
 
 @dataclass
