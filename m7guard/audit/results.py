@@ -140,8 +140,9 @@ def framework_snapshot(catalog: Catalog, framework_id: str) -> dict[str, Any]:
 class RequirementStatus:
     """How a framework requirement fared in an audit.
 
-    status: satisfied (every result of its rules passed, was notapplicable or waived, at least
-    one was evaluated), not-satisfied (a rule failed or errored), not-assessed (its rules
+    status: satisfied (every result of its rules passed or was notapplicable, at least one
+    passed), not-satisfied (a rule failed or errored), waived (nothing failed but a result was
+    waived: an accepted exception is not a satisfied requirement), not-assessed (its rules
     produced no evaluated result, or one of them was not checked), manual (no rule automates
     it: evidence needed).
     """
@@ -269,9 +270,11 @@ class Results:
                 status = "manual"
             elif failing:
                 status = "not-satisfied"
+            elif any(r["state"] == "waived" for r in results):
+                status = "waived"
             elif any(r["state"] == "notchecked" for r in results):
                 status = "not-assessed"
-            elif any(r["state"] in ("pass", "waived") for r in results):
+            elif any(r["state"] == "pass" for r in results):
                 status = "satisfied"
             else:
                 status = "not-assessed"
@@ -291,13 +294,15 @@ class Results:
     def framework_summary(self, framework_id: str) -> dict[str, Any]:
         statuses = self.requirement_statuses(framework_id)
         count = Counter(s.status for s in statuses)
-        assessed = count["satisfied"] + count["not-satisfied"]
+        # a waived requirement is assessed and not satisfied: the share never counts it
+        assessed = count["satisfied"] + count["not-satisfied"] + count["waived"]
         return {
             "framework": framework_id,
             "title": self.data["frameworks"][framework_id]["title"],
             "requirements": len(statuses),
             "satisfied": count["satisfied"],
             "not_satisfied": count["not-satisfied"],
+            "waived": count["waived"],
             "not_assessed": count["not-assessed"],
             "manual": count["manual"],
             "assessed": assessed,

@@ -37,7 +37,7 @@ from m7guard.audit.results import (
 from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.model import Catalog, Profile
 from m7guard.catalog.validate import validate
-from m7guard.catalog.waivers import Waiver, decide, host_fact_waivers, load_waivers
+from m7guard.catalog.waivers import Waiver, decide, host_waiver_claims, load_waivers
 from m7guard.checks import CHECKS_DIR
 from m7guard.inventory import Inventory, InventoryError, Sources, describe, load_inventory
 
@@ -220,7 +220,7 @@ def _load(opts: AuditOptions) -> tuple[Catalog, Profile, list[Waiver]]:
             + "\n  ".join(map(str, problems))
         )
     profile = catalog.profile(opts.profile)
-    waivers = load_waivers(opts.waivers, catalog) if opts.waivers else []
+    waivers = load_waivers(opts.waivers, catalog, opts.today) if opts.waivers else []
     return catalog, profile, waivers
 
 
@@ -248,7 +248,7 @@ def run_audit(
         log = (log_dir or work) / "pytest.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         cmd = _pytest_command(opts, catalog.root, work, events)
-        env = {**_environment(), **inventory.environment(work)}
+        env = inventory.environment(work, _environment())
         try:
             with log.open("wb") as out:
                 proc = subprocess.Popen(
@@ -281,18 +281,23 @@ def assemble(
     started: str,
     finished: str,
 ) -> Results:
-    """Build the results document from the events, applying waivers."""
+    """Build the results document from the events, applying the controller's waivers.
+
+    A waiver a host records about itself is a claim: it goes into the result's evidence
+    (`host_claimed_waiver`) and a warning, and waives nothing."""
     today = opts.today or dt.date.today()
     warnings: list[str] = []
     waivers = list(file_waivers)
+    claims: dict[tuple[str, str], Waiver] = {}
     collected = seen.collected or {}
     hosts = []
     for name in sorted(collected):
         event = seen.hosts.get(name, {})
         error = event.get("error") if event else "the host was never read"
         if event.get("waivers_raw"):
-            found, problems = host_fact_waivers(name, event["waivers_raw"], catalog)
-            waivers += found
+            found, problems = host_waiver_claims(name, event["waivers_raw"], catalog)
+            for claim in found:
+                claims.setdefault((name, claim.rule), claim)
             warnings += problems
         if error:
             warnings.append(f"{name}: {error}; every rule on it is reported as error")
@@ -323,7 +328,17 @@ def assemble(
                 "duration": event["duration"] if event else 0.0,
                 "waiver": None,
             }
+            claim = claims.get((host, rule_id))
+            if claim is not None:
+                result["evidence"] = {**result["evidence"], "host_claimed_waiver": claim.to_dict()}
             decision = decide(waivers, rule_id, host, today)
+            if claim is not None and decision.active is None:
+                warnings.append(
+                    f"{host} claims a waiver of {rule_id} ({claim.source}, approver "
+                    f"{claim.approver}, expires {claim.expires.isoformat()}): a host cannot "
+                    f"waive its own rules, so {rule_id} counts as {result['state']}; to accept "
+                    "the exception, put it in the controller's waivers file (--waivers)"
+                )
             for w in decision.expired:
                 warnings.append(
                     f"waiver for {w.rule} on {w.hosts} ({w.source}) expired on "

@@ -15,7 +15,7 @@ from types import ModuleType
 from m7guard.catalog.errors import Problem
 from m7guard.catalog.loader import display_path, find_policies_dir, read_catalog
 from m7guard.catalog.model import Catalog
-from m7guard.catalog.waivers import read_waivers
+from m7guard.catalog.waivers import max_days, read_waivers
 from m7guard.checks import CHECKS_DIR, is_check_module, rule_of
 
 CHECK_PREFIX = "m7guard/checks/"
@@ -139,6 +139,7 @@ def validate(
         checks += discover_preflight_checks()
     problems += found
     problems += check_problems(catalog, checks)
+    problems += max_days(catalog)[1]
     files = sorted(policies.glob("waivers*.yml")) + [Path(p) for p in waiver_files]
     for path in files:
         problems += read_waivers(path, catalog)[1]

@@ -94,10 +94,14 @@ def render(results: Results) -> str:
                 remark = "No automated check: evidence needed. " + (req.evidence or "")
             elif req.status == "not-assessed":
                 remark = "Its rules were not applicable to any audited host, or not assessed."
+            elif req.status == "waived":
+                remark = (
+                    "Not satisfied: an accepted exception (waiver) covers a result of its rules."
+                )
             elif req.failing:
                 remark = "Failing rules: " + ", ".join(req.failing)
             else:
-                remark = "Every result of its rules passed, was not applicable or was waived."
+                remark = "Every result of its rules passed or was not applicable."
             finding: dict[str, Any] = {
                 "uuid": uid("finding", fw, req.id),
                 "title": f"{fw} {req.id}: {req.title}",
@@ -114,7 +118,11 @@ def render(results: Results) -> str:
                         "state": "satisfied" if satisfied else "not-satisfied",
                         "reason": "pass"
                         if satisfied
-                        else ("other" if req.status in ("manual", "not-assessed") else "fail"),
+                        else (
+                            "other"
+                            if req.status in ("manual", "not-assessed", "waived")
+                            else "fail"
+                        ),
                     },
                 },
                 "remarks": remark.strip(),

@@ -62,6 +62,7 @@ def render(results: Results) -> str:
         for status, key in (
             ("satisfied", "satisfied"),
             ("not-satisfied", "not_satisfied"),
+            ("waived", "waived"),
             ("not-assessed", "not_assessed"),
             ("manual", "manual"),
         ):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from m7guard.catalog import CatalogError, load_catalog
-from m7guard.catalog.waivers import Waiver, decide, host_fact_waivers, load_waivers
+from m7guard.catalog.waivers import Waiver, decide, host_waiver_claims, load_waivers
 
 TODAY = dt.date(2025, 6, 1)
 
@@ -65,7 +65,7 @@ def test_missing_waivers_file_is_an_error(tmp_path: Path) -> None:
         load_waivers(tmp_path / "nope.yml")
 
 
-def test_host_fact_waivers_apply_to_their_own_host_only(shipped_policies: Path) -> None:
+def test_host_waiver_claims_apply_to_their_own_host_only(shipped_policies: Path) -> None:
     catalog = load_catalog(shipped_policies)
     raw = json.dumps(
         {
@@ -93,7 +93,7 @@ def test_host_fact_waivers_apply_to_their_own_host_only(shipped_policies: Path) 
             ]
         }
     )
-    waivers, warnings = host_fact_waivers("node1", raw, catalog)
+    waivers, warnings = host_waiver_claims("node1", raw, catalog)
     assert [(w.rule, w.hosts) for w in waivers] == [("KERN-005", "node1")]
     assert waivers[0].source == "node1:/etc/ansible/facts.d/m7guard_waivers.fact"
     text = "\n".join(warnings)
@@ -103,6 +103,6 @@ def test_host_fact_waivers_apply_to_their_own_host_only(shipped_policies: Path) 
 
 
 def test_host_fact_that_is_not_json_is_a_warning(shipped_policies: Path) -> None:
-    waivers, warnings = host_fact_waivers("n", "{oops", load_catalog(shipped_policies))
+    waivers, warnings = host_waiver_claims("n", "{oops", load_catalog(shipped_policies))
     assert waivers == [] and "not valid JSON" in warnings[0]
-    assert host_fact_waivers("n", "", load_catalog(shipped_policies)) == ([], [])
+    assert host_waiver_claims("n", "", load_catalog(shipped_policies)) == ([], [])
