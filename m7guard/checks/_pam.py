@@ -30,8 +30,26 @@ MAX_LINES = 64
 MAX_PATHS = 200_000
 
 
+# libpam's return-value names that a `[value=action]` control may name (pam.conf(5)).
+PAM_CODES = frozenset({
+    "success", "open_err", "symbol_err", "service_err", "system_err", "buf_err",
+    "perm_denied", "auth_err", "cred_insufficient", "authinfo_unavail", "user_unknown",
+    "maxtries", "new_authtok_reqd", "acct_expired", "session_err", "cred_unavail",
+    "cred_expired", "cred_err", "no_module_data", "conv_err", "authtok_err",
+    "authtok_recover_err", "authtok_lock_busy", "authtok_disable_aging", "try_again",
+    "ignore", "abort", "authtok_expired", "module_unknown", "bad_item", "conv_again",
+    "incomplete", "default",
+})
+ERROR_CODES = PAM_CODES - {"success", "ignore", "default"}
+ACTIONS = frozenset({"ok", "done", "bad", "die", "ignore", "reset"})
+
+
 class PamError(ValueError):
     """A service file that cannot be read or expanded."""
+
+
+class PamUnknownError(PamError):
+    """A construct of a PAM line that this walk does not evaluate (so it cannot decide)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,7 @@ class PamLine:
     module: str
     args: tuple[str, ...]
     source: str
+    dash: bool = False  # `-auth`: libpam skips the line when the module cannot be loaded
 
     @property
     def name(self) -> str:
@@ -48,15 +67,23 @@ class PamLine:
         base = posixpath.basename(self.module)
         return base[:-3] if base.endswith(".so") else base
 
-    def actions(self) -> dict[str, str]:
-        """Action per result class (success, ignore, fail)."""
+    def _table(self) -> dict[str, str]:
         if self.control in KEYWORDS:
-            table = KEYWORDS[self.control]
-        else:
-            table = {}
-            for item in self.control.strip("[]").split():
-                key, _, value = item.partition("=")
-                table[key.lower()] = value.lower()
+            return dict(KEYWORDS[self.control])
+        table = {}
+        for item in self.control.strip("[]").split():
+            key, _, value = item.partition("=")
+            key, value = key.lower(), value.lower()
+            if key not in PAM_CODES:
+                raise PamUnknownError(f"{self.source}: {self}: unknown return value {key!r}")
+            if value not in ACTIONS and not value.isdigit():
+                raise PamUnknownError(f"{self.source}: {self}: unknown action {value!r}")
+            table[key] = value
+        return table
+
+    def actions(self) -> dict[str, str]:
+        """Action per result class (success, ignore, fail: for an authentication error)."""
+        table = self._table()
         default = table.get("default", "bad")
         fail = table.get("auth_err", table.get("perm_denied", default))
         return {
@@ -64,6 +91,12 @@ class PamLine:
             "ignore": table.get("ignore", default),
             "fail": fail,
         }
+
+    def fail_actions(self) -> tuple[str, ...]:
+        """Every action a failing module can trigger: each error code may have its own."""
+        table = self._table()
+        default = table.get("default", "bad")
+        return tuple(sorted({table.get(code, default) for code in ERROR_CODES}))
 
     def arg(self, key: str) -> str | None:
         """Value of `key=value` among the module arguments."""
@@ -114,7 +147,12 @@ def read_stack(service: str, kind: str, files: Mapping[str, str], depth: int = 0
         if control in ("include", "substack"):
             lines += read_stack(fields[2], kind, files, depth + 1)
             continue
-        lines.append(PamLine(ltype, control, fields[2], tuple(fields[3:]), path))
+        if not control.startswith("[") and control not in KEYWORDS:
+            raise PamUnknownError(f"{path}: unknown control {control!r} in: {raw.strip()}")
+        line = PamLine(ltype, control, fields[2], tuple(fields[3:]), path,
+                       fields[0].startswith("-"))
+        line.fail_actions()  # an unknown value or action in the control is an error now
+        lines.append(line)
     if len(lines) > MAX_LINES:
         raise PamError(f"{path}: more than {MAX_LINES} {kind} lines")
     return lines
@@ -175,17 +213,19 @@ class Path:
         return f"{steps} -> {'success' if self.success else 'failure'}"
 
 
-def _walk(lines: list[PamLine], choice: Mapping[int, str]) -> Path:
+def _walk(lines: list[PamLine], choice: Mapping[int, tuple[str, str]]) -> Path:
     impression, status = "undef", "fail"
     executed: list[tuple[PamLine, str]] = []
     key: list[tuple[int, str]] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        result = choice[i]
+        result, action = choice[i]
         executed.append((line, result))
-        key.append((i, result))
-        action = line.actions()[result]
+        key.append((i, f"{result}:{action}"))
+        if result == "absent":  # a `-type` line whose module is not installed: skipped
+            i += 1
+            continue
         if action == "reset":
             impression, status = "undef", "fail"
         elif action in ("ok", "done"):
@@ -210,7 +250,15 @@ def _walk(lines: list[PamLine], choice: Mapping[int, str]) -> Path:
 
 def outcomes(lines: list[PamLine], model: ModuleModel) -> list[Path]:
     """Every distinct path through the stack for the module results the model allows."""
-    options = [model.results(line) for line in lines]
+    options: list[list[tuple[str, str]]] = []
+    for line in lines:
+        acts = line.actions()
+        choices = [
+            (result, action)
+            for result in model.results(line)
+            for action in (line.fail_actions() if result == "fail" else (acts[result],))
+        ]
+        options.append(choices + ([("absent", "")] if line.dash else []))
     total = 1
     for opt in options:
         total *= len(opt)

@@ -38,6 +38,7 @@ from m7guard.checks._pam import (
     ModuleModel,
     PamError,
     PamLine,
+    PamUnknownError,
     Path,
     first_violation,
     outcomes,
@@ -357,6 +358,9 @@ def _stack(
     """The auth lines of a service; a stack without any is recorded as not evaluated."""
     try:
         lines = read_stack(service, "auth", pam_files)
+    except PamUnknownError as exc:
+        unknowns.append(f"{service}: {exc}")
+        return []
     except PamError as exc:
         problems.append(f"{service}: {exc}")
         return []
@@ -611,6 +615,14 @@ def test_idn_007(sshd: SshdView, params: dict[str, Any], evidence: dict[str, Any
     for ctx in sshd.contexts:
         if ctx.get("permitemptypasswords") != "no":
             problems.append(f"{ctx.label()}: empty passwords allowed")
+        # Settings a Match block may change for some connections only.
+        for key in ("hostbasedauthentication", "ignorerhosts"):
+            if ctx.get(key) != expected[key]:
+                problems.append(f"{ctx.label()}: {key} is {ctx.get(key)}, not {expected[key]}")
+        ctx_tries = ctx.get("maxauthtries", "6")
+        if not ctx_tries.isdigit() or int(ctx_tries) > int(params["max_auth_tries"]):
+            problems.append(f"{ctx.label()}: MaxAuthTries is {ctx_tries} "
+                            f"(at most {params['max_auth_tries']})")
         if ctx.user != "root" or ctx.get("permitrootlogin") == "no":
             continue
         if ctx.get("permitrootlogin") == "yes" or not (sshd.exemption_for(ctx) and ctx.key_only()):
@@ -636,11 +648,20 @@ def test_idn_008(sshd: SshdView, params: dict[str, Any], evidence: dict[str, Any
         if bad := [a for a in offered if a not in params[allowed]]:
             problems.append(f"{key}: {', '.join(bad)} not allowed")
     forbidden = set(params["forbidden_signature_algorithms"])
+
+    def weak(ctx: Context, key: str) -> list[str]:
+        offered = [a for a in ctx.get(key).split(",") if a]
+        return [a for a in offered if a in forbidden or a.split("-cert-v01@")[0] in forbidden]
+
     for key in ("hostkeyalgorithms", "pubkeyacceptedalgorithms", "casignaturealgorithms"):
-        offered = [a for a in g.get(key).split(",") if a]
-        if bad := [a for a in offered if a in forbidden or a.split("-cert-v01@")[0] in forbidden]:
+        if bad := weak(g, key):
             problems.append(f"{key}: {', '.join(bad)} not allowed")
-    _require(problems)
+    # A Match block may accept other user-key algorithms for some connections.
+    for ctx in sshd.contexts:
+        for key in ("pubkeyacceptedalgorithms", "casignaturealgorithms"):
+            if ctx.get(key) != g.get(key) and (bad := weak(ctx, key)):
+                problems.append(f"{ctx.label()}: {key}: {', '.join(bad)} not allowed")
+    conclude(problems, sshd.unknown)
 
 
 _TMOUT = re.compile(

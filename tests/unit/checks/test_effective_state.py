@@ -100,7 +100,7 @@ ROLE_GRUB = ('# Managed by m7guard\n'
 
 def test_perf_007_a_commented_grub_line_sets_nothing(expect, fake_host) -> None:
     host = _perf_host(fake_host, enabled=THP_NEVER, cmdline="BOOT_IMAGE=/vmlinuz ro quiet",
-                      grub=COMMENTED_GRUB, units="", tmpfiles="")
+                      grub=COMMENTED_GRUB, units="", tmpfiles="", grubcfg="")
     message = expect.fail(performance.test_perf_007, host=host, evidence={},
                           params=params("PERF-007"))
     assert "at boot" in message

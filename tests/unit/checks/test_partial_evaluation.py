@@ -15,7 +15,8 @@ from m7guard.checks import identity
 MFA = "publickey,keyboard-interactive:pam gssapi-with-mic,keyboard-interactive:pam"
 SECOND_FACTOR = (f"authenticationmethods {MFA}\nkbdinteractiveauthentication yes\nusepam yes\n"
                  "passwordauthentication no\npermitemptypasswords no\npermitrootlogin no\n"
-                 "channeltimeout session:shell=900\n")
+                 "channeltimeout session:shell=900\nhostbasedauthentication no\nignorerhosts yes\n"
+                 "permituserenvironment no\nmaxauthtries 4\nlogingracetime 60\n")
 KEY_ONLY = SECOND_FACTOR.replace(f"authenticationmethods {MFA}", "authenticationmethods publickey")
 BASE = "UsePAM yes\nAuthenticationMethods publickey,keyboard-interactive:pam\n"
 PASSWD = ("root:x:0:0:root:/root:/bin/bash\n"
@@ -171,3 +172,72 @@ def test_idn_005_a_missing_admin_group_is_an_error(expect, fake_host) -> None:
     host = _admins_host(fake_host, "", "alice:x:1001:100::/home/alice:/bin/bash\n", "")
     assert "m7admins" in expect.error(identity.test_idn_005, host=host, pam_files=pam,
                                       params=IDN_005, evidence={})
+
+
+def test_idn_007_settings_a_match_block_weakens_are_evaluated(expect, fake_host) -> None:
+    def weak(f: dict[str, str]) -> bool:
+        return f["user"] == "bob"
+
+    host = sshd_host(fake_host, config("Match User bob\n  MaxAuthTries 20\n"), weak)
+    sshd = view(host)
+    for ctx in sshd.contexts:
+        if ctx.user == "bob":
+            ctx.settings.update(maxauthtries=["20"], hostbasedauthentication=["yes"])
+    message = expect.fail(identity.test_idn_007, sshd=sshd, params={
+        "max_auth_tries": 4, "max_login_grace_time": 60}, evidence={})
+    assert "bob from" in message and "MaxAuthTries is 20" in message
+    assert "hostbasedauthentication" in message
+
+
+def test_idn_008_algorithms_a_match_block_allows_are_evaluated(expect, fake_host) -> None:
+    host = sshd_host(fake_host, config("Match User bob\n  PubkeyAcceptedAlgorithms +ssh-rsa\n"),
+                     lambda f: False)
+    sshd = view(host)
+    for ctx in [sshd.global_, *sshd.contexts]:
+        ctx.settings.update(ciphers=["aes256-gcm@openssh.com"], macs=["hmac-sha2-512"],
+                            kexalgorithms=["curve25519-sha256"],
+                            pubkeyacceptedalgorithms=["ssh-ed25519"])
+        if ctx.user == "bob":
+            ctx.settings["pubkeyacceptedalgorithms"] = ["ssh-ed25519,ssh-rsa"]
+    allowed = {"allowed_ciphers": ["aes256-gcm@openssh.com"], "allowed_macs": ["hmac-sha2-512"],
+               "allowed_kex_algorithms": ["curve25519-sha256"],
+               "forbidden_signature_algorithms": ["ssh-rsa", "ssh-dss"]}
+    message = expect.fail(identity.test_idn_008, sshd=sshd, params=allowed, evidence={})
+    assert "bob from" in message and "ssh-rsa" in message
+
+
+ADMIN_STACKS = {
+    "user_unknown lets a missing code through": """\
+auth [success=1 default=bad] pam_krb5.so
+auth [default=die] pam_faillock.so authfail
+auth [success=done user_unknown=ignore default=die] pam_oath.so usersfile=/etc/users.oath digits=6
+auth required pam_permit.so
+""",
+    "a -auth line is skipped when its module is missing": """\
+auth [success=1 default=bad] pam_krb5.so
+auth requisite pam_deny.so
+-auth [success=ok ignore=die default=die] pam_oath.so usersfile=/etc/users.oath digits=6
+auth required pam_permit.so
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADMIN_STACKS))
+def test_idn_005_every_return_code_and_a_missing_optional_module_are_walked(
+        expect, fake_host, case) -> None:
+    group = "m7admins:x:1600:alice\n"
+    passwd = "alice:x:1001:100::/home/alice:/bin/bash\n"
+    pam = {"/etc/pam.d/sshd": ADMIN_STACKS[case], "/etc/pam.d/sudo": ROLE_STACK}
+    message = expect.fail(identity.test_idn_005,
+                          host=_admins_host(fake_host, group, passwd, "alice\n"),
+                          pam_files=pam, params=IDN_005, evidence={})
+    assert "sshd lets an administrator in without the code" in message
+
+
+def test_a_pam_control_the_check_does_not_know_is_an_error(expect) -> None:
+    stack = ROLE_STACK.replace("[success=1 default=bad]     pam_krb5",
+                               "[success=1 bogus=ok default=bad] pam_krb5")
+    pam = {"/etc/pam.d/sshd": stack, "/etc/pam.d/sudo": ROLE_STACK}
+    message = expect.error(identity.test_idn_004, pam_files=pam, params={
+        "services": ["sshd", "sudo"], "first_factor_modules": ["pam_krb5"]}, evidence={})
+    assert "bogus" in message
