@@ -167,3 +167,30 @@ def test_the_guard_sees_a_request_to_aws(ec2: Ec2, tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert str(source) in proc.stderr
     assert "lookup 'ec2.us-east-1.amazonaws.com'" in log.read_text()
+
+
+def test_audit_reads_the_dynamic_inventory(ec2: Ec2, tmp_path: Path) -> None:
+    """`m7guard audit -i` the same directory: the checks get each instance's groups and its
+    m7i_instance_type from EC2. A compose entry of this copy makes every connection local
+    (this machine, read-only checks), so nothing is sent to the instances' 10.20.x addresses."""
+    log = tmp_path / "netguard.log"
+    inv = inventory_dir(tmp_path, ec2)
+    config_path = inv / "cluster.aws_ec2.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["compose"]["ansible_connection"] = "'local'"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "out"
+    proc = m7guard(guarded_env(log), "audit", "-i", str(inv), "--limit", "dn1,dn4",
+                   "--profile", "tuning", "--fail-on", "none", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((out / "results.json").read_text())
+    hosts = {h["name"]: h for h in data["hosts"]}
+    assert set(hosts) == {"dn1", "dn4"}
+    for name, host in hosts.items():
+        assert host["reachable"], host["error"]
+        assert "m7_nodes" in host["groups"]
+        typed = [r["evidence"] for r in data["results"]
+                 if r["host"] == name and "inventory_type" in json.dumps(r["evidence"])]
+        assert typed, f"no check of {name} read m7i_instance_type"
+        assert all(SIZES[name] in json.dumps(e) for e in typed)
+    nothing_left_loopback(log)

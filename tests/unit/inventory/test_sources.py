@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from inventorykit import REPO
+from inventorykit import REPO, members
 
 from m7guard.cli import cli
 from m7guard.inventory import InventoryError, load_inventory
@@ -173,12 +175,17 @@ def test_load_inventory_is_what_ansible_inventory_reads(local_dir: Path, ghost: 
     local = inv.manager.get_host("localhost")
     assert inv.host_vars(local)["ansible_connection"] == "local"
     assert inv.groups_of(local) == ["m7_nodes"]
-    env = inv.environment(tmp_path)
+    env = inv.environment(tmp_path, {"PATH": str(Path(sys.executable).parent)})
     paths = env["ANSIBLE_INVENTORY"].split(",")
     assert paths[:2] == [str(local_dir), str(ghost)]
     assert "node7" in Path(paths[2]).read_text()
     again = load_inventory(paths)
     assert sorted(h.name for h in again.hosts()) == sorted(h.name for h in inv.hosts())
+    listed = subprocess.run(["ansible-inventory", "--list"], env=env, capture_output=True,
+                            text=True, check=True, timeout=120)
+    listing = json.loads(listed.stdout)
+    assert members(listing, "all") == {"ghost", "localhost", "node7", "node8"}
+    assert listing["_meta"]["hostvars"]["localhost"]["ansible_connection"] == "local"
 
 
 def test_an_inventory_without_hosts_is_refused(tmp_path: Path) -> None:
