@@ -1,8 +1,11 @@
 """``field-encrypt``: encrypt, decrypt, rewrap, rekey and verify JSON Lines and CSV files.
 
 Output goes to a temporary file beside the destination and is renamed over it only when
-complete, so an interrupted run never leaves a partial file in its place. Exit codes:
-0 success (``verify``: clean), 2 ``verify`` findings, 1 usage or runtime error.
+complete, so an interrupted run never leaves a partial file in its place. Every file this
+command writes with encrypted records ends with a signed trailer (see
+:mod:`field_encryption.trailer`); reading commands require it and check it. Exit codes:
+0 success (``verify``: clean), 2 ``verify`` findings, 1 usage or runtime error,
+including a record or file that fails authentication.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import click
 from field_encryption import paths, scan
 from field_encryption.atomic import atomic_output
 from field_encryption.cache import CacheLimits
-from field_encryption.client import FieldEncryption
-from field_encryption.errors import ConfigurationError, FieldEncryptionError
+from field_encryption.client import LEGACY_HEADER_VERSION, FieldEncryption
+from field_encryption.errors import ConfigurationError, FieldEncryptionError, TamperError
 from field_encryption.keyrings import (
     AwsKmsKeyring,
     Keyring,
@@ -40,6 +43,7 @@ from field_encryption.streams import (
     detect_format,
     open_source,
 )
+from field_encryption.trailer import FileDigest, check_digest, trailer_of
 from field_encryption.vault import KeyVault
 
 EXIT_OK = 0
@@ -48,6 +52,7 @@ EXIT_FINDINGS = 2
 HEADER = "_fe"
 INDEX = "_fe_bidx"
 JSON_COLUMNS = (HEADER, INDEX)
+TRAILER_PATH = "$trailer"
 
 log = logging.getLogger("field_encryption")
 
@@ -305,20 +310,86 @@ def _encryptor(
     namespace: str,
     record_id_field: str,
     vault_path: str | None,
-    record_mac: bool = False,
     cache_limits: CacheLimits | None = None,
+    allow_legacy_v1: bool = False,
 ) -> FieldEncryption:
     vault = KeyVault.load(vault_path, keyring) if vault_path else None
     return FieldEncryption(
         keyring=keyring,
         namespace=namespace,
         record_id_field=record_id_field or None,
-        record_mac=record_mac,
+        allow_legacy_v1=allow_legacy_v1,
         vault=vault,
         cache_limits=cache_limits,
         header_field=HEADER,
         index_field=INDEX,
     )
+
+
+def _legacy(record: dict[str, Any]) -> bool:
+    header = record.get(HEADER)
+    return type(header) is dict and header.get("v") == LEGACY_HEADER_VERSION
+
+
+class _TrailerCheck:
+    """Reading side of the file trailer: chains the input's records, finds the trailer,
+    and checks it at the end (see :mod:`field_encryption.trailer`)."""
+
+    def __init__(self, fe: FieldEncryption, input_path: str) -> None:
+        self.fe = fe
+        self.input_path = input_path
+        self.chain = FileDigest()
+        self.found: tuple[int, dict[str, Any]] | None = None
+        self.legacy = 0
+
+    def is_trailer(self, number: int, record: dict[str, Any]) -> bool:
+        """True for the trailer record; raise on a record that follows it."""
+        if self.found is not None:
+            raise TamperError(
+                f"{self.input_path} line {number}: a record after the file trailer (line "
+                f"{self.found[0]}): files joined, or the trailer moved"
+            )
+        try:
+            found = trailer_of(record, HEADER)
+        except FieldEncryptionError as exc:
+            raise type(exc)(f"{self.input_path} line {number}: {exc}") from None
+        if found is None:
+            return False
+        self.found = (number, found)
+        return True
+
+    def add(self, record: dict[str, Any]) -> None:
+        if _legacy(record):
+            self.legacy += 1
+        else:
+            self.chain.add(record, HEADER)
+
+    def finish(self) -> None:
+        if self.found is None:
+            if self.legacy and not self.chain.count and self.fe.allow_legacy_v1:
+                log.warning(
+                    "%s: %d legacy format-1 records and no file trailer, read because of "
+                    "--allow-legacy-v1: neither the records' headers nor the file's "
+                    "completeness are authenticated; re-encrypt it with rekey",
+                    self.input_path,
+                    self.legacy,
+                )
+                return
+            raise TamperError(
+                f"{self.input_path}: no file trailer after {self.chain.count + self.legacy} "
+                "records: the file was truncated, or written before format 2 (read legacy "
+                "files with --allow-legacy-v1)"
+            )
+        number, found = self.found
+        if self.legacy:
+            raise TamperError(
+                f"{self.input_path}: {self.legacy} format-1 records in a file with a "
+                "format-2 trailer (records spliced in)"
+            )
+        try:
+            self.fe.check_file_trailer(found, self.chain)
+        except FieldEncryptionError as exc:
+            raise type(exc)(f"{self.input_path} line {number}: {exc}") from None
 
 
 def _transform(
@@ -328,9 +399,18 @@ def _transform(
     label: str,
     transform: Callable[[dict[str, Any]], dict[str, Any]],
     columns: Callable[[list[str]], list[str]] | None = None,
+    *,
+    reader: FieldEncryption | None = None,
+    sealer: FieldEncryption | None = None,
 ) -> int:
-    """Stream INPUT through ``transform`` into DESTINATION atomically; return the count."""
+    """Stream INPUT through ``transform`` into DESTINATION atomically; return the count.
+
+    ``reader``: the input is an encrypted file whose trailer is required and checked
+    with this object's keyring. ``sealer``: the output gets a trailer keyed by it.
+    """
     count = 0
+    check = _TrailerCheck(reader, input_path) if reader is not None else None
+    seal = FileDigest() if sealer is not None else None
     with (
         _sigterm_as_exit(),
         open_source(input_path, fmt, JSON_COLUMNS if fmt == "csv" else ()) as source,
@@ -345,14 +425,24 @@ def _transform(
         else:
             writer = JsonlWriter(handle)
         for number, record in source.records:
+            if check is not None and check.is_trailer(number, record):
+                continue
             try:
                 result = transform(record)
+                if check is not None:
+                    check.add(record)
+                if seal is not None:
+                    seal.add(result, HEADER)
             except FieldEncryptionError as exc:
                 raise type(exc)(f"{input_path} line {number}: {exc}") from None
             writer.write(result)
             count += 1
             if not count & 0x3FF:
                 tick(count)
+        if check is not None:
+            check.finish()
+        if sealer is not None and seal is not None:
+            writer.write(sealer.file_trailer(seal))
         tick(count)
     return count
 
@@ -385,7 +475,9 @@ def cli(verbose: int) -> None:
     multiple=True,
     help="Selected field to blind-index, as PATH or PATH:text|digits|exact.",
 )
-@click.option("--record-mac", is_flag=True, help="Add a record MAC (detects dropped fields).")
+@click.option(
+    "--record-mac", is_flag=True, hidden=True, help="Accepted for old scripts: always on."
+)
 @click.option("--max-key-uses", type=int, default=2**24, show_default=True)
 @click.option("--max-key-age", type=float, default=300.0, show_default=True, help="Seconds.")
 def encrypt(**kwargs: Any) -> int:
@@ -400,12 +492,7 @@ def encrypt(**kwargs: Any) -> int:
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
     limits = CacheLimits(max_age=kwargs["max_key_age"], max_uses=kwargs["max_key_uses"])
     fe = _encryptor(
-        keyring,
-        kwargs["namespace"],
-        kwargs["record_id_field"],
-        kwargs["vault_path"],
-        kwargs["record_mac"],
-        limits,
+        keyring, kwargs["namespace"], kwargs["record_id_field"], kwargs["vault_path"], limits
     )
     extra = (INDEX, HEADER) if kwargs["blind_index"] else (HEADER,)
     count = _transform(
@@ -415,6 +502,7 @@ def encrypt(**kwargs: Any) -> int:
         "encrypt",
         lambda record: fe.encrypt_fields(record, specs),
         _with_columns(*extra),
+        sealer=fe,
     )
     log.info("encrypted %d records", count)
     return EXIT_OK
@@ -424,9 +512,20 @@ def encrypt(**kwargs: Any) -> int:
 @io_options
 @keyring_options()
 @click.option("-f", "--field", "fields", multiple=True, help="Only decrypt these fields.")
-@click.option("--require-mac", is_flag=True, help="Fail on records without a record MAC.")
+@click.option("--require-mac", is_flag=True, hidden=True, help="Accepted for old scripts: always.")
+@click.option(
+    "--allow-legacy-v1",
+    is_flag=True,
+    help="Also read format-1 records, whose headers are not authenticated, and files "
+    "without a trailer made only of them (reported on stderr). Unsafe: for migrating.",
+)
 def decrypt(**kwargs: Any) -> int:
-    """Decrypt every encrypted field (or only --field ones) of every record in INPUT."""
+    """Decrypt every encrypted field (or only --field ones) of every record in INPUT.
+
+    Every record and the file's trailer are authenticated; a record that was changed,
+    dropped, duplicated, moved or spliced in, or a truncated file, fails (exit 1) and
+    the destination is left as it was.
+    """
     keyring = _keyring_opts(kwargs).build()
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
@@ -435,7 +534,7 @@ def decrypt(**kwargs: Any) -> int:
         kwargs["namespace"],
         kwargs["record_id_field"],
         kwargs["vault_path"],
-        kwargs["require_mac"],
+        allow_legacy_v1=kwargs["allow_legacy_v1"],
     )
     only = _specs(fmt, kwargs["fields"], ()) or None
     columns = _without_columns(INDEX, HEADER) if only is None else None
@@ -446,6 +545,7 @@ def decrypt(**kwargs: Any) -> int:
         "decrypt",
         lambda record: fe.decrypt_fields(record, only),
         columns,
+        reader=fe,
     )
     log.info("decrypted %d records", count)
     return EXIT_OK
@@ -458,20 +558,24 @@ def decrypt(**kwargs: Any) -> int:
 def rewrap(**kwargs: Any) -> int:
     """Re-wrap each record's data key under new KMS key(s); fields stay as they are.
 
-    KMS to KMS uses ReEncrypt, so data keys never leave KMS in plaintext.
+    Each record is authenticated first and its MAC renewed over the new wrapped keys;
+    the file trailer is checked and written anew under the destination key.
     """
     source = _keyring_opts(kwargs).build()
     target = _keyring_opts(kwargs, "to_").build("--to-kms-key-id or --to-local-key")
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
     fe = _encryptor(source, kwargs["namespace"], kwargs["record_id_field"], None)
-    memo: dict[str, list[dict[str, str]]] = {}
+    sealer = _encryptor(target, kwargs["namespace"], kwargs["record_id_field"], None)
+    memo: dict[tuple[str, bytes], list[dict[str, str]]] = {}
     count = _transform(
         kwargs["input_path"],
         destination,
         fmt,
         "rewrap",
         lambda record: fe.rewrap(record, target, memo),
+        reader=fe,
+        sealer=sealer,
     )
     log.info("rewrapped %d records (%d data keys)", count, len(memo))
     return EXIT_OK
@@ -482,7 +586,15 @@ def rewrap(**kwargs: Any) -> int:
 @keyring_options()
 @keyring_options("to-")
 @click.option("--to-vault", "to_vault_path", help="Key vault for the new encryption.")
-@click.option("--record-mac", is_flag=True, help="Add a record MAC to the re-encrypted records.")
+@click.option(
+    "--record-mac", is_flag=True, hidden=True, help="Accepted for old scripts: always on."
+)
+@click.option(
+    "--allow-legacy-v1",
+    is_flag=True,
+    help="Also read format-1 records, whose headers are not authenticated, and files "
+    "without a trailer made only of them (reported on stderr). Unsafe: for migrating.",
+)
 def rekey(**kwargs: Any) -> int:
     """Decrypt and re-encrypt every record's fields under new data keys.
 
@@ -493,13 +605,18 @@ def rekey(**kwargs: Any) -> int:
     target_keyring = to_opts.build() if to_opts.configured() else source
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
-    old = _encryptor(source, kwargs["namespace"], kwargs["record_id_field"], kwargs["vault_path"])
+    old = _encryptor(
+        source,
+        kwargs["namespace"],
+        kwargs["record_id_field"],
+        kwargs["vault_path"],
+        allow_legacy_v1=kwargs["allow_legacy_v1"],
+    )
     new = _encryptor(
         target_keyring,
         kwargs["namespace"],
         kwargs["record_id_field"],
         kwargs["to_vault_path"] or kwargs["vault_path"],
-        kwargs["record_mac"],
     )
     count = _transform(
         kwargs["input_path"],
@@ -507,6 +624,8 @@ def rekey(**kwargs: Any) -> int:
         fmt,
         "rekey",
         lambda record: old.rekey(record, new),
+        reader=old,
+        sealer=new,
     )
     log.info("re-encrypted %d records", count)
     return EXIT_OK
@@ -528,13 +647,23 @@ def rekey(**kwargs: Any) -> int:
 @click.option("--namespace", "--table", "namespace", default="default", show_default=True)
 @click.option("--record-id-field", default="_id", show_default=True)
 @click.option("--vault", "vault_path")
+@click.option(
+    "--allow-legacy-v1",
+    is_flag=True,
+    help="Also read format-1 records, whose headers are not authenticated, and files "
+    "without a trailer made only of them (still reported as findings).",
+)
 @keyring_options()
 def verify(**kwargs: Any) -> int:
-    """Check that the selected fields are encrypted and no plaintext PAN or SSN remains.
+    """Check that the selected fields are encrypted, no plaintext PAN or SSN remains, and
+    the file is whole.
 
     Scans every value of every record for Luhn-valid card numbers (13-19 digits) and
-    US SSNs. With a keyring it also decrypts each record to prove it authenticates.
-    Findings show only the last four digits. Exit 0 clean, 2 findings, 1 error.
+    US SSNs. A file with encrypted records must end with its trailer, whose record count
+    and chain of record MACs must match the records (truncated, dropped, duplicated,
+    moved or spliced records are findings). With a keyring it also authenticates and
+    decrypts each record and checks the trailer's tag. Legacy format-1 records are
+    findings. Findings show only the last four digits. Exit 0 clean, 2 findings, 1 error.
     """
     opts = _keyring_opts(kwargs)
     input_path = kwargs["input_path"]
@@ -543,26 +672,46 @@ def verify(**kwargs: Any) -> int:
     fe = None
     if opts.configured():
         fe = _encryptor(
-            opts.build(), kwargs["namespace"], kwargs["record_id_field"], kwargs["vault_path"]
+            opts.build(),
+            kwargs["namespace"],
+            kwargs["record_id_field"],
+            kwargs["vault_path"],
+            allow_legacy_v1=kwargs["allow_legacy_v1"],
         )
     limit = max(kwargs["max_findings"], 0)
     findings: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     records = 0
+    encrypted = 0
+    chain = FileDigest()
+    found: tuple[int, dict[str, Any]] | None = None
+    trailer_status = "none"
 
-    def add(number: int, index: int, kind: str, path: str, masked: str) -> None:
+    def add(number: int, index: int, kind: str, path: str, masked: str, detail: str = "") -> None:
         counts[kind] = counts.get(kind, 0) + 1
         if len(findings) < limit:
-            findings.append(
-                {"record": index, "line": number, "kind": kind, "path": path, "masked": masked}
-            )
+            finding = {"record": index, "line": number, "kind": kind, "path": path}
+            finding["masked"] = masked
+            if detail:
+                finding["detail"] = detail
+            findings.append(finding)
 
-    skip = frozenset(JSON_COLUMNS)
     with (
         open_source(input_path, fmt, JSON_COLUMNS if fmt == "csv" else ()) as source,
         _progress(source, "verify") as tick,
     ):
+        number = 0
         for number, record in source.records:
+            if found is not None:
+                add(number, records + 1, "after-trailer", "$", "", f"trailer at line {found[0]}")
+            try:
+                trailer = trailer_of(record, HEADER)
+            except FieldEncryptionError as exc:
+                add(number, records, "trailer-invalid", TRAILER_PATH, "", str(exc))
+                continue
+            if trailer is not None and found is None:
+                found = (number, trailer)
+                continue
             records += 1
             for spec in specs:
                 matches = paths.expand(record, spec.steps)
@@ -572,25 +721,60 @@ def verify(**kwargs: Any) -> int:
                     value = paths.get(record, steps)
                     if not _is_encrypted(value):
                         add(number, records, "unencrypted-field", paths.display(steps), "")
-            for finding in scan.scan_record(record, skip):
+            for finding in scan.scan_record(record):
                 add(number, records, finding.kind, finding.path, finding.masked)
+            header = record.get(HEADER)
+            if type(header) is dict:
+                if _legacy(record):
+                    add(number, records, "legacy-v1-record", HEADER, "")
+                else:
+                    encrypted += 1
+                    try:
+                        chain.add(record, HEADER)
+                    except FieldEncryptionError as exc:
+                        add(number, records, "record-mac-missing", HEADER, "", str(exc))
             if fe is not None and HEADER in record:
                 try:
                     fe.decrypt_fields(record)
                 except FieldEncryptionError as exc:
-                    add(number, records, "decrypt-failed", type(exc).__name__, "")
+                    add(number, records, "decrypt-failed", type(exc).__name__, "", str(exc))
             if not records & 0x3FF:
                 tick(records)
         tick(records)
+    if found is None:
+        if encrypted:
+            trailer_status = "missing"
+            add(
+                number,
+                records,
+                "trailer-missing",
+                TRAILER_PATH,
+                "",
+                f"no file trailer after {records} records: truncated, or not written by "
+                "field-encrypt 2",
+            )
+    else:
+        line, trailer = found
+        try:
+            if fe is not None:
+                fe.check_file_trailer(trailer, chain)
+                trailer_status = "verified"
+            else:
+                check_digest(trailer, chain.count, chain.digest())
+                trailer_status = "count and chain match (tag not checked: no keyring)"
+        except FieldEncryptionError as exc:
+            trailer_status = "invalid"
+            add(line, records, "trailer-invalid", TRAILER_PATH, "", str(exc))
     status = "findings" if counts else "clean"
     if kwargs["report_format"] == "json":
         report = {
             "tool": "field-encrypt verify",
-            "report_version": 1,
+            "report_version": 2,
             "input": input_path,
             "records": records,
             "fields": [s.path for s in specs],
             "status": status,
+            "trailer": trailer_status,
             "counts": counts,
             "findings": findings,
             "truncated": sum(counts.values()) > len(findings),
@@ -600,9 +784,10 @@ def verify(**kwargs: Any) -> int:
         for f in findings:
             where = f"record {f['record']} (line {f['line']})"
             detail = f" {f['masked']}" if f["masked"] else ""
+            detail += f": {f['detail']}" if f.get("detail") else ""
             click.echo(f"{where}: {f['kind']} at {f['path']}{detail}")
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no findings"
-        click.echo(f"{records} records checked: {summary}")
+        click.echo(f"{records} records checked, file trailer {trailer_status}: {summary}")
     return EXIT_FINDINGS if counts else EXIT_OK
 
 

@@ -3,13 +3,19 @@
 One data key (from the keyring, cached) encrypts many fields with AES-256-GCM; the
 record carries the wrapped data key once, in its header field (``_fe`` by default)::
 
-    {"v": 1,                      # header version
+    {"v": 2,                      # header version (format 2: authenticated)
      "k": "<base64 data key id>", # 16 bytes, names the data key in every field
      "w": [{"p": provider, "k": wrapping key id, "b": "<base64 wrapped key>"}, ...],
      "f": ["[\"ssn\"]", ...],     # canonical paths of the encrypted fields
      "r": "<base64>",             # only when the record has no id: random record id
      "s": {"<path>": "<scope>"},  # only for deterministic fields with a join scope
-     "m": "<base64>"}             # only with the record MAC
+     "m": "<base64>"}             # record MAC over the header and every field
+
+The record MAC (HMAC-SHA256 under a key derived from the data key) covers the format
+version, namespace, data key id, wrapped keys, record id, the list of encrypted paths
+with each field's ciphertext, the join scopes and the blind indexes. The reader always
+requires it: whether a record is authenticated is never the record's own choice.
+Format-1 records (no MAC by default) are read only with ``allow_legacy_v1=True``.
 """
 
 from __future__ import annotations
@@ -22,17 +28,18 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 
-from field_encryption import aad, blind_index, envelope, paths, values
+from field_encryption import aad, blind_index, envelope, paths, trailer, values
 from field_encryption.cache import (
     CacheLimits,
     DataKeyCache,
     DataKeyMaterials,
     NoCache,
     UnwrappedKeyCache,
+    canonical_json,
 )
 from field_encryption.errors import (
     ConfigurationError,
@@ -56,7 +63,8 @@ from field_encryption.vault import KeyVault
 
 log = logging.getLogger(__name__)
 
-HEADER_VERSION = 1
+HEADER_VERSION = 2
+LEGACY_HEADER_VERSION = 1
 HEADER_KEYS = frozenset({"v", "k", "w", "f", "r", "s", "m"})
 _MAC_LABEL = b"fe-record-mac-v1"
 _GCM_HEAD = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM))
@@ -75,6 +83,20 @@ _GCM_MIN = 31 + _GCM_MIN_BODY
 _STRING_HEAD_LEN = _PREFIX_LEN + 24  # base64 of the 18-byte head
 
 FieldList = Sequence["str | FieldSpec"]
+_EMPTY: Mapping[str, Any] = {}
+_EMPTY_TAIL = bytes(8)  # two empty length-prefixed parts
+
+
+class _Opened(NamedTuple):
+    """A record whose header was parsed and whose authentication was checked."""
+
+    header: dict[str, Any]
+    version: int
+    layout: tuple[tuple[Any, ...], ...]
+    materials: DataKeyMaterials
+    rid: bytes
+    raws: list[bytes]
+    scopes: Mapping[str, Any]
 
 
 def context_for(namespace: str) -> dict[str, str]:
@@ -118,7 +140,9 @@ class FieldEncryption:
         record_id_field: str | None = "_id",
         cache: DataKeyCache | bool = True,
         cache_limits: CacheLimits | None = None,
-        record_mac: bool = False,
+        record_mac: bool | None = None,
+        format_version: Literal[1, 2] = HEADER_VERSION,
+        allow_legacy_v1: bool = False,
         vault: KeyVault | None = None,
         output: Literal["string", "bytes"] = "string",
         header_field: str = "_fe",
@@ -135,7 +159,23 @@ class FieldEncryption:
             raise ConfigurationError("header_field and index_field must differ")
         self.namespace = namespace
         self.record_id_field = record_id_field
-        self.record_mac = record_mac
+        if format_version == HEADER_VERSION:
+            if record_mac is False:
+                raise ConfigurationError(
+                    "record_mac=False: format 2 always authenticates the record; an "
+                    "unauthenticated writer exists only as format_version=1 (legacy)"
+                )
+            self.record_mac = True
+        elif format_version == LEGACY_HEADER_VERSION:
+            self.record_mac = bool(record_mac)
+            log.warning(
+                "writing legacy format-1 records: the header (which fields are encrypted) is %s",
+                "covered by the optional record MAC" if record_mac else "NOT authenticated",
+            )
+        else:
+            raise ConfigurationError(f"format_version must be 1 or 2, not {format_version!r}")
+        self.format_version = format_version
+        self.allow_legacy_v1 = bool(allow_legacy_v1)
         self.vault = vault
         self.header_field = header_field
         self.index_field = index_field
@@ -323,22 +363,29 @@ class FieldEncryption:
             materials, first_use = self.cache.acquire(
                 self._cache_key, random_count, total, self._new_materials
             )
+        version = self.format_version
         header: dict[str, Any] = {
-            "v": HEADER_VERSION,
+            "v": version,
             "k": materials.key_id_text,
-            "w": list(materials.header_edks),
+            # copies: a caller editing one record's header must not reach the cache
+            "w": [dict(e) for e in materials.header_edks],
         }
         if random_id is not None:
             header["r"] = _b2a(random_id, newline=False).decode("ascii")
-        record_prefix = materials.aad_prefix + _lp(rid)
+        rid_part = _lp(rid)
+        record_prefix = materials.aad_prefix + rid_part
         gcm_head = materials.gcm_head
         aead_encrypt = materials.aead.encrypt
         nonce_int = materials.nonce_base + first_use
         root = dict(data)
         mine: set[int] = set()
         as_bytes = self._as_bytes
-        mac_parts: list[bytes] | None = [] if self.record_mac else None
-        plain_strings = not as_bytes and mac_parts is None
+        mac_parts: list[bytes] | None = None
+        if version == HEADER_VERSION:
+            mac_parts = [rid_part, len(targets).to_bytes(4, "big")]
+        elif self.record_mac:
+            mac_parts = []
+        plain_strings = not as_bytes
         string_head = materials.string_head
         canonicals = []
         scopes: dict[str, str] = {}
@@ -380,6 +427,11 @@ class FieldEncryption:
                         node = _writable(root, target.parent, mine)
                     node[target.last] = string_head + _b2a(tail, newline=False).decode("ascii")
                     canonicals.append(target.canonical)
+                    if mac_parts is not None:
+                        if version == HEADER_VERSION:
+                            mac_parts += (target.path_part, gcm_head, tail)
+                        else:
+                            mac_parts.append(target.path_part + _lp(gcm_head + tail))
                     continue
                 env = gcm_head + tail
             node = root
@@ -390,7 +442,10 @@ class FieldEncryption:
             )
             canonicals.append(target.canonical)
             if mac_parts is not None:
-                mac_parts.append(_lp(target.canonical.encode("utf-8")) + _lp(env))
+                if version == HEADER_VERSION:
+                    mac_parts += (target.path_part, env)
+                else:
+                    mac_parts.append(target.path_part + _lp(env))
         header["f"] = canonicals
         if scopes:
             header["s"] = scopes
@@ -399,13 +454,17 @@ class FieldEncryption:
             index = {**carried_index, **index}
         if index:
             out[self.index_field] = index
-        if mac_parts is not None:
+        if version == HEADER_VERSION:
+            mac_parts.append(_mac_tail(scopes, index))  # type: ignore[union-attr]
+            tag = materials.record_mac(b"".join(mac_parts))  # type: ignore[arg-type]
+            header["m"] = _b2a(tag, newline=False).decode("ascii")
+        elif mac_parts is not None:
             tag = self._mac(materials, rid, mac_parts, scopes, index)
             header["m"] = _b2a(tag, newline=False).decode("ascii")
         out[self.header_field] = header
         return out
 
-    def _mac(
+    def _mac(  # format 1
         self,
         materials: DataKeyMaterials,
         rid: bytes,
@@ -442,10 +501,18 @@ class FieldEncryption:
             )
         if type(header) is not dict:
             raise FormatError(f"record header {self.header_field!r} must be an object")
-        if header.get("v") != HEADER_VERSION:
+        version = header.get("v")
+        if type(version) is not int or version not in (HEADER_VERSION, LEGACY_HEADER_VERSION):
             raise FormatError(
-                f"record header version {header.get('v')!r} is not supported (this library "
-                f"reads version {HEADER_VERSION})"
+                f"record header version {version!r} is not supported (this library reads "
+                f"version {HEADER_VERSION}, and {LEGACY_HEADER_VERSION} with allow_legacy_v1)"
+            )
+        if version == LEGACY_HEADER_VERSION and not self.allow_legacy_v1:
+            raise TamperError(
+                "record header is format 1, whose list of encrypted fields is not "
+                "authenticated: a legacy record, or a format-2 record someone downgraded to "
+                "change it. Read legacy data with allow_legacy_v1=True (CLI: "
+                "--allow-legacy-v1) and re-encrypt it with rekey"
             )
         if not HEADER_KEYS.issuperset(header):
             raise FormatError("record header has unknown entries")
@@ -484,8 +551,10 @@ class FieldEncryption:
     ) -> dict[str, Any]:
         """A copy of ``data`` with its encrypted fields decrypted.
 
-        Without ``fields`` every field the header lists is decrypted and the header and
-        blind indexes are removed. With ``fields`` only those are decrypted and the
+        The record is authenticated first (format 2: its MAC over the header and every
+        field), whatever ``fields`` selects. Without ``fields``, or with ``fields`` that
+        cover every encrypted field, every field is decrypted and the header and blind
+        indexes are removed. With fewer ``fields`` only those are decrypted and the
         header stays (a view for reading: do not store it back as is).
         """
         if fields is None and record_id is None and type(data) is dict:
@@ -496,58 +565,24 @@ class FieldEncryption:
             if not isinstance(data, Mapping):
                 raise ConfigurationError(f"data must be a dict record, not {type(data).__name__}")
             data = dict(data)
-        header = self._header(data)
-        listed = header.get("f")
-        if type(listed) is not list or not all(type(p) is str for p in listed):
-            raise FormatError("record header: 'f' must be a list of field paths")
-        layout_key = tuple(listed)
-        layout = self._layouts.get(layout_key)
-        if layout is None:
-            layout = self._layout(layout_key)
-        key_text = header.get("k")
-        if type(key_text) is not str:
-            raise FormatError("record header: 'k' (data key id) is missing or not a string")
-        materials = self._unwrapped.get(key_text) or self._materials_for(header)
-        rid_value = data.get(self.record_id_field) if record_id is None else None  # type: ignore[arg-type]
-        if type(rid_value) is str and rid_value and "r" not in header:
-            rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
-        else:
-            rid = self._header_record_id(header, data, record_id)
-        selected = None if fields is None else self._select(listed, fields)
-        mac_text = header.get("m")
-        check_mac = mac_text is not None or self.record_mac
-        scopes = header.get("s") or {}
-        if type(scopes) is not dict:
-            raise FormatError("record header: 's' must be an object")
-        mac_parts: list[bytes] = []
-        record_prefix = materials.aad_prefix + _lp(rid)
+        opened = self._open(data, record_id)
+        layout = opened.layout
+        selected = None if fields is None else self._select(list(opened.header["f"]), fields)
+        if selected is not None and len(selected) == len(layout):
+            selected = None
+        materials = opened.materials
+        record_prefix = materials.aad_prefix + _lp(opened.rid)
         aead_decrypt = materials.aead.decrypt
         key_id = materials.key_id
         head = materials.gcm_head
         decode = values.decode
         root = dict(data)
         mine: set[int] | None = None
-        a2b = _a2b
-        for canonical, steps, path_part, parent, last in layout:
-            wanted = selected is None or canonical in selected
-            if not wanted and not check_mac:
+        for (canonical, steps, path_part, parent, last), raw in zip(
+            layout, opened.raws, strict=True
+        ):
+            if selected is not None and canonical not in selected:
                 continue
-            value = data.get(last, MISSING) if not parent else walk(data, steps)
-            if type(value) is str and value.startswith(_PREFIX):
-                try:
-                    raw = a2b(value[_PREFIX_LEN:], strict_mode=True)
-                except (binascii.Error, ValueError):
-                    raise FormatError(
-                        f"field {paths.display(steps)}: ciphertext is not valid base64"
-                    ) from None
-            elif type(value) is bytes:
-                raw = value
-            else:
-                raise _not_ciphertext(steps, value)
-            if check_mac:
-                mac_parts.append(_lp(canonical.encode("utf-8")) + _lp(raw))
-                if not wanted:
-                    continue
             # fast path: version 1, AES-256-GCM, a one-byte length that matches exactly
             if (
                 len(raw) >= _GCM_MIN
@@ -569,7 +604,7 @@ class FieldEncryption:
                     except InvalidTag:
                         raise _auth_failed(steps) from None
                 else:
-                    pt = self._decrypt_deterministic(env, canonical, scopes, steps)
+                    pt = self._decrypt_deterministic(env, canonical, opened.scopes, steps)
             value = pt[1:].decode("utf-8", "surrogatepass") if pt[0] == 5 else decode(pt, canonical)
             if parent:
                 if mine is None:
@@ -577,25 +612,148 @@ class FieldEncryption:
                 _writable(root, parent, mine)[last] = value
             else:
                 root[last] = value
-        if check_mac:
-            self._verify_mac(materials, rid, mac_parts, scopes, data, mac_text)
         if selected is None:
             root.pop(self.header_field, None)
             root.pop(self.index_field, None)
         return root
 
+    def _open(self, data: dict[str, Any], record_id: Any = None) -> _Opened:
+        """Parse a record's header, find its data key and authenticate the record.
+
+        Format 2: the record MAC over the header and every field's ciphertext must
+        verify, or :class:`TamperError`. Format 1 (only with ``allow_legacy_v1``): its
+        optional MAC is checked when present; each field still authenticates itself
+        when it is decrypted.
+        """
+        header = self._header(data)
+        listed = header.get("f")
+        if type(listed) is not list or not all(type(p) is str for p in listed):
+            raise FormatError("record header: 'f' must be a list of field paths")
+        layout_key = tuple(listed)
+        layout = self._layouts.get(layout_key)
+        if layout is None:
+            layout = self._layout(layout_key)
+        key_text = header.get("k")
+        if type(key_text) is not str:
+            raise FormatError("record header: 'k' (data key id) is missing or not a string")
+        materials = self._unwrapped.get(key_text) or self._materials_for(header)
+        rid_value = data.get(self.record_id_field) if record_id is None else None  # type: ignore[arg-type]
+        if type(rid_value) is str and rid_value and "r" not in header:
+            rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
+        else:
+            rid = self._header_record_id(header, data, record_id)
+        scopes = header.get("s", _EMPTY)
+        if type(scopes) is not dict or ("s" in header and not scopes):
+            raise FormatError("record header: 's' must be a non-empty object when present")
+        raws: list[bytes] = []
+        a2b = _a2b
+        for _canonical, steps, _path_part, parent, last in layout:
+            value = data.get(last, MISSING) if not parent else walk(data, steps)
+            if type(value) is str and value.startswith(_PREFIX):
+                try:
+                    raws.append(a2b(value[_PREFIX_LEN:], strict_mode=True))
+                except (binascii.Error, ValueError):
+                    raise FormatError(
+                        f"field {paths.display(steps)}: ciphertext is not valid base64"
+                    ) from None
+            elif type(value) is bytes:
+                raws.append(value)
+            else:
+                raise _not_ciphertext(steps, value)
+        version = header["v"]
+        mac_text = header.get("m")
+        if version == HEADER_VERSION:
+            self._verify_record_mac(header, data, materials, rid, layout, raws, scopes)
+        elif mac_text is not None or (
+            self.format_version == LEGACY_HEADER_VERSION and self.record_mac
+        ):
+            parts = [
+                _lp(item[0].encode("utf-8")) + _lp(raw)
+                for item, raw in zip(layout, raws, strict=True)
+            ]
+            self._verify_mac(materials, rid, parts, scopes, data, mac_text)
+        return _Opened(header, version, layout, materials, rid, raws, scopes)
+
+    def _verify_record_mac(
+        self,
+        header: Mapping[str, Any],
+        data: Mapping[str, Any],
+        materials: DataKeyMaterials,
+        rid: bytes,
+        layout: Sequence[tuple[Any, ...]],
+        raws: Sequence[bytes],
+        scopes: Mapping[str, Any],
+    ) -> None:
+        """Check the format-2 record MAC."""
+        mac_text = header.get("m")
+        if mac_text is None:
+            raise TamperError(
+                "record header has no MAC 'm' (removed?): format-2 records always carry one"
+            )
+        try:
+            expected = _a2b(mac_text, strict_mode=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise FormatError("record header: 'm' is not valid base64") from None
+        envelopes = [(item[2], raw) for item, raw in zip(layout, raws, strict=True)]
+        message = record_mac_message(rid, envelopes, scopes, self._index_of(data))
+        wrapped = header.get("w")
+        if wrapped == materials.header_edks:
+            actual = materials.record_mac(message)
+        else:
+            actual = materials.record_mac(message, canonical_json(wrapped))
+        if not hmac.compare_digest(actual, expected):
+            raise TamperError(
+                "record MAC mismatch: the header (wrapped keys, encrypted field list, record "
+                "id, join scopes) or the blind indexes were changed, or an encrypted field was "
+                "dropped, swapped, modified or replayed"
+            )
+
+    def _index_of(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        index = data.get(self.index_field) or {}
+        if type(index) is not dict:
+            raise FormatError(f"{self.index_field!r} must be an object")
+        return index
+
+    def authenticate(self, data: Mapping[str, Any], *, record_id: str | int | None = None) -> None:
+        """Verify a format-2 record's MAC without decrypting any field (no vault needed).
+
+        Raises :class:`TamperError` when the header or any field was changed.
+        """
+        if type(data) is not dict:
+            data = dict(data)
+        opened = self._open(data, record_id)
+        if opened.version != HEADER_VERSION:
+            raise TamperError(
+                "record is format 1: it has no MAC over its header to verify; decrypt it "
+                "with allow_legacy_v1=True and re-encrypt it (rekey)"
+            )
+
     def _try_fast_decrypt(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """The common case with the fewest steps: a record whose header has only v, k, w
-        and f, a string record id, a data key and field layout seen before, AES-GCM
-        fields with short values, and no record MAC required.
+        """The common case with the fewest steps: a record whose header has only v, k, w,
+        f and m, a string record id, no blind indexes, a data key and field layout seen
+        before, and AES-GCM fields with short values. The record MAC is verified here as
+        in the general path.
 
         Returns None as soon as anything is unusual; the general path then decrypts the
         record again and reports any error precisely.
         """
-        if self.record_mac:
-            return None
         header = data.get(self.header_field)
-        if type(header) is not dict or len(header) != 4 or header.get("v") != HEADER_VERSION:
+        if type(header) is not dict:
+            return None
+        version = header.get("v")
+        if version == HEADER_VERSION and type(version) is int:
+            if len(header) != 5 or self.index_field in data:
+                return None
+            mac_parts: list[bytes] | None = [b"", b""]
+        elif (
+            version == LEGACY_HEADER_VERSION
+            and type(version) is int
+            and self.allow_legacy_v1
+            and not (self.format_version == LEGACY_HEADER_VERSION and self.record_mac)
+            and len(header) == 4
+        ):
+            mac_parts = None
+        else:
             return None
         listed = header.get("f")
         key_text = header.get("k")
@@ -608,15 +766,19 @@ class FieldEncryption:
         materials = self._unwrapped.entries.get(key_text)
         if layout is None or materials is None:
             return None
+        if mac_parts is not None:
+            mac_parts[1] = len(layout).to_bytes(4, "big")
         if time.monotonic() - materials.created > self._unwrapped.max_age:
             return None
         rid_value = data.get(self.record_id_field)  # type: ignore[arg-type]
         if type(rid_value) is not str or not rid_value:
             return None
         rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
-        record_prefix = materials.aad_prefix + _lp(rid)
+        rid_part = _lp(rid)
+        record_prefix = materials.aad_prefix + rid_part
         aead_decrypt = materials.aead.decrypt
         string_head = materials.string_head
+        gcm_head = materials.gcm_head
         a2b = _a2b
         root = dict(data)
         mine: set[int] | None = None
@@ -637,6 +799,8 @@ class FieldEncryption:
                 pt = aead_decrypt(raw[:12], raw[13:], record_prefix + path_part)
             except InvalidTag:
                 return None
+            if mac_parts is not None:
+                mac_parts += (path_part, gcm_head, raw)
             if pt[0] == 5:
                 value = pt[1:].decode("utf-8", "surrogatepass")
             else:
@@ -647,6 +811,19 @@ class FieldEncryption:
                 _writable(root, parent, mine)[last] = value
             else:
                 root[last] = value
+        if mac_parts is not None:
+            wrapped = header["w"]
+            if wrapped is not materials.header_edks and wrapped != materials.header_edks:
+                return None
+            try:
+                expected = a2b(header["m"], strict_mode=True)
+            except (binascii.Error, ValueError, TypeError):
+                return None
+            mac_parts[0] = rid_part
+            mac_parts.append(_EMPTY_TAIL)
+            actual = materials.record_mac(b"".join(mac_parts))
+            if not hmac.compare_digest(actual, expected):
+                return None
         root.pop(self.header_field, None)
         root.pop(self.index_field, None)
         return root
@@ -684,8 +861,8 @@ class FieldEncryption:
     def _header_record_id(
         self, header: Mapping[str, Any], data: Mapping[str, Any], record_id: Any
     ) -> bytes:
-        random_id = header.get("r")
-        if random_id is not None:
+        random_id = header.get("r", MISSING)
+        if random_id is not MISSING:
             try:
                 raw = _a2b(random_id, strict_mode=True)
             except (binascii.Error, ValueError, TypeError):
@@ -753,6 +930,49 @@ class FieldEncryption:
         for record in records:
             yield self.decrypt_fields(record)
 
+    # -- file trailer ---------------------------------------------------------------------
+    def file_trailer(self, digest: trailer.FileDigest) -> dict[str, Any]:
+        """The trailer record that ends a file whose records were chained in ``digest``.
+
+        Its key is the current data key of this object's encryption cache (no extra
+        key-service call when records were just encrypted; one for an empty file).
+        """
+        materials, _ = self.cache.acquire(self._cache_key, 0, 0, self._new_materials)
+        chained = digest.digest()
+        tag = hmac.digest(
+            materials.derived_key(trailer.TRAILER_KEY_LABEL),
+            trailer.tag_message(self.namespace, digest.count, chained),
+            "sha256",
+        )[:16]
+        body = {
+            "v": trailer.TRAILER_VERSION,
+            "c": digest.count,
+            "h": _b2a(chained, newline=False).decode("ascii"),
+            "k": materials.key_id_text,
+            "w": list(materials.header_edks),
+            "t": _b2a(tag, newline=False).decode("ascii"),
+        }
+        return {self.header_field: {trailer.TRAILER_KEY: body}}
+
+    def check_file_trailer(self, found: Mapping[str, Any], digest: trailer.FileDigest) -> None:
+        """Verify a file's trailer against the records read: count, chain and tag."""
+        trailer.check_digest(found, digest.count, digest.digest())
+        materials = self._materials_for({"k": found.get("k"), "w": found.get("w")})
+        try:
+            expected = _a2b(found.get("t") or "", strict_mode=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise FormatError("file trailer: 't' is not valid base64") from None
+        actual = hmac.digest(
+            materials.derived_key(trailer.TRAILER_KEY_LABEL),
+            trailer.tag_message(self.namespace, digest.count, digest.digest()),
+            "sha256",
+        )[:16]
+        if not hmac.compare_digest(actual, expected):
+            raise TamperError(
+                "file trailer: its tag does not verify (trailer forged or edited, or the file "
+                "belongs to another namespace)"
+            )
+
     # -- searchable helpers -----------------------------------------------------------
     def blind_index(self, path: str, value: Any, normaliser: str = "text") -> str:
         """The blind index of ``value`` for field ``path`` (to query ``_fe_bidx.<name>``)."""
@@ -780,11 +1000,13 @@ class FieldEncryption:
         self,
         data: Mapping[str, Any],
         destination: Keyring,
-        memo: dict[str, list[dict[str, str]]] | None = None,
+        memo: dict[tuple[str, bytes], list[dict[str, str]]] | None = None,
     ) -> dict[str, Any]:
         """Re-wrap the record's data key under ``destination`` (KMS ReEncrypt); fields untouched.
 
-        ``memo`` (a dict kept across calls) makes one key-service call per data key.
+        The record is authenticated first (its MAC, :class:`TamperError` otherwise) and
+        its MAC is renewed over the new wrapped keys. ``memo`` (a dict kept across calls)
+        makes one key-service call per distinct (data key, wrapped keys) pair.
         """
         from field_encryption.rotation import rewrap_record
 
@@ -805,6 +1027,34 @@ class FieldEncryption:
         from field_encryption.rotation import rekey_record
 
         return rekey_record(self, data, destination, record_id)
+
+
+def record_mac_message(
+    rid: bytes, envelopes: Sequence[tuple[bytes, bytes]], scopes: Mapping[str, Any], index: Any
+) -> bytes:
+    """What the format-2 record MAC covers after its label, namespace, data key id and
+    wrapped keys (see :meth:`DataKeyMaterials.record_mac`)::
+
+        lp(record id) || u32 number of fields ||
+        per field, in header order: lp(canonical path) || envelope ||
+        lp(join scopes as canonical JSON, or empty) || lp(blind indexes, likewise)
+
+    Envelopes delimit themselves (their length is in them), so the encoding is unique.
+    ``envelopes``: (path part, envelope bytes) in header order.
+    """
+    parts = [_lp(rid), len(envelopes).to_bytes(4, "big")]
+    for path_part, env in envelopes:
+        parts += (path_part, env)
+    parts.append(_mac_tail(scopes, index))
+    return b"".join(parts)
+
+
+def _mac_tail(scopes: Mapping[str, Any], index: Any) -> bytes:
+    if not scopes and not index:
+        return _EMPTY_TAIL
+    return _lp(canonical_json(scopes) if scopes else b"") + _lp(
+        canonical_json(index) if index else b""
+    )
 
 
 def _not_ciphertext(steps: Concrete, value: Any) -> TamperError:

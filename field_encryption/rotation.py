@@ -1,9 +1,10 @@
 """Rotation: rewrap (new wrapping of the data keys) and rekey (new data keys).
 
-``rewrap`` changes only the record header's wrapped keys (``_fe.w``) through the
-destination keyring's ``rewrap`` (KMS ReEncrypt for KMS keys), so field ciphertexts,
-the data key id and the record MAC stay byte-for-byte the same. ``rekey`` decrypts the
-record and encrypts the same fields again under a fresh data key.
+``rewrap`` authenticates each record (its MAC, with the data key unwrapped by the
+source keyring), then changes only the record header's wrapped keys (``_fe.w``) through
+the destination keyring's ``rewrap`` (KMS ReEncrypt for KMS keys) and the record MAC
+that covers them; field ciphertexts and the data key id stay byte-for-byte the same.
+``rekey`` decrypts the record and encrypts the same fields again under a fresh data key.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import binascii
 from typing import TYPE_CHECKING, Any
 
 from field_encryption import envelope, paths
+from field_encryption.cache import canonical_json
+from field_encryption.client import HEADER_VERSION, record_mac_message
 from field_encryption.errors import FormatError
 from field_encryption.keyrings.base import EncryptedDataKey, Keyring
 from field_encryption.paths import FieldSpec
@@ -27,24 +30,40 @@ def rewrap_record(
     fe: FieldEncryption,
     data: Mapping[str, Any],
     destination: Keyring,
-    memo: dict[str, list[dict[str, str]]] | None = None,
+    memo: dict[tuple[str, bytes], list[dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
     """See :meth:`FieldEncryption.rewrap`."""
-    header = fe._header(dict(data))
-    key_text = header.get("k")
-    new_edks = memo.get(key_text) if memo is not None and type(key_text) is str else None
+    record = dict(data)
+    opened = fe._open(record)
+    if opened.version != HEADER_VERSION:
+        raise FormatError(
+            "record is format 1: rewrap keeps records authenticated and cannot vouch for an "
+            "unauthenticated header; re-encrypt legacy records with rekey (--allow-legacy-v1)"
+        )
+    header = opened.header
+    w_bytes = canonical_json(header["w"])
+    # the memo is keyed on the whole authenticated (data key id, wrapped keys) pair: a
+    # record only ever gets the rewrap of exactly the wrapped keys it carried
+    memo_key = (header["k"], w_bytes)
+    new_edks = memo.get(memo_key) if memo is not None else None
     if new_edks is None:
-        wrapped = header.get("w")
-        if type(wrapped) is not list or not wrapped:
-            raise FormatError("record header: 'w' (wrapped data keys) is missing or empty")
-        edks = [EncryptedDataKey.from_json(item) for item in wrapped]
+        edks = [EncryptedDataKey.from_json(item) for item in header["w"]]
         rewrapped = destination.rewrap(edks, fe._context, fe.keyring)
         new_edks = [e.to_json() for e in rewrapped]
-        if memo is not None and type(key_text) is str:
-            memo[key_text] = new_edks
-    out = dict(data)
-    out[fe.header_field] = {**header, "w": list(new_edks)}
-    return out
+        if memo is not None:
+            memo[memo_key] = new_edks
+    new_w = list(new_edks)
+    envelopes = [(item[2], raw) for item, raw in zip(opened.layout, opened.raws, strict=True)]
+    tag = opened.materials.record_mac(
+        record_mac_message(opened.rid, envelopes, opened.scopes, fe._index_of(record)),
+        canonical_json(new_w),
+    )
+    record[fe.header_field] = {
+        **header,
+        "w": new_w,
+        "m": binascii.b2a_base64(tag, newline=False).decode("ascii"),
+    }
+    return record
 
 
 def rekey_record(

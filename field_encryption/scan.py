@@ -81,14 +81,18 @@ def scan_text(text: str, key_hint: str = "") -> Iterator[tuple[str, str]]:
 
 
 def scan_record(record: Any, skip: frozenset[str] = frozenset()) -> Iterator[Finding]:
-    """Findings in every scalar of ``record`` (ciphertexts and top-level ``skip`` keys aside)."""
+    """Findings in every scalar of ``record`` (ciphertexts and top-level ``skip`` keys aside).
+
+    Only a value that parses as a whole field ciphertext is passed over: text that merely
+    starts with the ``fe1:`` prefix is scanned like any other.
+    """
     for steps, value in paths.iter_strings(record):
         if steps and steps[0] in skip:
             continue
         if type(value) is int and not isinstance(value, bool):
             text = str(value)
         elif type(value) is str:
-            if value.startswith(envelope.STRING_PREFIX):
+            if value.startswith(envelope.STRING_PREFIX) and envelope.is_ciphertext(value):
                 continue
             text = value
         else:

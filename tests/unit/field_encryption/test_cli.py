@@ -35,6 +35,14 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
+def records_of(path: Path) -> list[dict]:
+    """The records of an encrypted JSON Lines file, after checking it ends with a trailer."""
+    rows = read_jsonl(path)
+    assert set(rows[-1]) == {"_fe"} and set(rows[-1]["_fe"]) == {"trailer"}
+    assert rows[-1]["_fe"]["trailer"]["c"] == len(rows) - 1
+    return rows[:-1]
+
+
 @pytest.fixture
 def plain(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "users.jsonl", RECORDS)
@@ -48,9 +56,11 @@ def key(local_key_file: Path) -> list[str]:
 def test_encrypt_decrypt_jsonl(plain, key, tmp_path) -> None:
     enc, dec = tmp_path / "enc.jsonl", tmp_path / "dec.jsonl"
     assert main(["encrypt", str(plain), "-o", str(enc), *key, *FIELDS]) == 0
-    rows = read_jsonl(enc)
+    rows = records_of(enc)
     assert all(r["ssn"].startswith("fe1:") and "_fe" in r for r in rows)
     assert len({r["_fe"]["k"] for r in rows}) == 1  # one data key for the batch
+    trailer = read_jsonl(enc)[-1]["_fe"]["trailer"]
+    assert trailer["k"] == rows[0]["_fe"]["k"]  # the trailer costs no extra data key
     assert main(["decrypt", str(enc), "-o", str(dec), *key]) == 0
     assert read_jsonl(dec) == RECORDS
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".fe-tmp")) == []
@@ -100,7 +110,7 @@ def test_optional_paths(plain, key, tmp_path) -> None:
         "personal_info.phone",
     ]
     assert main(args) == 0
-    rows = read_jsonl(enc)
+    rows = records_of(enc)
     assert rows[0]["personal_info"]["phone"].startswith("fe1:")
     assert rows[1]["personal_info"] == {}
 
@@ -108,7 +118,7 @@ def test_optional_paths(plain, key, tmp_path) -> None:
 def test_in_place_is_atomic_and_keeps_mode(plain, key) -> None:
     os.chmod(plain, 0o640)
     assert main(["encrypt", str(plain), "--in-place", *key, *FIELDS]) == 0
-    assert read_jsonl(plain)[0]["ssn"].startswith("fe1:")
+    assert records_of(plain)[0]["ssn"].startswith("fe1:")
     assert (plain.stat().st_mode & 0o777) == 0o640
     assert main(["decrypt", str(plain), "--in-place", *key]) == 0
     assert read_jsonl(plain) == RECORDS
@@ -126,7 +136,10 @@ def test_csv_round_trip(tmp_path, key) -> None:
     rows = list(csv.DictReader(enc.open(newline="")))
     assert list(rows[0]) == ["_id", "name", "card.number", "ssn", "_fe"]
     assert rows[0]["card.number"].startswith("fe1:") and rows[1]["name"] == "Bob, Jr."
-    assert json.loads(rows[0]["_fe"])["v"] == 1
+    assert json.loads(rows[0]["_fe"])["v"] == 2
+    # the trailer row: every cell empty but the header column
+    assert len(rows) == 3 and {k for k, v in rows[2].items() if v} == {"_fe"}
+    assert json.loads(rows[2]["_fe"])["trailer"]["c"] == 2
     assert main(["verify", str(enc), "-f", "card.number", "-f", "ssn"]) == 0
     assert main(["decrypt", str(enc), "-o", str(dec), *key]) == 0
     assert dec.read_text() == src.read_text()
@@ -173,17 +186,21 @@ def test_rewrap_and_rekey_commands(plain, key, tmp_path, local_key_file) -> None
     enc, rewrapped, rekeyed, dec = (
         tmp_path / n for n in ("e.jsonl", "w.jsonl", "k.jsonl", "d.jsonl")
     )
+    # --record-mac is still accepted from older scripts; records are always authenticated
     main(["encrypt", str(plain), "-o", str(enc), *key, *FIELDS, "--record-mac"])
     assert (
         main(["rewrap", str(enc), "-o", str(rewrapped), *key, "--to-local-key", str(new_key)]) == 0
     )
-    before, after = read_jsonl(enc), read_jsonl(rewrapped)
+    before, after = records_of(enc), records_of(rewrapped)
     for b, a in zip(before, after, strict=True):
         assert b["_fe"].pop("w") != a["_fe"].pop("w")
+        assert b["_fe"].pop("m") != a["_fe"].pop("m")
         assert a == b
+    # the rewrapped file's trailer is keyed under the new key: the old one cannot verify it
+    assert main(["verify", str(rewrapped), *FIELDS, *key]) == 2
     new = ["--local-key", str(new_key), "--table", "users"]
     assert main(["rekey", str(rewrapped), "-o", str(rekeyed), *new]) == 0
-    assert {r["_fe"]["k"] for r in read_jsonl(rekeyed)}.isdisjoint({r["_fe"]["k"] for r in after})
+    assert {r["_fe"]["k"] for r in records_of(rekeyed)}.isdisjoint({r["_fe"]["k"] for r in after})
     assert main(["decrypt", str(rekeyed), "-o", str(dec), *new]) == 0
     assert read_jsonl(dec) == RECORDS
 
@@ -207,7 +224,7 @@ def test_deterministic_and_blind_index_options(plain, key, tmp_path, local_key_f
         "credit_card:digits",
     ]
     assert main(args) == 0
-    rows = read_jsonl(enc)
+    rows = records_of(enc)
     assert all("credit_card" in r["_fe_bidx"] for r in rows)
     assert (
         main(["decrypt", str(enc), "-o", str(tmp_path / "d.jsonl"), *key, "--vault", str(vault)])

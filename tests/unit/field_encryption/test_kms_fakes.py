@@ -148,8 +148,11 @@ def test_rewrap_uses_reencrypt_with_source_and_destination_context(fake_kms, use
     fe = FieldEncryption(keyring=AwsKmsKeyring(old, client=fake_kms), namespace="users")
     encrypted = fe.encrypt_fields(user_record, ["ssn"])
     fake_kms.calls.clear()
-    rewrapped = fe.rewrap(encrypted, AwsKmsKeyring(new, client=fake_kms))
-    assert fake_kms.calls == ["ReEncrypt"]
+    source = FieldEncryption(keyring=AwsKmsKeyring(old, client=fake_kms), namespace="users")
+    rewrapped = source.rewrap(encrypted, AwsKmsKeyring(new, client=fake_kms))
+    # Decrypt: the data key, to verify the record MAC before vouching for the new
+    # wrapping; ReEncrypt: the new wrapping, without the key leaving KMS again
+    assert fake_kms.calls == ["Decrypt", "ReEncrypt"]
     fake_kms.disable(old)
     reader = FieldEncryption(keyring=AwsKmsKeyring(new, client=fake_kms), namespace="users")
     assert reader.decrypt_fields(rewrapped) == user_record
