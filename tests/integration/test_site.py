@@ -112,3 +112,20 @@ def test_pci_dss_audit_fails_only_where_the_lab_stands_in_the_way(site: dict) ->
         assert any(rule.startswith(family) for rule in passed), family
     failing = {(r["host"], r["rule"]) for r in results.results if r["state"] == "fail"}
     assert failing == {(node, rule) for node in NODES for rule in LAB_LIMITS}, failing
+
+
+def test_audit_takes_the_lab_inventory_directory(site: dict, lab: LabHandle) -> None:
+    """`m7guard audit -i inventories/lab`: the directory (hosts file plus group_vars beside
+    it), as ansible-playbook takes it, reaches the hardened node like the hosts file does."""
+    directory = lab.inventory.parent
+    out = site["work"] / "audit-directory"
+    proc = lab.m7guard("audit", "-i", str(directory), "--limit", "node1", "--profile", "kernel",
+                       "--out", str(out), check=False)
+    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
+    results = Results.load(out / "results.json")
+    assert results.data["inventory"] == str(directory)
+    (host,) = results.data["hosts"]
+    assert host["name"] == "node1" and host["reachable"], host
+    assert {"m7_nodes", "cldb", "zookeeper", "fileserver"} <= set(host["groups"])
+    states = {r["state"] for r in results.results}
+    assert "error" not in states and "pass" in states, proc.stdout
