@@ -62,6 +62,21 @@ def host_groups(host: Any) -> tuple[str, ...] | None:
     return tuple(sorted({"all", *names}))
 
 
+KIND_VARIABLES = ("m7guard_node_kind", "m7guard_lab_kind")
+
+
+def host_kind(host: Any) -> str | None:
+    """What the inventory says the host is (container, vm, metal...), or None."""
+    backend = host.backend
+    if getattr(backend, "NAME", "") != "ansible":
+        return None
+    variables = backend.get_variables()
+    for name in KIND_VARIABLES:
+        if variables.get(name):
+            return str(variables[name]).strip().lower()
+    return None
+
+
 class AuditContext:
     """Per-session state: the catalog, the profile, host snapshots, the event stream."""
 
@@ -112,10 +127,12 @@ class AuditContext:
     def _gather(self, host: Any, keys: tuple[str, ...]) -> HostSnapshot:
         try:
             groups = host_groups(host)
+            kind = host_kind(host)
         except Exception as exc:  # inventory problems surface per host
             snap = HostSnapshot(name=host_name(host), groups=None, error=f"inventory: {exc}")
         else:
             snap = gather(host, host_name(host), groups, keys)
+            snap.facts.apply_inventory(groups is not None, kind)
         with self._lock:
             self.snapshots.setdefault(snap.name, snap)
             snap = self.snapshots[snap.name]
@@ -403,7 +420,8 @@ def not_applicable(rule: Rule, snap: HostSnapshot) -> str | None:
         if not snap.facts.condition(condition):
             detail = ""
             if condition == "not_container":
-                detail = f" ({'; '.join(snap.facts.container_signals)})"
+                detail = (f" ({snap.facts.kind_source}; node signals: "
+                          f"{'; '.join(snap.facts.container_signals) or 'none'})")
             return f"condition {condition} does not hold{detail}"
     return None
 

@@ -42,6 +42,27 @@ class HostFacts:
     mapr_installed: bool = False
     mapr_version: str = ""
     systemd: bool = False
+    kind_source: str = "node"  # who decided `container`: the inventory, or the node itself
+    container_claim_ignored: str = ""
+
+    def apply_inventory(self, has_inventory: bool, kind: str | None) -> None:
+        """Let the inventory decide whether the node is a container (`m7guard_node_kind`, or
+        the lab's `m7guard_lab_kind`): the node's own markers (/.dockerenv, ...) are only
+        evidence, since anyone root on the node can create them. An inventory host with no
+        declared kind is taken to have its own kernel. Without an inventory (plain
+        --hosts=ssh://...) the node's signals are all there is."""
+        if not has_inventory:
+            return
+        self.kind_source = f"inventory ({kind or 'no kind declared: own kernel'})"
+        if kind == "container":
+            self.container = self.container or "container"
+            return
+        if self.container_signals:
+            self.container_claim_ignored = (
+                "the node looks like a container (" + "; ".join(self.container_signals)
+                + ") but the inventory does not say it is one: its kernel rules apply"
+            )
+        self.container = None
 
     def condition(self, name: str) -> bool:
         conditions: dict[str, bool] = {
@@ -50,6 +71,8 @@ class HostFacts:
             "mapr_installed": self.mapr_installed,
             "ipv6_enabled": self.ipv6,
             "systemd": self.systemd,
+            "kind_source": self.kind_source,
+            "container_claim_ignored": self.container_claim_ignored,
         }
         if name not in conditions:
             raise ValueError(f"unknown condition {name!r}")
@@ -64,6 +87,8 @@ class HostFacts:
             "mapr_installed": self.mapr_installed,
             "mapr_version": self.mapr_version,
             "systemd": self.systemd,
+            "kind_source": self.kind_source,
+            "container_claim_ignored": self.container_claim_ignored,
         }
 
 

@@ -1,0 +1,73 @@
+"""Class 4 of issue 13, the checks' part: whether a node is a container comes from the
+inventory on the controller; the node's own markers are evidence, not an authority."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from m7guard.checks.support.plugin import AuditContext
+
+
+@dataclass
+class _Out:
+    rc: int
+    stdout: str
+    stderr: str = ""
+
+
+class _Backend:
+    NAME = "ansible"
+
+    def __init__(self, variables: dict[str, Any]) -> None:
+        self.host = "node1"
+        self.variables = variables
+
+    def get_variables(self) -> dict[str, Any]:
+        return self.variables
+
+
+class _Node:
+    """An inventory host whose node carries a container marker (/.dockerenv)."""
+
+    def __init__(self, variables: dict[str, Any], marker_file: bool = True) -> None:
+        self.backend = _Backend(variables)
+        self.marker_file = marker_file
+
+    def run(self, command: str, *args: Any) -> _Out:
+        m = re.search(r"echo '(@@m7g-[0-9a-f]+) virt'", args[0] if args else command).group(1)
+        env = "/.dockerenv\n" if self.marker_file else ""
+        return _Out(0, f"{m} virt\nnone\n{m} containerenv\n{env}{m} pid1\n{m} ipv6\nyes\n"
+                       f"{m} mapr\n{m} systemd\nyes\n{m} hostname\nnode1\n{m} waivers\n"
+                       f"{m} end\n")
+
+
+class _Config:
+    def getoption(self, name: str) -> Any:
+        return {"m7guard_workers": 1, "m7guard_fork": False, "m7guard_profile": "baseline"}.get(
+            name)
+
+
+def _facts(variables: dict[str, Any], marker_file: bool = True):
+    ctx = AuditContext(_Config())  # type: ignore[arg-type]
+    return ctx._gather(_Node({"group_names": ["m7_nodes"], **variables}, marker_file), ()).facts
+
+
+def test_a_marker_file_does_not_make_an_inventory_vm_a_container() -> None:
+    facts = _facts({"m7guard_lab_kind": "vm"})
+    assert facts.condition("not_container") is True
+    assert facts.container is None
+    assert "/.dockerenv exists" in facts.container_claim_ignored
+
+
+def test_an_inventory_node_without_a_declared_kind_has_its_own_kernel() -> None:
+    facts = _facts({})
+    assert facts.condition("not_container") is True
+    assert "/.dockerenv" in facts.container_claim_ignored
+
+
+def test_the_inventory_declares_containers() -> None:
+    assert _facts({"m7guard_node_kind": "container"}, marker_file=False).container == "container"
+    assert _facts({"m7guard_lab_kind": "container"}).container == "docker"
+    assert _facts({"m7guard_node_kind": "container"}).condition("not_container") is False
