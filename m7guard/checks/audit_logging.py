@@ -247,7 +247,8 @@ def test_aud_004(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
 
 
 @rule("AUD-005")
-def test_aud_005(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
+def test_aud_005(host: Any, host_snapshot: HostSnapshot, params: dict[str, Any],
+                 evidence: dict[str, Any]) -> None:
     """journald keeps the journal on disk, with size limits."""
     conf = parse_unit_config(
         _run(host, "systemd-analyze cat-config systemd/journald.conf").stdout, "Journal")
@@ -263,11 +264,11 @@ def test_aud_005(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
         if not conf.get(key):
             failures.append(f"{key} is not set: the journal has no explicit limit")
     if fstype == "tmpfs":
-        facts = _run(host, "systemd-detect-virt --container").stdout.strip()
-        if facts and facts != "none":
-            pytest.skip(f"{NOTAPPLICABLE}{journal_dir} is a tmpfs mounted by the container "
-                        f"runtime ({facts}): where the journal lives is the runtime's choice; "
-                        "verify on a VM or bare-metal node")
+        container = host_snapshot.facts.container  # as the inventory decided, not the node
+        if container:
+            pytest.skip(f"{NOTAPPLICABLE}{journal_dir} is a tmpfs on a {container} container "
+                        f"node ({host_snapshot.facts.kind_source}): where the journal lives is "
+                        "the runtime's choice; verify on a VM or bare-metal node")
         failures.append(f"{journal_dir} is on tmpfs: the journal is lost at reboot")
     if not files:
         failures.append(f"journald writes no system journal under {journal_dir}")

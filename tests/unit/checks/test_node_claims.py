@@ -71,3 +71,21 @@ def test_the_inventory_declares_containers() -> None:
     assert _facts({"m7guard_node_kind": "container"}, marker_file=False).container == "container"
     assert _facts({"m7guard_lab_kind": "container"}).container == "docker"
     assert _facts({"m7guard_node_kind": "container"}).condition("not_container") is False
+
+
+def test_aud_005_a_node_claiming_to_be_a_container_does_not_excuse_a_tmpfs_journal(
+        expect, fake_host) -> None:
+    from m7guard.checks import audit_logging
+    from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
+
+    host = fake_host({
+        "cat-config": "[Journal]\nStorage=persistent\nSystemMaxUse=1G\nSystemKeepFree=2G\n"
+                      "SystemMaxFileSize=128M\nMaxRetentionSec=1year\n",
+        "system.journal": "/var/log/journal/abc/system.journal\n",
+        "findmnt": "tmpfs\n",
+        "systemd-detect-virt": "docker\n",
+    })
+    own_kernel = HostSnapshot("node1", ("all",), facts=HostFacts())  # the inventory: a VM
+    params = {"required_limits": ["SystemMaxUse"]}
+    assert "tmpfs" in expect.fail(audit_logging.test_aud_005, host=host, params=params,
+                                  evidence={}, host_snapshot=own_kernel)
