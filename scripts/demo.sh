@@ -77,9 +77,10 @@ set +e
 "$bin/field-encrypt" verify "${fields[@]}" "$data/profiles.jsonl" --format json >"$data/verify-before.json"
 before=$?
 "$bin/field-encrypt" encrypt "${fields[@]}" --kms-key-id "$key" --table user_profiles \
-  --record-mac -o "$data/profiles.encrypted.jsonl" "$data/profiles.jsonl"
+  -o "$data/profiles.encrypted.jsonl" "$data/profiles.jsonl"
 enc=$?
 "$bin/field-encrypt" verify "${fields[@]}" "$data/profiles.encrypted.jsonl" --format json \
+  --kms-key-id "$key" --table user_profiles \
   >"$data/verify-after.json"
 after=$?
 set -e
@@ -90,7 +91,7 @@ b = json.load(open(f"{d}/verify-before.json"))
 a = json.load(open(f"{d}/verify-after.json"))
 print(f"  before: exit {before}, {b['records']} records, findings {b['counts']}")
 print(f"  encrypt: exit {enc}")
-print(f"  after:  exit {after}, {a['records']} records, findings {a['counts'] or 'none'}")
+print(f"  after:  exit {after}, {a['records']} records, file trailer {a['trailer']}, findings {a['counts'] or 'none'}")
 sys.exit(0 if before == 2 and enc == 0 and after == 0 else 1)
 EOF
 
