@@ -9,9 +9,12 @@ trusted, so any opening fails the admin-, cluster- and client-only rules.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
 
 from m7guard.checks import rule
 from m7guard.checks.support.plugin import host_name
@@ -37,12 +40,78 @@ def netstate(request: pytest.FixtureRequest, host: Any, evidence: dict[str, Any]
                 f"{(result.stderr or result.stdout).strip()[-300:]}"
             )
         cache[name] = NetState.parse(result.stdout)
+        _zones_from_inventory(host, cache[name])
     state = cache[name]
+    evidence.update(state.zone_evidence)
     evidence["nftables"] = state.nft or "not installed"
     if state.live_error:
         evidence["ruleset_error"] = state.live_error
     evidence["declaration"] = DECLARATION if state.declaration.present else "none"
     return state
+
+
+ZONES_VARIABLE = "zero_trust_network_zones"
+
+
+def inventory_zones(host: Any) -> tuple[dict[str, list[str]] | None, str]:
+    """The zones (name -> networks) the inventory gives the host, Jinja expressions rendered
+    with its variables; (None, why) when there is no inventory or no zones in it."""
+    backend = host.backend
+    if getattr(backend, "NAME", "") != "ansible":
+        return None, "no Ansible inventory"
+    variables = backend.get_variables()
+    zones = variables.get(ZONES_VARIABLE)
+    if not isinstance(zones, dict):
+        return None, f"{ZONES_VARIABLE} is not in the inventory"
+    env = SandboxedEnvironment(undefined=StrictUndefined)
+    out: dict[str, list[str]] = {}
+    try:
+        for zone, nets in zones.items():
+            items = nets if isinstance(nets, list) else [] if nets is None else [nets]
+            out[str(zone)] = [
+                env.from_string(str(n)).render(**variables).strip() if "{{" in str(n)
+                else str(n).strip()
+                for n in items
+            ]
+    except TemplateError as exc:
+        return None, f"{ZONES_VARIABLE} cannot be rendered on the controller: {exc}"
+    return out, ""
+
+
+def _zones_from_inventory(host: Any, state: NetState) -> None:
+    """Judge against the zones of the inventory (the controller's), not the declaration the
+    node carries; the node's declaration stays in the evidence, with any network it adds."""
+    zones, why = inventory_zones(host)
+    decl = state.declaration
+    if zones is None:
+        state.zone_evidence = {"zones_source": f"the node's declaration ({why}; not "
+                                               "cross-checked)"}
+        return
+    new: dict[str, dict[str, list[str]]] = {}
+    for zone, nets in zones.items():
+        by_family: dict[str, list[str]] = {"ipv4": [], "ipv6": []}
+        for net in nets:
+            try:
+                version = ipaddress.ip_network(net, strict=False).version
+            except ValueError:
+                raise EvidenceError(f"{ZONES_VARIABLE}.{zone}: {net!r} is not a network") from None
+            by_family["ipv4" if version == 4 else "ipv6"].append(net)
+        new[zone] = by_family
+    widens = {}
+    for zone in decl.zones:
+        for family in (4, 6):
+            key = "ipv4" if family == 4 else "ipv6"
+            extra = AddrSet.of(family, decl.zones.get(zone, {}).get(key, [])) - AddrSet.of(
+                family, new.get(zone, {}).get(key, []))
+            if extra:
+                widens.setdefault(zone, []).append(extra.describe(3))
+    state.zone_evidence = {
+        "zones_source": f"inventory ({ZONES_VARIABLE})",
+        "declaration_zones_on_node": decl.zones,
+    }
+    if widens:
+        state.zone_evidence["declaration_widens"] = widens
+    decl.zones = new
 
 
 def _ruleset(state: NetState) -> Ruleset:

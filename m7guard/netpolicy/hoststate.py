@@ -171,6 +171,7 @@ class NetState:
     declaration: Declaration
     mfs_conf: str | None
     sockets_error: str = ""
+    zone_evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> NetState:

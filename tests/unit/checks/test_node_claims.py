@@ -89,3 +89,67 @@ def test_aud_005_a_node_claiming_to_be_a_container_does_not_excuse_a_tmpfs_journ
     params = {"required_limits": ["SystemMaxUse"]}
     assert "tmpfs" in expect.fail(audit_logging.test_aud_005, host=host, params=params,
                                   evidence={}, host_snapshot=own_kernel)
+
+
+class _NetNode:
+    """An inventory host (zones in its variables) whose node declares its own zones and
+    filters nothing."""
+
+    def __init__(self, variables: dict[str, Any], declared: dict[str, Any]) -> None:
+        self.backend = _Backend(variables)
+        self.declared = declared
+
+    def run(self, command: str, *args: Any) -> _Out:
+        import json
+
+        return _Out(0, json.dumps({
+            "nft": "/usr/sbin/nft", "live": {"rc": 0, "out": '{"nftables": []}', "err": ""},
+            "persisted_exists": False, "enabled": "enabled", "active": "active",
+            "ss": {"rc": 0, "out": "", "err": ""}, "declaration": json.dumps(self.declared),
+            "mfs_conf": "mfs.subnets.whitelist=0.0.0.0/0\n"}))
+
+
+class _Request:
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(stash={})
+
+
+WIDE = {"zones": {"cluster": {"ipv4": ["0.0.0.0/0"], "ipv6": []},
+                  "admin": {"ipv4": ["10.89.0.0/24"], "ipv6": []}}, "services": {}}
+LAB_VARS = {
+    "m7guard_lab_networks": {"cluster": {"ipv4": "10.89.1.0/24", "ipv6": "fd89:1::/64"}},
+    "zero_trust_network_zones": {
+        "admin": ["10.89.0.0/24"],
+        "cluster": ["{{ m7guard_lab_networks['cluster']['ipv4'] }}",
+                    "{{ m7guard_lab_networks['cluster']['ipv6'] }}"],
+    },
+}
+
+
+def test_net_003_and_009_judge_against_the_inventory_zones_not_the_nodes_declaration(
+        expect) -> None:
+    from m7guard.checks import network
+    from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
+
+    node = _NetNode({"group_names": ["m7_nodes"], **LAB_VARS}, WIDE)
+    evidence: dict[str, Any] = {}
+    state = network.netstate.__wrapped__(_Request(), node, evidence)
+    snap = HostSnapshot("node1", ("all",), facts=HostFacts())
+    message = expect.fail(network.test_net_003, netstate=state, host_snapshot=snap,
+                          params={"ports": [5660]}, evidence={})
+    assert "tcp/5660" in message
+    assert "outside the cluster" in expect.fail(network.test_net_009, netstate=state,
+                                                evidence={})
+    assert evidence["zones_source"] == "inventory (zero_trust_network_zones)"
+    assert "cluster" in evidence["declaration_widens"]
+
+
+def test_without_zones_in_the_inventory_the_declaration_is_used_and_said_so() -> None:
+    from m7guard.checks import network
+
+    node = _NetNode({"group_names": ["m7_nodes"]}, WIDE)
+    evidence: dict[str, Any] = {}
+    network.netstate.__wrapped__(_Request(), node, evidence)
+    assert evidence["zones_source"].startswith("the node's declaration")
