@@ -96,7 +96,7 @@ def rules_page(root: Path) -> str:
                     ("soc2", "hipaa", "pci_dss_4", "nist_800_53")]
             link = os.path.relpath(rule.path, root / "docs" / "reference")
             lines.append(f"| [{rule.id}]({link}) | {_cell(rule.title)} | {rule.severity} | "
-                         + " | ".join(refs) + f" | {rule.remediation_role} |")
+                         + " | ".join(refs) + f" | {rule.remediation_role or 'none (preflight)'} |")
         lines.append("")
     return "\n".join(lines)
 

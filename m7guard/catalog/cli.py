@@ -49,19 +49,31 @@ def catalog() -> None:
     default=None,
     help="Directory of check modules (default: the installed m7guard/checks).",
 )
+@click.option(
+    "--roles",
+    "roles_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Ansible roles directory (default: roles/ next to the policies, else the source tree's).",
+)
 @click.pass_context
 def validate(
     ctx: click.Context,
     policies: Path | None,
     waiver_files: tuple[Path, ...],
     checks_dir: Path | None,
+    roles_dir: Path | None,
 ) -> None:
-    """Check every policy file and the one-to-one tie between rules and checks.
+    """Check every policy file, the one-to-one tie between rules and checks, and each rule's
+    remediation: its role exists and a task of it carries each remediation tag.
 
     Exits 0 when valid, 1 with one line per problem (file: field: message) otherwise.
     """
     cat, problems = validate_catalog(
-        policies, checks_dir=checks_dir or CHECKS_DIR, waiver_files=waiver_files
+        policies,
+        checks_dir=checks_dir or CHECKS_DIR,
+        waiver_files=waiver_files,
+        roles_dir=roles_dir,
     )
     if problems:
         for problem in problems:
@@ -146,7 +158,7 @@ def show(policies: Path | None, rule_id: str, fmt: str) -> None:
     for fw, ids in data["references"].items():
         console.print(f"  {fw}: {', '.join(ids)}")
     console.print(
-        f"\n[bold]Remediation[/bold]  role {data['remediation']['role']}: "
+        f"\n[bold]Remediation[/bold]  role {data['remediation']['role'] or 'none (preflight)'}: "
         f"{data['remediation']['command']}"
     )
     console.print(f"[bold]Check[/bold]  {data['check']}")

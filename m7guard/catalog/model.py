@@ -32,7 +32,7 @@ class Rule:
     rationale: str
     severity: str
     references: Mapping[str, tuple[str, ...]]
-    remediation_role: str
+    remediation_role: str | None  # None for a preflight rule: no role fixes it
     remediation_tags: tuple[str, ...]
     check: str
     area: str
@@ -40,9 +40,14 @@ class Rule:
     groups: tuple[str, ...] = ("all",)
     conditions: tuple[str, ...] = ()
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
+    remediation_notes: str = ""
 
     @property
     def remediation_command(self) -> str:
+        """The command that applies the fix; for a rule without a role (preflight), its
+        notes say what to fix instead."""
+        if self.remediation_role is None:
+            return self.remediation_notes
         tags = ",".join(self.remediation_tags)
         return f"ansible-playbook playbooks/site.yml --tags {tags}"
 
@@ -63,6 +68,7 @@ class Rule:
                 "role": self.remediation_role,
                 "tags": list(self.remediation_tags),
                 "command": self.remediation_command,
+                "notes": self.remediation_notes,
             },
             "check": self.check,
         }

@@ -15,6 +15,7 @@ from types import ModuleType
 from m7guard.catalog.errors import Problem
 from m7guard.catalog.loader import display_path, find_policies_dir, read_catalog
 from m7guard.catalog.model import Catalog
+from m7guard.catalog.roles import find_roles_dir, remediation_problems
 from m7guard.catalog.waivers import max_days, read_waivers
 from m7guard.checks import CHECKS_DIR, is_check_module, rule_of
 
@@ -129,11 +130,15 @@ def validate(
     root: Path | str | None = None,
     checks_dir: Path = CHECKS_DIR,
     waiver_files: Iterable[Path] = (),
+    roles_dir: Path | None = None,
 ) -> tuple[Catalog, list[Problem]]:
     """Validate the whole catalog: files against their schemas, cross references, checks,
-    the shipped waivers files (policies/waivers*.yml) and any extra waivers files."""
+    the remediation of each rule (its role exists in roles_dir, default the roles/ next to
+    the policies or the source tree's, and a task carries each of its tags), the shipped
+    waivers files (policies/waivers*.yml) and any extra waivers files."""
     policies = find_policies_dir(root)
     catalog, problems = read_catalog(policies)
+    problems += remediation_problems(catalog, find_roles_dir(policies, roles_dir))
     checks, found = discover_checks(checks_dir)
     if checks_dir.resolve() == CHECKS_DIR:
         checks += discover_preflight_checks()

@@ -246,10 +246,12 @@ def _task_results(out: str, task: str) -> dict[str, str]:
                                            found.group(1), re.MULTILINE)}
 
 
-@pytest.mark.parametrize("task", ["Set transparent huge pages now", "Install irqbalance",
-                                  "Keep irqbalance running",
-                                  "Apply the NVMe udev rule to the present devices",
-                                  "Set nvme_core.io_timeout now (it is writable at run time)"])
+@pytest.mark.parametrize("task", ["PERF-007 | Set transparent huge pages now",
+                                  "PERF-009 | Install irqbalance",
+                                  "PERF-009 | Keep irqbalance running",
+                                  "PERF-010 | Apply the NVMe udev rule to the present devices",
+                                  "PERF-011 | Set nvme_core.io_timeout now (it is writable at run "
+                                  "time)"])
 def test_nothing_is_applied_to_the_hosts_sys_from_a_container(run: ContainerRun,
                                                                task: str) -> None:
     assert _task_results(run.converge.out, task) == dict.fromkeys(NODES, "skipping")

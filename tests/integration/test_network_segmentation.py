@@ -94,7 +94,10 @@ def scene(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_site_yml_runs_this_play(lab: LabHandle) -> None:
     proc = lab.playbook("playbooks/site.yml", "--list-tasks", "--tags", "NET-002")
     assert "play #" in proc.stdout and "Zero-trust network segmentation" in proc.stdout
-    assert "zero_trust_network : Validate the input and compute the firewall plan" in proc.stdout
+    assert (
+        "zero_trust_network : NET-001 .. NET-010 | Validate the input and compute the firewall plan"
+        in proc.stdout
+    )
 
 
 def test_outsider_reaches_the_services_before_hardening(scene: dict) -> None:
