@@ -49,7 +49,23 @@ def _cells(results: Any) -> dict[tuple[str, str], tuple[str, str, str]]:
     }
 
 
-def test_forked_workers_give_the_results_of_one_process(tmp_path: Path) -> None:
+@pytest.fixture
+def frozen_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every audit of this test reads one frozen host state (_frozen_host.py): the machine
+    read once, not at each audit, so a sysctl changing between two audits cannot make them
+    differ."""
+    frozen = tmp_path / "frozen-snapshot.txt"
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p _frozen_host")
+    monkeypatch.setenv("M7G_FROZEN_SNAPSHOT", str(frozen))
+    return frozen
+
+
+def test_forked_workers_give_the_results_of_one_process(tmp_path: Path, frozen_host: Path) -> None:
+    """One process and three forked workers, on the same frozen input, give the same results."""
     inventory = _hosts_inventory(tmp_path / "hosts.yml", ["alpha", "beta", "gamma", "delta"])
 
     def audit(workers: int) -> tuple[Any, str]:
@@ -63,7 +79,12 @@ def test_forked_workers_give_the_results_of_one_process(tmp_path: Path) -> None:
         return results, (log_dir / "pytest.log").read_text()
 
     one, one_log = audit(1)
+    assert frozen_host.is_file()  # the input both audits read
+    frozen = frozen_host.read_text()
     three, three_log = audit(3)
+    assert frozen_host.read_text() == frozen
+    # the machine was read once, by the first snapshot; eight snapshots parsed that read
+    assert len(frozen_host.with_suffix(".reads").read_text().splitlines()) == 1
     assert "worker processes" not in one_log
     assert "m7guard: the checks ran in 3 worker processes" in three_log
     workers = [ln for ln in three_log.splitlines() if ln.startswith("m7guard: ") and " of " in ln]
@@ -82,7 +103,8 @@ def test_forked_workers_give_the_results_of_one_process(tmp_path: Path) -> None:
         assert len(progress) == count and set(progress) <= set(".sFE"), progress
         end = lines.index(f"m7guard: {count} checks of {hosts}: worker exit 1")
         assert start < end
-        assert re.fullmatch(r"\d+ failed, \d+ skipped, \d+ deselected in [\d.]+s", lines[end - 1])
+        summary = r"\d+ failed(, \d+ passed)?(, \d+ skipped)?, \d+ deselected in [\d.]+s"
+        assert re.fullmatch(summary, lines[end - 1]), lines[end - 1]
     assert len(one.results) == 4 * 16
     assert _cells(three) == _cells(one)
     assert [h["name"] for h in three.data["hosts"]] == [h["name"] for h in one.data["hosts"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -123,14 +124,34 @@ def test_kill_during_in_place_keeps_input(big_input, local_key_file, tmp_path) -
     assert digest(work) == before
 
 
+def _temp_with_data(watch_dir: Path, stem: str) -> list[Path]:
+    found = []
+    for path in watch_dir.glob(f".{stem}.*.fe-tmp"):
+        with contextlib.suppress(FileNotFoundError):  # removed between glob and stat
+            if path.stat().st_size > 0:
+                found.append(path)
+    return found
+
+
 def test_sigterm_cleans_up_temp_file(big_input, local_key_file, tmp_path) -> None:
+    """SIGTERM in the middle of a run removes the temporary output.
+
+    Deterministic: the records come through stdin, which stays open until the signal has
+    been handled, so the run cannot finish (or not have started) before SIGTERM; and the
+    signal is sent only once the temporary output holds data, an event that shows the run is
+    inside its atomic write (the SIGTERM handler installed, the temporary file's removal
+    armed). Waiting for it is a bounded poll that fails loudly, never a sleep.
+    """
     destination = tmp_path / "out.jsonl"
+    errors = tmp_path / "stderr.txt"
     cmd = [
         sys.executable,
         "-m",
         "field_encryption.cli",
         "encrypt",
-        str(big_input),
+        "-",
+        "--input-format",
+        "jsonl",
         "-o",
         str(destination),
         "--local-key",
@@ -138,12 +159,28 @@ def test_sigterm_cleans_up_temp_file(big_input, local_key_file, tmp_path) -> Non
         "-f",
         "ssn",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".out.jsonl.*.fe-tmp")) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) != 0
+    with errors.open("wb") as err, big_input.open("rb") as source:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        assert proc.stdin is not None
+        try:
+            deadline = time.monotonic() + 120
+            while not _temp_with_data(tmp_path, "out.jsonl"):
+                assert proc.poll() is None, errors.read_text()
+                if time.monotonic() > deadline:
+                    pytest.fail("the temporary output never received data")
+                chunk = source.read(64 * 1024)
+                assert chunk, "the whole input was fed and the temporary output is still empty"
+                proc.stdin.write(chunk)
+                proc.stdin.flush()
+            assert proc.poll() is None  # it waits for more input: it cannot have finished
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+    assert code == 128 + signal.SIGTERM, (code, errors.read_text())
     assert not destination.exists()
     assert list(tmp_path.glob(".out.jsonl.*.fe-tmp")) == []
