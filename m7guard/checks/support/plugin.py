@@ -65,16 +65,18 @@ def host_groups(host: Any) -> tuple[str, ...] | None:
 KIND_VARIABLES = ("m7guard_node_kind", "m7guard_lab_kind")
 
 
-def host_kind(host: Any) -> str | None:
-    """What the inventory says the host is (container, vm, metal...), or None."""
+def host_kind(host: Any) -> tuple[str | None, bool]:
+    """(what the inventory says the host is: container, vm, metal... or None, whether the
+    host is reached through a local connection, i.e. is the controller itself)."""
     backend = host.backend
     if getattr(backend, "NAME", "") != "ansible":
-        return None
+        return None, False
     variables = backend.get_variables()
+    local = str(variables.get("ansible_connection", "")).endswith("local")
     for name in KIND_VARIABLES:
         if variables.get(name):
-            return str(variables[name]).strip().lower()
-    return None
+            return str(variables[name]).strip().lower(), local
+    return None, local
 
 
 class AuditContext:
@@ -127,12 +129,12 @@ class AuditContext:
     def _gather(self, host: Any, keys: tuple[str, ...]) -> HostSnapshot:
         try:
             groups = host_groups(host)
-            kind = host_kind(host)
+            kind, local = host_kind(host)
         except Exception as exc:  # inventory problems surface per host
             snap = HostSnapshot(name=host_name(host), groups=None, error=f"inventory: {exc}")
         else:
             snap = gather(host, host_name(host), groups, keys)
-            snap.facts.apply_inventory(groups is not None, kind)
+            snap.facts.apply_inventory(groups is not None, kind, local)
         with self._lock:
             self.snapshots.setdefault(snap.name, snap)
             snap = self.snapshots[snap.name]

@@ -45,13 +45,17 @@ class HostFacts:
     kind_source: str = "node"  # who decided `container`: the inventory, or the node itself
     container_claim_ignored: str = ""
 
-    def apply_inventory(self, has_inventory: bool, kind: str | None) -> None:
+    def apply_inventory(self, has_inventory: bool, kind: str | None, local: bool = False) -> None:
         """Let the inventory decide whether the node is a container (`m7guard_node_kind`, or
         the lab's `m7guard_lab_kind`): the node's own markers (/.dockerenv, ...) are only
         evidence, since anyone root on the node can create them. An inventory host with no
-        declared kind is taken to have its own kernel. Without an inventory (plain
-        --hosts=ssh://...) the node's signals are all there is."""
+        declared kind is taken to have its own kernel, unless it is the controller itself
+        (a local connection). Without an inventory (plain --hosts=ssh://...) the node's
+        signals are all there is."""
         if not has_inventory:
+            return
+        if local and kind is None:  # the audited host is the controller: its own observation
+            self.kind_source = "the controller itself (ansible_connection=local)"
             return
         self.kind_source = f"inventory ({kind or 'no kind declared: own kernel'})"
         if kind == "container":

@@ -153,3 +153,9 @@ def test_without_zones_in_the_inventory_the_declaration_is_used_and_said_so() ->
     evidence: dict[str, Any] = {}
     network.netstate.__wrapped__(_Request(), node, evidence)
     assert evidence["zones_source"].startswith("the node's declaration")
+
+
+def test_the_controller_itself_keeps_its_own_container_detection() -> None:
+    facts = _facts({"ansible_connection": "local"})
+    assert facts.container == "docker" and facts.kind_source.startswith("the controller")
+    assert _facts({"ansible_connection": "ssh"}).container is None
