@@ -103,3 +103,12 @@ def test_net_001_on_a_readable_empty_ruleset_still_fails(expect) -> None:
     assert "no input filter chain" in expect.fail(network.test_net_001, netstate=state,
                                                   host_snapshot=snap, params=params("NET-001"),
                                                   evidence={})
+
+
+def test_aud_006_a_log_rotated_away_during_find_is_no_error(expect, fake_host, fake_file,
+                                                            out) -> None:
+    files = {"/var/log/audit": fake_file(mode=0o750, directory=True)}
+    vanished = out(1, "600 root /var/log/audit/audit.log\n",
+                   "find: '/var/log/audit/audit.log.1': No such file or directory\n")
+    host = fake_host({"-maxdepth 1": vanished, "find /var/log": ""}, files=files)
+    expect.run(audit_logging.test_aud_006, host=host, params=params("AUD-006"), evidence={})
