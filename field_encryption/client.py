@@ -85,6 +85,7 @@ _STRING_HEAD_LEN = _PREFIX_LEN + 24  # base64 of the 18-byte head
 FieldList = Sequence["str | FieldSpec"]
 _EMPTY: Mapping[str, Any] = {}
 _EMPTY_TAIL = bytes(8)  # two empty length-prefixed parts
+_COUNTS = tuple(n.to_bytes(4, "big") for n in range(256))
 
 
 class _Opened(NamedTuple):
@@ -382,7 +383,8 @@ class FieldEncryption:
         as_bytes = self._as_bytes
         mac_parts: list[bytes] | None = None
         if version == HEADER_VERSION:
-            mac_parts = [rid_part, len(targets).to_bytes(4, "big")]
+            count = len(targets)
+            mac_parts = [rid_part, _COUNTS[count] if count < 256 else count.to_bytes(4, "big")]
         elif self.record_mac:
             mac_parts = []
         plain_strings = not as_bytes
@@ -767,7 +769,8 @@ class FieldEncryption:
         if layout is None or materials is None:
             return None
         if mac_parts is not None:
-            mac_parts[1] = len(layout).to_bytes(4, "big")
+            count = len(layout)
+            mac_parts[1] = _COUNTS[count] if count < 256 else count.to_bytes(4, "big")
         if time.monotonic() - materials.created > self._unwrapped.max_age:
             return None
         rid_value = data.get(self.record_id_field)  # type: ignore[arg-type]
