@@ -29,6 +29,8 @@ from field_encryption.keyrings.base import EncryptedDataKey, key_id_for
 MAX_USES_CEILING = 2**30
 RECORD_MAC_KEY_LABEL = b"field-encryption record mac v2"
 RECORD_MAC_LABEL = b"fe-record-mac-v2"
+WRAPPED_TAG_KEY_LABEL = b"field-encryption wrapped keys v2"
+WRAPPED_TAG_LABEL = b"fe-wrapped-keys-v2"
 RECORD_MAC_LEN = 16
 
 
@@ -97,6 +99,7 @@ class DataKeyMaterials:
         "nonce_base",
         "string_head",
         "uses",
+        "verified_tag",
         "w_bytes",
     )
 
@@ -110,6 +113,9 @@ class DataKeyMaterials:
         self.header_edks = [e.to_json() for e in edks]
         self.w_bytes = canonical_json(self.header_edks)
         self._record_mac: Any = None
+        # the tag 'a' of this object's own wrapped keys, once computed (for a reader: the
+        # one its first record carried and that verified)
+        self.verified_tag: str | None = None
         self.namespace = namespace
         self.aad_prefix = aad.prefix(envelope.ALG_AES_256_GCM, self.key_id, namespace)
         self.gcm_head = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM)) + self.key_id
@@ -133,24 +139,36 @@ class DataKeyMaterials:
             self._mac_key = hmac.digest(self._key, b"field-encryption record mac v1", "sha256")
         return self._mac_key
 
-    def record_mac(self, message: bytes, w_bytes: bytes | None = None) -> bytes:
-        """The format-2 record MAC: HMAC-SHA256, truncated to 16 bytes, over
-        ``lp(label) || lp(namespace) || lp(data key id) || lp(wrapped keys) || message``.
-
-        ``w_bytes``: the canonical JSON of the record's wrapped keys; None means this
-        object's own (the usual case, kept precomputed). The MAC key is derived from the
-        data key for this use alone (see docs/field-encryption.md).
-        """
+    def _macs(self) -> tuple[HmacSha256, HmacSha256]:
         macs = self._record_mac
         if macs is None:
-            key = hmac.digest(self._key, RECORD_MAC_KEY_LABEL, "sha256")
-            base = HmacSha256(key).extended(
-                aad.join((RECORD_MAC_LABEL, self.namespace.encode("utf-8"), self.key_id))
+            prefix = aad.join((self.namespace.encode("utf-8"), self.key_id))
+            record = HmacSha256(hmac.digest(self._key, RECORD_MAC_KEY_LABEL, "sha256"))
+            wrapped = HmacSha256(hmac.digest(self._key, WRAPPED_TAG_KEY_LABEL, "sha256"))
+            self._record_mac = macs = (
+                record.extended(aad.lp(RECORD_MAC_LABEL) + prefix),
+                wrapped.extended(aad.lp(WRAPPED_TAG_LABEL) + prefix),
             )
-            self._record_mac = macs = (base, base.extended(aad.lp(self.w_bytes)))
+        return macs
+
+    def record_mac(self, message: bytes) -> bytes:
+        """Format 2's record MAC (``m``, only for a record without a random-mode field):
+        HMAC-SHA256 under a key derived from the data key for this use alone, over
+        ``lp(label) || lp(namespace) || lp(data key id) || message``, truncated to 16 bytes.
+        """
+        return self._macs()[0].digest(message)[:RECORD_MAC_LEN]
+
+    def wrapped_tag(self, w_bytes: bytes | None = None) -> str:
+        """Format 2's tag of the wrapped keys (``a``), base64: HMAC-SHA256 under its own
+        derived key over ``lp(label) || lp(namespace) || lp(data key id) || canonical JSON
+        of w``, truncated to 16 bytes. ``w_bytes`` None: this object's own wrapped keys."""
         if w_bytes is None:
-            return macs[1].digest(message)[:RECORD_MAC_LEN]
-        return macs[0].extended(aad.lp(w_bytes)).digest(message)[:RECORD_MAC_LEN]
+            own = self.verified_tag
+            if own is None:
+                own = self.verified_tag = self.wrapped_tag(self.w_bytes)
+            return own
+        tag = self._macs()[1].digest(w_bytes)[:RECORD_MAC_LEN]
+        return binascii.b2a_base64(tag, newline=False).decode("ascii")
 
     def derived_key(self, label: bytes) -> bytes:
         """A key for one purpose (e.g. a file trailer), derived from the data key."""

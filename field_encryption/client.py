@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 HEADER_VERSION = 2
 LEGACY_HEADER_VERSION = 1
-HEADER_KEYS = frozenset({"v", "k", "w", "f", "r", "s", "m"})
+HEADER_KEYS = frozenset({"v", "k", "w", "a", "f", "n", "r", "s", "m"})
 _MAC_LABEL = b"fe-record-mac-v1"
 _GCM_HEAD = bytes((envelope.VERSION, envelope.ALG_AES_256_GCM))
 _SIV_HEAD = bytes((envelope.VERSION, envelope.ALG_AES_SIV_512))
@@ -84,12 +84,14 @@ _STRING_HEAD_LEN = _PREFIX_LEN + 24  # base64 of the 18-byte head
 
 FieldList = Sequence["str | FieldSpec"]
 _EMPTY: Mapping[str, Any] = {}
-_EMPTY_TAIL = bytes(8)  # two empty length-prefixed parts
-_COUNTS = tuple(n.to_bytes(4, "big") for n in range(256))
+_EMPTY_LP = bytes(4)  # an empty length-prefixed part
+_EMPTY_SID = bytes(12)  # S, I and D all empty
+_N_LP = (12).to_bytes(4, "big")  # lp() of the 12-byte record nonce
 
 
 class _Opened(NamedTuple):
-    """A record whose header was parsed and whose authentication was checked."""
+    """A record whose header was parsed and checked as far as the header alone allows;
+    ``prefix`` is the associated data of its random-mode fields, up to the path part."""
 
     header: dict[str, Any]
     version: int
@@ -98,6 +100,12 @@ class _Opened(NamedTuple):
     rid: bytes
     raws: list[bytes]
     scopes: Mapping[str, Any]
+    prefix: bytes
+
+
+class _Item(NamedTuple):
+    path_part: bytes
+    deterministic: bool
 
 
 def context_for(namespace: str) -> dict[str, str]:
@@ -195,6 +203,10 @@ class FieldEncryption:
         self._plans: dict[tuple, Plan] = {}
         self._concrete: dict[str, tuple[Concrete, bytes, Concrete, Any]] = {}
         self._layouts: dict[tuple[str, ...], tuple[tuple[Any, ...], ...]] = {}
+        self._f_parts: dict[tuple[bytes, ...], bytes] = {}
+        # per field list: lp(B)'s length and lp(n) || n || lp(F) || empty S, I, D
+        self._f_by_layout: dict[tuple[str, ...], tuple[bytes, bytes]] = {}
+        self._f_by_plan: dict[Plan, bytes] = {}
         self._det_aad: dict[tuple[bytes, str, str | None], bytes] = {}
         self._index_keys: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -324,12 +336,21 @@ class FieldEncryption:
                     "it optional"
                 )
             targets.extend((make_target(steps, spec), paths.get(data, steps)) for steps in matches)
+        f_part = None
+        if not plan.wild and len(targets) == len(plan.fixed):
+            f_part = self._f_by_plan.get(plan)
+            if f_part is None:
+                f_part = self._f_part(targets)
+                if len(self._f_by_plan) < 256:
+                    self._f_by_plan[plan] = f_part
         if record_id is None and self.record_id_field is not None:
             rid_value = data.get(self.record_id_field)
             if type(rid_value) is str and rid_value:
                 rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
-                return self._encrypt_targets(data, targets, rid, None, None)
-        return self._encrypt_targets(data, targets, self._record_id(data, record_id), None, None)
+                return self._encrypt_targets(data, targets, rid, None, None, f_part)
+        return self._encrypt_targets(
+            data, targets, self._record_id(data, record_id), None, None, f_part
+        )
 
     def _encrypt_targets(
         self,
@@ -338,6 +359,7 @@ class FieldEncryption:
         rid: bytes | None,
         carried_index: dict[str, str] | None,
         avoid_key_id: bytes | None,
+        f_part: bytes | None = None,
     ) -> dict[str, Any]:
         random_id = None
         if rid is None:
@@ -347,6 +369,7 @@ class FieldEncryption:
         plaintexts = []
         total = 0
         random_count = 0
+        special = False  # a deterministic field or a blind index
         for target, value in targets:
             if type(value) is str:
                 pt = b"\x05" + value.encode("utf-8", "surrogatepass")
@@ -354,17 +377,22 @@ class FieldEncryption:
                 pt = encode(value, target.canonical)
             plaintexts.append(pt)
             total += len(pt)
-            if not target.deterministic:
+            if target.deterministic:
+                special = True
+            else:
                 random_count += 1
-        materials, first_use = self.cache.acquire(
-            self._cache_key, random_count, total, self._new_materials
-        )
+            if target.index is not None:
+                special = True
+        version = self.format_version
+        v2 = version == HEADER_VERSION
+        # format 2 reserves one more use of the data key: the record nonce n
+        uses = random_count + 1 if v2 else random_count
+        materials, first_use = self.cache.acquire(self._cache_key, uses, total, self._new_materials)
         if avoid_key_id is not None and materials.key_id == avoid_key_id:
             self.cache.clear()
             materials, first_use = self.cache.acquire(
-                self._cache_key, random_count, total, self._new_materials
+                self._cache_key, uses, total, self._new_materials
             )
-        version = self.format_version
         header: dict[str, Any] = {
             "v": version,
             "k": materials.key_id_text,
@@ -374,66 +402,75 @@ class FieldEncryption:
         if random_id is not None:
             header["r"] = _b2a(random_id, newline=False).decode("ascii")
         rid_part = _lp(rid)
+        nonce_int = materials.nonce_base + first_use
+        scopes: dict[str, str] = {}
+        index: dict[str, str] = dict(carried_index) if carried_index else {}
+        sealed: list[bytes] = []  # deterministic envelopes, in field order
+        if special:
+            det = None
+            for (target, value), pt in zip(targets, plaintexts, strict=True):
+                if target.index is not None:
+                    index[target.index_name] = blind_index.compute(  # type: ignore[index]
+                        self._index_key(target.index_name),  # type: ignore[arg-type]
+                        value,
+                        target.index,
+                        target.canonical,
+                    )
+                if target.deterministic:
+                    if det is None:
+                        det = self._vault().deterministic_key()
+                    ct = det.siv.encrypt(
+                        pt, [self._deterministic_aad(det.key_id, target.canonical, target.scope)]
+                    )
+                    n = len(ct)
+                    sealed.append(
+                        _SIV_HEAD
+                        + det.key_id
+                        + (_LEN1[n] if n < 128 else envelope.encode_length(n))
+                        + ct
+                    )
+                    if target.scope is not None:
+                        scopes[target.canonical] = target.scope
         record_prefix = materials.aad_prefix + rid_part
+        binding = b""
+        if v2:
+            record_nonce = nonce_int.to_bytes(12, "big")
+            nonce_int += 1
+            header["a"] = materials.verified_tag or materials.wrapped_tag()
+            header["n"] = _b2a(record_nonce, newline=False).decode("ascii")
+            if f_part is None:
+                f_part = self._f_part(targets)
+            if special or index:
+                binding = _binding(record_nonce, f_part, targets, sealed, scopes, index, special)
+            else:
+                binding = _N_LP + record_nonce + f_part + _EMPTY_SID
+            record_prefix += len(binding).to_bytes(4, "big") + binding
         gcm_head = materials.gcm_head
         aead_encrypt = materials.aead.encrypt
-        nonce_int = materials.nonce_base + first_use
         root = dict(data)
         mine: set[int] = set()
         as_bytes = self._as_bytes
-        mac_parts: list[bytes] | None = None
-        if version == HEADER_VERSION:
-            count = len(targets)
-            mac_parts = [rid_part, _COUNTS[count] if count < 256 else count.to_bytes(4, "big")]
-        elif self.record_mac:
-            mac_parts = []
+        mac_parts: list[bytes] | None = [] if not v2 and self.record_mac else None
         plain_strings = not as_bytes
         string_head = materials.string_head
         canonicals = []
-        scopes: dict[str, str] = {}
-        index: dict[str, str] = {}
-        det = None
-        for (target, value), pt in zip(targets, plaintexts, strict=True):
-            if target.index is not None:
-                index[target.index_name] = blind_index.compute(  # type: ignore[index]
-                    self._index_key(target.index_name),  # type: ignore[arg-type]
-                    value,
-                    target.index,
-                    target.canonical,
-                )
+        next_sealed = iter(sealed).__next__
+        for (target, _value), pt in zip(targets, plaintexts, strict=True):
             if target.deterministic:
-                if det is None:
-                    det = self._vault().deterministic_key()
-                ct = det.siv.encrypt(
-                    pt, [self._deterministic_aad(det.key_id, target.canonical, target.scope)]
-                )
-                n = len(ct)
-                env = (
-                    _SIV_HEAD
-                    + det.key_id
-                    + (_LEN1[n] if n < 128 else envelope.encode_length(n))
-                    + ct
-                )
-                if target.scope is not None:
-                    scopes[target.canonical] = target.scope
+                env = next_sealed()
             else:
                 nonce = nonce_int.to_bytes(12, "big")
                 nonce_int += 1
                 ct = aead_encrypt(nonce, pt, record_prefix + target.path_part)
                 n = len(ct)
                 tail = nonce + (_LEN1[n] if n < 128 else envelope.encode_length(n)) + ct
-                if plain_strings:
+                if plain_strings and mac_parts is None:
                     # the 18-byte head is a whole number of base64 groups: encode the rest
                     node = root
                     if target.parent:
                         node = _writable(root, target.parent, mine)
                     node[target.last] = string_head + _b2a(tail, newline=False).decode("ascii")
                     canonicals.append(target.canonical)
-                    if mac_parts is not None:
-                        if version == HEADER_VERSION:
-                            mac_parts += (target.path_part, gcm_head, tail)
-                        else:
-                            mac_parts.append(target.path_part + _lp(gcm_head + tail))
                     continue
                 env = gcm_head + tail
             node = root
@@ -444,27 +481,32 @@ class FieldEncryption:
             )
             canonicals.append(target.canonical)
             if mac_parts is not None:
-                if version == HEADER_VERSION:
-                    mac_parts += (target.path_part, env)
-                else:
-                    mac_parts.append(target.path_part + _lp(env))
+                mac_parts.append(target.path_part + _lp(env))
         header["f"] = canonicals
         if scopes:
             header["s"] = scopes
         out = root
-        if carried_index:
-            index = {**carried_index, **index}
         if index:
             out[self.index_field] = index
-        if version == HEADER_VERSION:
-            mac_parts.append(_mac_tail(scopes, index))  # type: ignore[union-attr]
-            tag = materials.record_mac(b"".join(mac_parts))  # type: ignore[arg-type]
-            header["m"] = _b2a(tag, newline=False).decode("ascii")
+        if v2:
+            if not random_count:
+                tag = materials.record_mac(rid_part + binding)
+                header["m"] = _b2a(tag, newline=False).decode("ascii")
         elif mac_parts is not None:
             tag = self._mac(materials, rid, mac_parts, scopes, index)
             header["m"] = _b2a(tag, newline=False).decode("ascii")
         out[self.header_field] = header
         return out
+
+    def _f_part(self, targets: list[tuple[Target, Any]]) -> bytes:
+        """``lp(F)``: F is every encrypted field's ``lp(canonical path)``, in order."""
+        key = tuple([target.path_part for target, _ in targets])
+        found = self._f_parts.get(key)
+        if found is None:
+            found = _lp(b"".join(key))
+            if len(self._f_parts) < 4096:
+                self._f_parts[key] = found
+        return found
 
     def _mac(  # format 1
         self,
@@ -553,11 +595,11 @@ class FieldEncryption:
     ) -> dict[str, Any]:
         """A copy of ``data`` with its encrypted fields decrypted.
 
-        The record is authenticated first (format 2: its MAC over the header and every
-        field), whatever ``fields`` selects. Without ``fields``, or with ``fields`` that
+        The whole record is authenticated (format 2: its header and every random-mode
+        field, whatever ``fields`` selects). Without ``fields``, or with ``fields`` that
         cover every encrypted field, every field is decrypted and the header and blind
-        indexes are removed. With fewer ``fields`` only those are decrypted and the
-        header stays (a view for reading: do not store it back as is).
+        indexes are removed. With fewer ``fields`` only those are returned decrypted and
+        the header stays (a view for reading: do not store it back as is).
         """
         if fields is None and record_id is None and type(data) is dict:
             fast = self._try_fast_decrypt(data)
@@ -573,18 +615,18 @@ class FieldEncryption:
         if selected is not None and len(selected) == len(layout):
             selected = None
         materials = opened.materials
-        record_prefix = materials.aad_prefix + _lp(opened.rid)
+        record_prefix = opened.prefix
         aead_decrypt = materials.aead.decrypt
         key_id = materials.key_id
         head = materials.gcm_head
         decode = values.decode
+        verify_all = opened.version == HEADER_VERSION
         root = dict(data)
         mine: set[int] | None = None
         for (canonical, steps, path_part, parent, last), raw in zip(
             layout, opened.raws, strict=True
         ):
-            if selected is not None and canonical not in selected:
-                continue
+            wanted = selected is None or canonical in selected
             # fast path: version 1, AES-256-GCM, a one-byte length that matches exactly
             if (
                 len(raw) >= _GCM_MIN
@@ -592,6 +634,8 @@ class FieldEncryption:
                 and len(raw) == raw[30] + 31
                 and raw[30] < 0x80
             ):
+                if not wanted and not verify_all:
+                    continue
                 try:
                     pt = aead_decrypt(raw[18:30], raw[31:], record_prefix + path_part)
                 except InvalidTag:
@@ -599,14 +643,20 @@ class FieldEncryption:
             else:
                 env = _parse(raw)
                 if env.algorithm == envelope.ALG_AES_256_GCM:
+                    if not wanted and not verify_all:
+                        continue
                     if env.key_id != key_id:
                         raise _other_key(steps)
                     try:
                         pt = aead_decrypt(env.nonce, env.body, record_prefix + path_part)
                     except InvalidTag:
                         raise _auth_failed(steps) from None
+                elif not wanted:
+                    continue  # format 2: covered by the binding of the record's other fields
                 else:
                     pt = self._decrypt_deterministic(env, canonical, opened.scopes, steps)
+            if not wanted:
+                continue
             value = pt[1:].decode("utf-8", "surrogatepass") if pt[0] == 5 else decode(pt, canonical)
             if parent:
                 if mine is None:
@@ -620,12 +670,15 @@ class FieldEncryption:
         return root
 
     def _open(self, data: dict[str, Any], record_id: Any = None) -> _Opened:
-        """Parse a record's header, find its data key and authenticate the record.
+        """Parse a record's header, find its data key and check what the header alone
+        can prove.
 
-        Format 2: the record MAC over the header and every field's ciphertext must
-        verify, or :class:`TamperError`. Format 1 (only with ``allow_legacy_v1``): its
-        optional MAC is checked when present; each field still authenticates itself
-        when it is decrypted.
+        Format 2: the wrapped keys' tag ``a`` must verify, and the binding B (record
+        nonce, field list, join scopes, blind indexes, deterministic ciphertexts) goes
+        into the associated data of every random-mode field, so decrypting any of them
+        authenticates the header; a record without one carries the MAC ``m`` over B,
+        checked here. Format 1 (only with ``allow_legacy_v1``): its optional MAC is
+        checked when present; each field authenticates itself when it is decrypted.
         """
         header = self._header(data)
         listed = header.get("f")
@@ -664,8 +717,9 @@ class FieldEncryption:
                 raise _not_ciphertext(steps, value)
         version = header["v"]
         mac_text = header.get("m")
+        prefix = materials.aad_prefix + _lp(rid)
         if version == HEADER_VERSION:
-            self._verify_record_mac(header, data, materials, rid, layout, raws, scopes)
+            prefix += _lp(self._check_v2_header(header, data, materials, rid, layout, raws, scopes))
         elif mac_text is not None or (
             self.format_version == LEGACY_HEADER_VERSION and self.record_mac
         ):
@@ -674,9 +728,9 @@ class FieldEncryption:
                 for item, raw in zip(layout, raws, strict=True)
             ]
             self._verify_mac(materials, rid, parts, scopes, data, mac_text)
-        return _Opened(header, version, layout, materials, rid, raws, scopes)
+        return _Opened(header, version, layout, materials, rid, raws, scopes, prefix)
 
-    def _verify_record_mac(
+    def _check_v2_header(
         self,
         header: Mapping[str, Any],
         data: Mapping[str, Any],
@@ -685,39 +739,83 @@ class FieldEncryption:
         layout: Sequence[tuple[Any, ...]],
         raws: Sequence[bytes],
         scopes: Mapping[str, Any],
-    ) -> None:
-        """Check the format-2 record MAC."""
-        mac_text = header.get("m")
-        if mac_text is None:
-            raise TamperError(
-                "record header has no MAC 'm' (removed?): format-2 records always carry one"
-            )
-        try:
-            expected = _a2b(mac_text, strict_mode=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise FormatError("record header: 'm' is not valid base64") from None
-        envelopes = [(item[2], raw) for item, raw in zip(layout, raws, strict=True)]
-        message = record_mac_message(rid, envelopes, scopes, self._index_of(data))
+    ) -> bytes:
+        """Verify ``a`` (and ``m`` where it belongs); return the binding B."""
         wrapped = header.get("w")
         if wrapped == materials.header_edks:
-            actual = materials.record_mac(message)
+            expected = materials.wrapped_tag()
         else:
-            actual = materials.record_mac(message, canonical_json(wrapped))
-        if not hmac.compare_digest(actual, expected):
+            expected = materials.wrapped_tag(canonical_json(wrapped))
+        found = header.get("a")
+        if type(found) is not str or not hmac.compare_digest(found.encode(), expected.encode()):
             raise TamperError(
-                "record MAC mismatch: the header (wrapped keys, encrypted field list, record "
-                "id, join scopes) or the blind indexes were changed, or an encrypted field was "
-                "dropped, swapped, modified or replayed"
+                "record header: the wrapped keys 'w' or their tag 'a' were changed (a wrapped "
+                "key removed, added or altered)"
             )
+        nonce_text = header.get("n")
+        if type(nonce_text) is not str:
+            raise TamperError("record header has no record nonce 'n' (removed?)")
+        try:
+            record_nonce = _a2b(nonce_text, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise FormatError("record header: 'n' is not valid base64") from None
+        if len(record_nonce) != 12:
+            raise FormatError("record header: 'n' must be 12 bytes")
+        sealed: list[bytes] = []
+        items: list[tuple[Any, None]] = []
+        random_count = 0
+        for entry, raw in zip(layout, raws, strict=True):
+            if len(raw) < 2:
+                raise FormatError(f"field {paths.display(entry[1])}: ciphertext truncated")
+            deterministic = raw[1] == envelope.ALG_AES_SIV_512
+            if deterministic:
+                sealed.append(raw)
+            else:
+                random_count += 1
+            items.append((_Item(entry[2], deterministic), None))
+        index = self._index_of(data)
+        f_part = self._f_part_of(layout)
+        binding = _binding(record_nonce, f_part, items, sealed, scopes, index, bool(sealed))
+        mac_text = header.get("m")
+        if random_count:
+            if "m" in header:
+                raise FormatError(
+                    "record header: 'm' belongs only to records without a random-mode field"
+                )
+            return binding
+        if type(mac_text) is not str:
+            raise TamperError(
+                "record header has no MAC 'm' (removed?): a record without a random-mode field "
+                "always carries one"
+            )
+        try:
+            expected_mac = _a2b(mac_text, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise FormatError("record header: 'm' is not valid base64") from None
+        if not hmac.compare_digest(materials.record_mac(_lp(rid) + binding), expected_mac):
+            raise TamperError(
+                "record MAC mismatch: the header (field list, record id, record nonce, join "
+                "scopes), the blind indexes or a deterministic field were changed"
+            )
+        return binding
+
+    def _f_part_of(self, layout: Sequence[tuple[Any, ...]]) -> bytes:
+        key = tuple([entry[2] for entry in layout])
+        found = self._f_parts.get(key)
+        if found is None:
+            found = _lp(b"".join(key))
+            if len(self._f_parts) < 4096:
+                self._f_parts[key] = found
+        return found
 
     def _index_of(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        index = data.get(self.index_field) or {}
-        if type(index) is not dict:
-            raise FormatError(f"{self.index_field!r} must be an object")
+        index = data.get(self.index_field, _EMPTY)
+        if type(index) is not dict or (self.index_field in data and not index):
+            raise FormatError(f"{self.index_field!r} must be a non-empty object when present")
         return index
 
     def authenticate(self, data: Mapping[str, Any], *, record_id: str | int | None = None) -> None:
-        """Verify a format-2 record's MAC without decrypting any field (no vault needed).
+        """Verify a format-2 record without returning any value (no vault needed).
 
         Raises :class:`TamperError` when the header or any field was changed.
         """
@@ -726,15 +824,32 @@ class FieldEncryption:
         opened = self._open(data, record_id)
         if opened.version != HEADER_VERSION:
             raise TamperError(
-                "record is format 1: it has no MAC over its header to verify; decrypt it "
-                "with allow_legacy_v1=True and re-encrypt it (rekey)"
+                "record is format 1: its header is not authenticated; decrypt it with "
+                "allow_legacy_v1=True and re-encrypt it (rekey)"
             )
+        self._verify_random_fields(opened)
+
+    def _verify_random_fields(self, opened: _Opened) -> None:
+        aead_decrypt = opened.materials.aead.decrypt
+        key_id = opened.materials.key_id
+        for entry, raw in zip(opened.layout, opened.raws, strict=True):
+            env = _parse(raw)
+            if env.algorithm != envelope.ALG_AES_256_GCM:
+                continue
+            if env.key_id != key_id:
+                raise _other_key(entry[1])
+            try:
+                aead_decrypt(env.nonce, env.body, opened.prefix + entry[2])
+            except InvalidTag:
+                raise _auth_failed(entry[1]) from None
 
     def _try_fast_decrypt(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """The common case with the fewest steps: a record whose header has only v, k, w,
-        f and m, a string record id, no blind indexes, a data key and field layout seen
-        before, and AES-GCM fields with short values. The record MAC is verified here as
-        in the general path.
+        a, f and n (format 2; v, k, w and f for a legacy record read on request), a
+        string record id, no blind indexes, a data key and field layout seen before, and
+        AES-GCM fields with short values. The wrapped keys' tag must be the one already
+        verified for this data key, and every field authenticates the header through its
+        associated data, as in the general path.
 
         Returns None as soon as anything is unusual; the general path then decrypts the
         record again and reports any error precisely.
@@ -744,9 +859,9 @@ class FieldEncryption:
             return None
         version = header.get("v")
         if version == HEADER_VERSION and type(version) is int:
-            if len(header) != 5 or self.index_field in data:
+            if len(header) != 6 or self.index_field in data:
                 return None
-            mac_parts: list[bytes] | None = [b"", b""]
+            v2 = True
         elif (
             version == LEGACY_HEADER_VERSION
             and type(version) is int
@@ -754,7 +869,7 @@ class FieldEncryption:
             and not (self.format_version == LEGACY_HEADER_VERSION and self.record_mac)
             and len(header) == 4
         ):
-            mac_parts = None
+            v2 = False
         else:
             return None
         listed = header.get("f")
@@ -762,26 +877,39 @@ class FieldEncryption:
         if type(listed) is not list or "w" not in header or type(key_text) is not str:
             return None
         try:
-            layout = self._layouts.get(tuple(listed))
+            layout_key = tuple(listed)
+            layout = self._layouts.get(layout_key)
         except TypeError:  # unhashable entries: let the general path report it
             return None
         materials = self._unwrapped.entries.get(key_text)
         if layout is None or materials is None:
             return None
-        if mac_parts is not None:
-            count = len(layout)
-            mac_parts[1] = _COUNTS[count] if count < 256 else count.to_bytes(4, "big")
         if time.monotonic() - materials.created > self._unwrapped.max_age:
             return None
         rid_value = data.get(self.record_id_field)  # type: ignore[arg-type]
         if type(rid_value) is not str or not rid_value:
             return None
         rid = b"i" + rid_value.encode("utf-8", "surrogatepass")
-        rid_part = _lp(rid)
-        record_prefix = materials.aad_prefix + rid_part
+        record_prefix = materials.aad_prefix + _lp(rid)
+        if v2:
+            wrapped = header["w"]
+            if (
+                wrapped is not materials.header_edks and wrapped != materials.header_edks
+            ) or header.get("a") != materials.verified_tag:
+                return None
+            nonce_text = header.get("n")
+            if type(nonce_text) is not str or len(nonce_text) != 16:
+                return None
+            try:
+                record_nonce = _a2b(nonce_text, strict_mode=True)
+            except (binascii.Error, ValueError):
+                return None
+            bind = self._f_by_layout.get(layout_key)
+            if bind is None:
+                return None
+            record_prefix += bind[0] + record_nonce + bind[1]
         aead_decrypt = materials.aead.decrypt
         string_head = materials.string_head
-        gcm_head = materials.gcm_head
         a2b = _a2b
         root = dict(data)
         mine: set[int] | None = None
@@ -802,8 +930,6 @@ class FieldEncryption:
                 pt = aead_decrypt(raw[:12], raw[13:], record_prefix + path_part)
             except InvalidTag:
                 return None
-            if mac_parts is not None:
-                mac_parts += (path_part, gcm_head, raw)
             if pt[0] == 5:
                 value = pt[1:].decode("utf-8", "surrogatepass")
             else:
@@ -814,19 +940,6 @@ class FieldEncryption:
                 _writable(root, parent, mine)[last] = value
             else:
                 root[last] = value
-        if mac_parts is not None:
-            wrapped = header["w"]
-            if wrapped is not materials.header_edks and wrapped != materials.header_edks:
-                return None
-            try:
-                expected = a2b(header["m"], strict_mode=True)
-            except (binascii.Error, ValueError, TypeError):
-                return None
-            mac_parts[0] = rid_part
-            mac_parts.append(_EMPTY_TAIL)
-            actual = materials.record_mac(b"".join(mac_parts))
-            if not hmac.compare_digest(actual, expected):
-                return None
         root.pop(self.header_field, None)
         root.pop(self.index_field, None)
         return root
@@ -837,6 +950,11 @@ class FieldEncryption:
         layout = tuple((c, *self._concrete_path(c)) for c in listed)
         if len(self._layouts) < 4096:
             self._layouts[listed] = layout
+            f_part = self._f_part_of(layout)
+            self._f_by_layout[listed] = (
+                (16 + len(f_part) + len(_EMPTY_SID)).to_bytes(4, "big") + _N_LP,
+                f_part + _EMPTY_SID,
+            )
         return layout
 
     def _decrypt_deterministic(
@@ -1032,31 +1150,40 @@ class FieldEncryption:
         return rekey_record(self, data, destination, record_id)
 
 
-def record_mac_message(
-    rid: bytes, envelopes: Sequence[tuple[bytes, bytes]], scopes: Mapping[str, Any], index: Any
+def _binding(
+    record_nonce: bytes,
+    f_part: bytes,
+    fields: Sequence[tuple[Any, Any]],
+    sealed: Sequence[bytes],
+    scopes: Mapping[str, Any],
+    index: Mapping[str, Any],
+    special: bool,
 ) -> bytes:
-    """What the format-2 record MAC covers after its label, namespace, data key id and
-    wrapped keys (see :meth:`DataKeyMaterials.record_mac`)::
+    """B, what format 2 binds into every random-mode field's associated data (and what
+    its record MAC covers when the record has no random-mode field)::
 
-        lp(record id) || u32 number of fields ||
-        per field, in header order: lp(canonical path) || envelope ||
-        lp(join scopes as canonical JSON, or empty) || lp(blind indexes, likewise)
+        lp(n) || lp(F) || lp(S) || lp(I) || lp(D)
 
-    Envelopes delimit themselves (their length is in them), so the encoding is unique.
-    ``envelopes``: (path part, envelope bytes) in header order.
+    F: ``lp(canonical path)`` of every encrypted field, in header order; S, I: the join
+    scopes and blind indexes as canonical JSON, or empty; D: ``lp(canonical path) ||
+    lp(envelope)`` of every deterministic field, in order, or empty. ``fields`` pairs
+    (object with ``path_part`` and ``deterministic``, ...) line up with ``sealed``.
     """
-    parts = [_lp(rid), len(envelopes).to_bytes(4, "big")]
-    for path_part, env in envelopes:
-        parts += (path_part, env)
-    parts.append(_mac_tail(scopes, index))
-    return b"".join(parts)
-
-
-def _mac_tail(scopes: Mapping[str, Any], index: Any) -> bytes:
-    if not scopes and not index:
-        return _EMPTY_TAIL
-    return _lp(canonical_json(scopes) if scopes else b"") + _lp(
-        canonical_json(index) if index else b""
+    if not special and not scopes and not index:
+        return _N_LP + record_nonce + f_part + _EMPTY_SID
+    det = b""
+    if sealed:
+        it = iter(sealed)
+        det = b"".join(item.path_part + _lp(next(it)) for item, _ in fields if item.deterministic)
+    return b"".join(
+        (
+            _N_LP,
+            record_nonce,
+            f_part,
+            _lp(canonical_json(scopes)) if scopes else _EMPTY_LP,
+            _lp(canonical_json(index)) if index else _EMPTY_LP,
+            _lp(det),
+        )
     )
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from field_encryption import envelope, paths
 from field_encryption.cache import canonical_json
-from field_encryption.client import HEADER_VERSION, record_mac_message
+from field_encryption.client import HEADER_VERSION
 from field_encryption.errors import FormatError
 from field_encryption.keyrings.base import EncryptedDataKey, Keyring
 from field_encryption.paths import FieldSpec
@@ -40,11 +40,12 @@ def rewrap_record(
             "record is format 1: rewrap keeps records authenticated and cannot vouch for an "
             "unauthenticated header; re-encrypt legacy records with rekey (--allow-legacy-v1)"
         )
+    fe._verify_random_fields(opened)
     header = opened.header
-    w_bytes = canonical_json(header["w"])
-    # the memo is keyed on the whole authenticated (data key id, wrapped keys) pair: a
-    # record only ever gets the rewrap of exactly the wrapped keys it carried
-    memo_key = (header["k"], w_bytes)
+    # the memo is keyed on the whole (data key id, wrapped keys) pair, and consulted only
+    # once this record's wrapped keys were verified: a record only ever gets the rewrap of
+    # exactly the wrapped keys it carried
+    memo_key = (header["k"], canonical_json(header["w"]))
     new_edks = memo.get(memo_key) if memo is not None else None
     if new_edks is None:
         edks = [EncryptedDataKey.from_json(item) for item in header["w"]]
@@ -52,16 +53,11 @@ def rewrap_record(
         new_edks = [e.to_json() for e in rewrapped]
         if memo is not None:
             memo[memo_key] = new_edks
-    new_w = list(new_edks)
-    envelopes = [(item[2], raw) for item, raw in zip(opened.layout, opened.raws, strict=True)]
-    tag = opened.materials.record_mac(
-        record_mac_message(opened.rid, envelopes, opened.scopes, fe._index_of(record)),
-        canonical_json(new_w),
-    )
+    new_w = [dict(e) for e in new_edks]
     record[fe.header_field] = {
         **header,
         "w": new_w,
-        "m": binascii.b2a_base64(tag, newline=False).decode("ascii"),
+        "a": opened.materials.wrapped_tag(canonical_json(new_w)),
     }
     return record
 

@@ -9,15 +9,17 @@ holding ``{"trailer": {...}}`` (in CSV, a row whose cells are empty but ``_fe``)
     {"_fe": {"trailer": {"v": 1, "c": 10000, "h": "<base64 32 bytes>",
                          "k": "<base64 data key id>", "w": [...], "t": "<base64 16 bytes>"}}}
 
-- ``h``: SHA-256 over ``lp("fe-file-v1") || m_1 || m_2 || ... || m_c``, where ``m_i`` is
-  the 16-byte record MAC of the i-th record, in file order (no key or namespace needed:
-  ``verify`` without a keyring checks it too);
+- ``h``: SHA-256 over ``lp("fe-file-v1") || k_1 || n_1 || ... || k_c || n_c``, where
+  ``k_i`` and ``n_i`` are the i-th record's data key id (16 bytes) and record nonce (12
+  bytes), in file order (no key or namespace needed: ``verify`` without a keyring checks
+  it too);
 - ``t``: HMAC-SHA256 under a key derived from the data key ``k`` (wrapped in ``w``),
   over ``lp("fe-file-trailer-v1") || lp(namespace) || u64 c || h``, truncated to 16 bytes.
 
-Record MACs cover each record's id, header and every ciphertext (with random nonces), so
-the chain names each record; the count and the chain together pin the order and the
-number of records. The digest is streamed: memory stays constant.
+A record nonce is unique under its data key for every record ever encrypted, and it is
+bound into every field of its record, so the chain names each record; the count and the
+chain together pin the order and the number of records. The digest is streamed: memory
+stays constant.
 """
 
 from __future__ import annotations
@@ -69,18 +71,24 @@ class FileDigest:
         self.count = 0
 
     def add(self, record: Mapping[str, Any], header_field: str) -> None:
-        """Chain a format-2 record's MAC (the record itself is authenticated elsewhere)."""
+        """Chain a format-2 record's data key id and record nonce (the record itself is
+        authenticated when it is read)."""
         header = record.get(header_field)
-        mac = header.get("m") if type(header) is dict else None
-        if type(mac) is not str:
+        key_text = header.get("k") if type(header) is dict else None
+        nonce_text = header.get("n") if type(header) is dict else None
+        if type(key_text) is not str or type(nonce_text) is not str:
             raise TamperError(
-                "record has no record MAC to chain into the file trailer (not a format-2 record)"
+                "record has no data key id and record nonce to chain into the file trailer "
+                "(not a format-2 record)"
             )
         try:
-            raw = binascii.a2b_base64(mac, strict_mode=True)
+            key_id = binascii.a2b_base64(key_text, strict_mode=True)
+            nonce = binascii.a2b_base64(nonce_text, strict_mode=True)
         except (binascii.Error, ValueError):
-            raise FormatError("record header: 'm' is not valid base64") from None
-        self._hash.update(raw)
+            raise FormatError("record header: 'k' or 'n' is not valid base64") from None
+        if len(key_id) != 16 or len(nonce) != 12:
+            raise FormatError("record header: 'k' must be 16 bytes and 'n' 12")
+        self._hash.update(key_id + nonce)
         self.count += 1
 
     def digest(self) -> bytes:

@@ -14,16 +14,16 @@ from field_encryption.errors import DecryptionError, FormatError, TamperError, U
 FIELDS = ["ssn", "credit_card", "personal_info"]
 
 
-def test_rewrap_changes_only_wrapped_keys_and_mac(local_keyring, user_record) -> None:
+def test_rewrap_changes_only_wrapped_keys_and_their_tag(local_keyring, user_record) -> None:
     new_ring = LocalKeyring(os.urandom(32), "local:new")
     fe = FieldEncryption(keyring=local_keyring, namespace="users")
     encrypted = fe.encrypt_fields(user_record, FIELDS)
     rewrapped = fe.rewrap(encrypted, new_ring)
     before, after = copy.deepcopy(encrypted), copy.deepcopy(rewrapped)
     assert before["_fe"].pop("w") != after["_fe"].pop("w")
-    # the MAC covers the wrapped keys, so it is renewed; nothing else changes
-    assert before["_fe"].pop("m") != after["_fe"].pop("m")
-    assert before == after  # every field, key id and path list unchanged
+    # the tag 'a' covers the wrapped keys, so it is renewed; nothing else changes
+    assert before["_fe"].pop("a") != after["_fe"].pop("a")
+    assert before == after  # every field, key id, record nonce and path list unchanged
     new_reader = FieldEncryption(keyring=new_ring, namespace="users")
     assert new_reader.decrypt_fields(rewrapped) == user_record
     with pytest.raises(UnwrapError):
@@ -103,7 +103,7 @@ def test_rekey_to_another_keyring(fe, vault, user_record) -> None:
         user_record, [*FIELDS, FieldSpec("cards[0].number", blind_index="digits")]
     )
     new = fe.rekey(old, target)
-    assert new["_fe"]["w"][0]["k"] == "local:other" and "m" in new["_fe"]
+    assert new["_fe"]["w"][0]["k"] == "local:other" and {"a", "n"} <= set(new["_fe"])
     assert new["_fe_bidx"] == old["_fe_bidx"]
     assert target.decrypt_fields(new) == user_record
     with pytest.raises(UnwrapError):
