@@ -6,16 +6,20 @@ record carries the wrapped data key once, in its header field (``_fe`` by defaul
     {"v": 2,                      # header version (format 2: authenticated)
      "k": "<base64 data key id>", # 16 bytes, names the data key in every field
      "w": [{"p": provider, "k": wrapping key id, "b": "<base64 wrapped key>"}, ...],
+     "a": "<base64>",             # tag of w under the data key
      "f": ["[\"ssn\"]", ...],     # canonical paths of the encrypted fields
+     "n": "<base64>",             # record nonce, fresh for every encryption of the record
      "r": "<base64>",             # only when the record has no id: random record id
      "s": {"<path>": "<scope>"},  # only for deterministic fields with a join scope
-     "m": "<base64>"}             # record MAC over the header and every field
+     "m": "<base64>"}             # only for a record without a random-mode field
 
-The record MAC (HMAC-SHA256 under a key derived from the data key) covers the format
-version, namespace, data key id, wrapped keys, record id, the list of encrypted paths
-with each field's ciphertext, the join scopes and the blind indexes. The reader always
-requires it: whether a record is authenticated is never the record's own choice.
-Format-1 records (no MAC by default) are read only with ``allow_legacy_v1=True``.
+Format 2 binds the header (record nonce, field list, join scopes, blind indexes and the
+deterministic ciphertexts) into the associated data of every random-mode field, so no
+field decrypts once any of them changed; ``a`` authenticates the wrapped keys and ``m``
+the binding of a record with no random-mode field. The reader always checks all of it:
+whether a record is authenticated is never the record's own choice. Format-1 records
+(no authentication of the header) are read only with ``allow_legacy_v1=True``. The byte
+layout is in docs/field-encryption.md.
 """
 
 from __future__ import annotations
