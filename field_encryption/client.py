@@ -344,7 +344,7 @@ class FieldEncryption:
         if not plan.wild and len(targets) == len(plan.fixed):
             f_part = self._f_by_plan.get(plan)
             if f_part is None:
-                f_part = self._f_part(targets)
+                f_part = self._f_part(tuple([target.path_part for target, _ in targets]))
                 if len(self._f_by_plan) < 256:
                     self._f_by_plan[plan] = f_part
         if record_id is None and self.record_id_field is not None:
@@ -443,7 +443,7 @@ class FieldEncryption:
             header["a"] = materials.verified_tag or materials.wrapped_tag()
             header["n"] = _b2a(record_nonce, newline=False).decode("ascii")
             if f_part is None:
-                f_part = self._f_part(targets)
+                f_part = self._f_part(tuple([target.path_part for target, _ in targets]))
             if special or index:
                 binding = _binding(record_nonce, f_part, targets, sealed, scopes, index, special)
             else:
@@ -502,14 +502,13 @@ class FieldEncryption:
         out[self.header_field] = header
         return out
 
-    def _f_part(self, targets: list[tuple[Target, Any]]) -> bytes:
+    def _f_part(self, path_parts: tuple[bytes, ...]) -> bytes:
         """``lp(F)``: F is every encrypted field's ``lp(canonical path)``, in order."""
-        key = tuple([target.path_part for target, _ in targets])
-        found = self._f_parts.get(key)
+        found = self._f_parts.get(path_parts)
         if found is None:
-            found = _lp(b"".join(key))
+            found = _lp(b"".join(path_parts))
             if len(self._f_parts) < 4096:
-                self._f_parts[key] = found
+                self._f_parts[path_parts] = found
         return found
 
     def _mac(  # format 1
@@ -778,7 +777,7 @@ class FieldEncryption:
                 random_count += 1
             items.append((_Item(entry[2], deterministic), None))
         index = self._index_of(data)
-        f_part = self._f_part_of(layout)
+        f_part = self._f_part(tuple([entry[2] for entry in layout]))
         binding = _binding(record_nonce, f_part, items, sealed, scopes, index, bool(sealed))
         mac_text = header.get("m")
         if random_count:
@@ -802,15 +801,6 @@ class FieldEncryption:
                 "scopes), the blind indexes or a deterministic field were changed"
             )
         return binding
-
-    def _f_part_of(self, layout: Sequence[tuple[Any, ...]]) -> bytes:
-        key = tuple([entry[2] for entry in layout])
-        found = self._f_parts.get(key)
-        if found is None:
-            found = _lp(b"".join(key))
-            if len(self._f_parts) < 4096:
-                self._f_parts[key] = found
-        return found
 
     def _index_of(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         index = data.get(self.index_field, _EMPTY)
@@ -954,7 +944,7 @@ class FieldEncryption:
         layout = tuple((c, *self._concrete_path(c)) for c in listed)
         if len(self._layouts) < 4096:
             self._layouts[listed] = layout
-            f_part = self._f_part_of(layout)
+            f_part = self._f_part(tuple([entry[2] for entry in layout]))
             self._f_by_layout[listed] = (
                 (16 + len(f_part) + len(_EMPTY_SID)).to_bytes(4, "big") + _N_LP,
                 f_part + _EMPTY_SID,
