@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pamkit import MFA_AUTH
 
 from m7guard.checks._pam import (
     ModuleModel,
@@ -16,16 +17,7 @@ from m7guard.checks._pam import (
 ADMINS = frozenset({"m7admins"})
 
 # The stack kerberos_mfa writes for sshd and sudo.
-MFA = """\
-auth    required                    pam_faillock.so preauth
-auth    [success=1 default=bad]     pam_krb5.so minimum_uid=1000
-auth    [default=die]               pam_faillock.so authfail
-auth    [success=2 default=ignore]  pam_succeed_if.so quiet user notingroup m7admins
-auth    [success=1 default=bad]     pam_oath.so usersfile=/etc/users.oath window=3 digits=6
-auth    [default=die]               pam_faillock.so authfail
-auth    required                    pam_faillock.so authsucc
-account required pam_unix.so
-"""
+MFA = MFA_AUTH + "account required pam_unix.so\n"
 
 # Debian 12 after installing libpam-krb5 (pam-auth-update).
 DEBIAN_COMMON_AUTH = """\

@@ -9,6 +9,7 @@ import shlex
 from typing import Any
 
 import pytest
+from pamkit import MFA_AUTH
 
 from m7guard.checks import identity
 
@@ -129,15 +130,7 @@ def test_the_roles_exemption_stays_as_before(expect, fake_host) -> None:
     assert "m7auto from 10.89.0.1" in message and "bob" not in message
 
 
-ROLE_STACK = """\
-auth    required                    pam_faillock.so preauth
-auth    [success=1 default=bad]     pam_krb5.so minimum_uid=1000
-auth    [default=die]               pam_faillock.so authfail
-auth    [success=2 default=ignore]  pam_succeed_if.so quiet user notingroup m7admins
-auth    [success=1 default=bad]     pam_oath.so usersfile=/etc/users.oath window=3 digits=6
-auth    [default=die]               pam_faillock.so authfail
-auth    required                    pam_faillock.so authsucc
-"""
+ROLE_STACK = MFA_AUTH
 IDN_005 = {"services": ["sshd", "sudo"], "admin_groups": ["m7admins"],
            "oath_file": "/etc/users.oath"}
 
