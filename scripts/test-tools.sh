@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the tools the report tests use, only where they are missing (safe to run again):
 #   - Chromium (Debian package) to render the HTML report headless,
-#   - the official SARIF validator (@microsoft/sarif-multitool, pinned in
-#     tests/tools/package.json) into tests/tools/node_modules (git-ignored),
+#   - the official SARIF validator (@microsoft/sarif-multitool), Grafana's dashboard schema
+#     (@grafana/schema, TypeScript types) and typescript (tsc), pinned in
+#     tests/tools/package.json, into tests/tools/node_modules (git-ignored),
 #   - compliance-trestle and junitparser through the project's `test` extra.
 set -euo pipefail
 
@@ -28,14 +29,19 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 tools="$root/tests/tools"
-want=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@microsoft/sarif-multitool"])' "$tools/package.json")
-have=""
-if [ -f "$tools/node_modules/@microsoft/sarif-multitool/package.json" ]; then
-  have=$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
-    "$tools/node_modules/@microsoft/sarif-multitool/package.json")
-fi
-if [ "$have" != "$want" ]; then
-  echo "test-tools: installing @microsoft/sarif-multitool $want"
+# every package pinned in package.json, at its pinned version, or npm install
+stale=$("$python" - "$tools" <<'PY'
+import json, pathlib, sys
+tools = pathlib.Path(sys.argv[1])
+for name, want in json.loads((tools / "package.json").read_text())["dependencies"].items():
+    installed = tools / "node_modules" / name / "package.json"
+    have = json.loads(installed.read_text())["version"] if installed.is_file() else ""
+    if have != want:
+        print(f"{name}@{want}")
+PY
+)
+if [ -n "$stale" ]; then
+  echo "test-tools: installing" $stale
   (cd "$tools" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
