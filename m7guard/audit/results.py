@@ -87,6 +87,13 @@ RESULTS_SCHEMA: dict[str, Any] = {
             },
         },
         "frameworks": {"type": "object"},
+        # the catalog the audit read: the m7guard version that ships it and its digest
+        # (m7guard.catalog.loader.catalog_digest); absent from results of older versions
+        "catalog": {
+            "type": "object",
+            "required": ["version", "digest"],
+            "properties": {"version": _STR, "digest": {"type": "string", "pattern": "^sha256:"}},
+        },
         "results": {
             "type": "array",
             "items": {

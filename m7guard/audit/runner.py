@@ -35,6 +35,7 @@ from m7guard.audit.results import (
     rule_snapshot,
 )
 from m7guard.catalog.errors import CatalogError
+from m7guard.catalog.loader import catalog_digest
 from m7guard.catalog.model import Catalog, Profile
 from m7guard.catalog.validate import validate
 from m7guard.catalog.waivers import Waiver, decide, host_waiver_claims, load_waivers
@@ -376,6 +377,7 @@ def assemble(
         "hosts": hosts,
         "rules": {rid: rule_snapshot(catalog, catalog.rule(rid), profile) for rid in rule_ids},
         "frameworks": {fw: framework_snapshot(catalog, fw) for fw in profile.frameworks},
+        "catalog": {"version": __version__, "digest": catalog_digest(catalog.root)},
         "results": results,
         "waivers": sorted(applied.values(), key=lambda w: (w["rule"], w["hosts"])),
         "warnings": warnings,

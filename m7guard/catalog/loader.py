@@ -7,6 +7,7 @@ author exactly what to fix.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -58,6 +59,38 @@ def find_policies_dir(explicit: Path | str | None = None) -> Path:
     raise CatalogError(
         f"no policies directory found (tried {tried}); pass --policies DIR or set {POLICIES_ENV}"
     )
+
+
+# The files that make up the catalog (not a waivers file kept beside them).
+CATALOG_FILES = (
+    "rules/*/*.yml",
+    "frameworks/*.yml",
+    "profiles/*.yml",
+    "schema/*.json",
+    "waiver_policy.yml",
+)
+
+
+def catalog_digest(root: Path) -> str:
+    """`sha256:HEX` over the catalog's files under root: the SHA-256 of the lines
+    `SHA256HEX  RELATIVE/PATH` (sha256sum's format) of every file of CATALOG_FILES, sorted by
+    path. The same catalog gives the same digest wherever it lies; any edit changes it.
+    By hand: cd policies && find rules frameworks profiles schema waiver_policy.yml -type f
+    | LC_ALL=C sort | xargs sha256sum | sha256sum"""
+    root = root.resolve()
+    paths = sorted(
+        {
+            p.relative_to(root).as_posix()
+            for pattern in CATALOG_FILES
+            for p in root.glob(pattern)
+            if p.is_file()
+        },
+        key=lambda rel: rel.encode(),
+    )
+    listing = "".join(
+        f"{hashlib.sha256((root / rel).read_bytes()).hexdigest()}  {rel}\n" for rel in paths
+    )
+    return "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
 
 
 def display_path(path: Path, root: Path) -> str:
