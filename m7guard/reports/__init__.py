@@ -1,4 +1,5 @@
-"""Reports rendered from a results file: html, junit, sarif, oscal, prom (and the json itself)."""
+"""Reports rendered from a results file: html, junit, sarif, oscal, prom, poam (and the json
+itself)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _json(results: Results) -> str:
 
 
 def _renderers() -> dict[str, tuple[str, Callable[[Results], str]]]:
-    from m7guard.reports import html, junit, oscal, prom, sarif
+    from m7guard.reports import html, junit, oscal, poam, prom, sarif
 
     return {
         "json": ("results.json", _json),
@@ -30,10 +31,11 @@ def _renderers() -> dict[str, tuple[str, Callable[[Results], str]]]:
         "sarif": ("results.sarif", sarif.render),
         "oscal": ("assessment-results.json", oscal.render),
         "prom": ("m7guard.prom", prom.render),
+        "poam": ("poam.json", poam.render),
     }
 
 
-FORMATS: tuple[str, ...] = ("json", "html", "junit", "sarif", "oscal", "prom")
+FORMATS: tuple[str, ...] = ("json", "html", "junit", "sarif", "oscal", "prom", "poam")
 
 
 def parse_formats(text: str) -> list[str]:

@@ -126,7 +126,7 @@ def test_prometheus_text_format(results: Results) -> None:
 
 def test_render_writes_the_requested_formats(results: Results, tmp_path: Path) -> None:
     written = render(results, parse_formats("all"), tmp_path)
-    assert list(written) == ["json", "html", "junit", "sarif", "oscal", "prom"]
+    assert list(written) == ["json", "html", "junit", "sarif", "oscal", "prom", "poam"]
     assert Results.load(written["json"]).data == results.data
     with pytest.raises(M7guardError, match="unknown report format"):
         parse_formats("html,docx")
