@@ -8,6 +8,8 @@ that does not receive that role reports notapplicable.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import ipaddress
 import re
 import shutil
@@ -126,12 +128,10 @@ def pre_003(ctx: Context) -> Outcome:
     if binary is None:
         return Outcome("error", "ansible-lint is not installed (pip install ansible-lint)")
     targets = [str(p) for p in (ctx.root / "playbooks", ctx.roles_dir) if p.exists()]
-    proc = subprocess.run(
-        [binary, "--profile", "production", "--nocolor", "-q", *targets],
-        capture_output=True, text=True, cwd=ctx.root, timeout=900, check=False,
-    )
-    tail = (proc.stdout + proc.stderr).strip().splitlines()[-20:]
-    if proc.returncode != 0:
+    returncode, output = _ansible_lint(binary, ctx.root, tuple(targets), _tree_digest(
+        ctx.root, [Path(t) for t in targets]))
+    tail = output.strip().splitlines()[-20:]
+    if returncode != 0:
         return Outcome("fail", "ansible-lint found problems", {"output": tail})
     return Outcome("pass", "ansible-lint (production profile) passed", {"targets": targets})
 
@@ -422,6 +422,36 @@ def pre_015(ctx: Context) -> Outcome:
     if off:
         return Outcome("fail", f"automatic rotation is off for {', '.join(off)}", {"keys": keys})
     return Outcome("pass", f"rotation is on for {', '.join(keys)}", {"keys": keys})
+
+
+# The files besides the targets that change what ansible-lint reports.
+_LINT_CONFIG = (".ansible-lint", ".ansible-lint.yml", ".yamllint", ".yamllint.yml", "ansible.cfg")
+
+
+def _tree_digest(root: Path, targets: list[Path]) -> str:
+    """SHA-256 over the path and content of every file under targets and of the lint
+    configuration at root: the same digest means ansible-lint sees the same input."""
+    digest = hashlib.sha256()
+    files = [root / name for name in _LINT_CONFIG if (root / name).is_file()]
+    for target in targets:
+        files.extend(sorted(p for p in target.rglob("*") if p.is_file()))
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _ansible_lint(binary: str, root: Path, targets: tuple[str, ...],
+                  digest: str) -> tuple[int, str]:
+    """One ansible-lint run per process and input: a preflight that runs PRE-003 again on an
+    unchanged tree (a second profile, a test) reuses the result; any changed byte of the
+    roles, playbooks or lint configuration (digest) runs it again."""
+    del digest  # part of the cache key only
+    proc = subprocess.run(
+        [binary, "--profile", "production", "--nocolor", "-q", *targets],
+        capture_output=True, text=True, cwd=root, timeout=900, check=False,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def _tool(name: str) -> str | None:
