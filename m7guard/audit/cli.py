@@ -25,6 +25,7 @@ from m7guard.audit.results import FAIL_ON_CHOICES, STATE_LABELS, STATES, Results
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.audit.runner import Progress as ProgressHooks
 from m7guard.errors import M7guardError
+from m7guard.evidence.audit import bundle_options, prepare_signer, write_bundle
 from m7guard.inventory import inventory_option
 from m7guard.reports import FORMATS, parse_formats, render
 
@@ -129,6 +130,7 @@ def print_results(
     help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the source tree's).",
 )
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for the whole run.")
+@bundle_options
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -142,6 +144,9 @@ def audit(
     workers: int,
     policies: Path | None,
     timeout: float,
+    evidence_bundle: Path | None,
+    signing_key: Path | None,
+    signing_kms_key_id: str | None,
 ) -> None:
     """Evaluate the profile's rules on every host of INVENTORY and write the reports.
 
@@ -153,6 +158,7 @@ def audit(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         wanted = parse_formats(formats)
+        signer = prepare_signer(evidence_bundle, signing_key, signing_kms_key_id)
         opts = AuditOptions(
             inventory=inventory,
             limit=limit,
@@ -182,6 +188,9 @@ def audit(
             )
             results = run_audit(opts, hooks, log_dir=out)
         written = render(results, wanted, out)
+        if signer is not None and evidence_bundle is not None:
+            packed = write_bundle(signer, evidence_bundle, out, waivers, inventory, policies)
+            written = {**written, "evidence bundle": packed.path}
     except M7guardError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         ctx.exit(1)
