@@ -3,8 +3,11 @@
 Each host's firewall state is read once (m7guard/netpolicy/hoststate.py) and the live nftables
 ruleset is evaluated for the ports a rule names (m7guard/netpolicy/nftables.py): which source
 addresses could get through (`may`), or surely get through (`sure`). The networks of each zone
-come from the declaration zero_trust_network writes on the host; without one, no network is
-trusted, so any opening fails the admin-, cluster- and client-only rules.
+and the services a host runs come from the inventory on the controller (the zones variable and
+the role's plan of the host's services, m7guard/checks/support/netplan.py); the declaration
+zero_trust_network writes on the host is evidence, and is used only when the inventory has no
+zones (said in the evidence). Without either, no network is trusted, so any opening fails the
+admin-, cluster- and client-only rules.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from m7guard.checks import rule
+from m7guard.checks.support.netplan import inventory_services
 from m7guard.checks.support.plugin import host_name
 from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.verdict import EvidenceError
@@ -112,6 +116,15 @@ def _zones_from_inventory(host: Any, state: NetState) -> None:
     if widens:
         state.zone_evidence["declaration_widens"] = widens
     decl.zones = new
+    services = inventory_services(host.backend.get_variables(), zones)
+    state.zone_evidence["services_source"] = (
+        "inventory (zero_trust_network_group_services and the host's groups, "
+        "zero_trust_network_services, _service_zones, _custom_services)")
+    state.zone_evidence["declaration_services_on_node"] = sorted(decl.services)
+    adds = sorted(set(decl.services) - set(services))
+    if adds:
+        state.zone_evidence["declaration_adds_services"] = adds
+    decl.services = services
 
 
 def _ruleset(state: NetState) -> Ruleset:

@@ -372,6 +372,29 @@ def _simple(params: dict[str, Any]) -> None:
         raise PlanError(f"{V}egress_policy: {params['egress_policy']!r} must be accept or drop")
 
 
+def _declared(services: dict[str, Any], enabled: list[str]) -> dict[str, dict[str, Any]]:
+    return {
+        n: {
+            "ports": [_port_text(p) for p in services[n]["ports"]],
+            "protocol": services[n]["protocol"],
+            "zones": services[n]["zones"],
+            "peers": services[n]["peers"],
+        }
+        for n in enabled
+    }
+
+
+def planned_services(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services the host runs (name -> ports, protocol, zones, peers), as build_plan
+    gives them. Needs only zones, required_zones, catalog, group_services, services,
+    service_zones, custom_services and host_groups: the NET checks compute it on the
+    controller from the inventory, to judge a node against what it should run rather than
+    against the declaration the node carries."""
+    zones = _zones(params)
+    services = _service_defs(params, zones)
+    return _declared(services, _enabled(params, services))
+
+
 def build_plan(params: dict[str, Any]) -> dict[str, Any]:
     _simple(params)
     zones = _zones(params)
@@ -451,15 +474,7 @@ def build_plan(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "table": params["table"],
         "zones": {z: {"ipv4": _collapse(n, 4), "ipv6": _collapse(n, 6)} for z, n in zones.items()},
-        "services": {
-            n: {
-                "ports": [_port_text(p) for p in services[n]["ports"]],
-                "protocol": services[n]["protocol"],
-                "zones": services[n]["zones"],
-                "peers": services[n]["peers"],
-            }
-            for n in enabled
-        },
+        "services": _declared(services, enabled),
         "sets": sets,
         "rules": rules,
         "open_ports": open_ports,

@@ -3,6 +3,7 @@ inventory on the controller; the node's own markers are evidence, not an authori
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -95,17 +96,21 @@ class _NetNode:
     """An inventory host (zones in its variables) whose node declares its own zones and
     filters nothing."""
 
-    def __init__(self, variables: dict[str, Any], declared: dict[str, Any]) -> None:
+    def __init__(self, variables: dict[str, Any], declared: dict[str, Any],
+                 listening: str = "", live: str = '{"nftables": []}') -> None:
         self.backend = _Backend(variables)
         self.declared = declared
+        self.listening = listening
+        self.live = live
 
     def run(self, command: str, *args: Any) -> _Out:
         import json
 
         return _Out(0, json.dumps({
-            "nft": "/usr/sbin/nft", "live": {"rc": 0, "out": '{"nftables": []}', "err": ""},
+            "nft": "/usr/sbin/nft", "live": {"rc": 0, "out": self.live, "err": ""},
             "persisted_exists": False, "enabled": "enabled", "active": "active",
-            "ss": {"rc": 0, "out": "", "err": ""}, "declaration": json.dumps(self.declared),
+            "ss": {"rc": 0, "out": self.listening, "err": ""},
+            "declaration": json.dumps(self.declared),
             "mfs_conf": "mfs.subnets.whitelist=0.0.0.0/0\n"}))
 
 
@@ -124,6 +129,7 @@ LAB_VARS = {
         "admin": ["10.89.0.0/24"],
         "cluster": ["{{ m7guard_lab_networks['cluster']['ipv4'] }}",
                     "{{ m7guard_lab_networks['cluster']['ipv6'] }}"],
+        "clients": ["10.89.2.0/24"],
     },
 }
 
@@ -159,3 +165,82 @@ def test_the_controller_itself_keeps_its_own_container_detection() -> None:
     facts = _facts({"ansible_connection": "local"})
     assert facts.container == "docker" and facts.kind_source.startswith("the controller")
     assert _facts({"ansible_connection": "ssh"}).container is None
+
+
+def _netstate(variables: dict[str, Any], declared: dict[str, Any], listening: str = "",
+              live: str = '{"nftables": []}'):
+    from m7guard.checks import network
+
+    evidence: dict[str, Any] = {}
+    node = _NetNode({**LAB_VARS, **variables}, declared, listening, live)
+    return network.netstate.__wrapped__(_Request(), node, evidence), evidence
+
+
+DENY_ALL = json.dumps({"nftables": [
+    {"table": {"family": "inet", "name": "filter", "handle": 1}},
+    {"chain": {"family": "inet", "table": "filter", "name": "input", "handle": 1,
+               "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
+]})
+NFS_LISTENING = "tcp   LISTEN 0      64           0.0.0.0:2049       0.0.0.0:*\n"
+NFS_DECLARED = {**WIDE, "services": {"nfs": {"ports": ["2049"], "protocol": "tcp",
+                                             "zones": ["clients"]}}}
+
+
+def test_net_007_a_service_the_node_declares_for_itself_is_not_declared(expect) -> None:
+    """The node adds nfs to its own declaration and listens on 2049; the inventory puts it
+    in no group that runs nfs, so the listener is undeclared."""
+    from m7guard.checks import network
+
+    state, evidence = _netstate({"group_names": ["m7_nodes", "cldb"]}, NFS_DECLARED,
+                                NFS_LISTENING)
+    params = {"always_allowed_tcp": [], "ignored_udp_ports": []}
+    message = expect.fail(network.test_net_007, netstate=state, params=params, evidence={})
+    assert "tcp/2049" in message
+    assert evidence["declaration_adds_services"] == ["nfs"]
+    assert evidence["services_source"].startswith("inventory")
+    # the same node in the nfs group: the listener is one the inventory asks for
+    state, _ = _netstate({"group_names": ["m7_nodes", "nfs"]}, NFS_DECLARED, NFS_LISTENING)
+    expect.run(network.test_net_007, netstate=state, params=params, evidence={})
+
+
+def test_net_004_a_client_service_left_out_of_the_node_declaration_is_still_required(
+        expect) -> None:
+    """A CLDB node whose declaration lists no service: its CLDB port is closed to the
+    clients, which the inventory's cldb group requires."""
+    from m7guard.checks import network
+    from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
+
+    state, _ = _netstate({"group_names": ["m7_nodes", "cldb"]}, WIDE, live=DENY_ALL)
+    snap = HostSnapshot("node1", ("all",), facts=HostFacts())
+    message = expect.fail(network.test_net_004, netstate=state, host_snapshot=snap,
+                          params={"ports": [7222]}, evidence={})
+    assert "cldb tcp/7222" in message and "closed to the clients" in message
+
+
+def test_the_services_judged_are_the_inventory_ones_not_the_declared_ones() -> None:
+    """NET-004/007/008 read netstate.declaration.services: the inventory's, for every one."""
+    state, _ = _netstate({"group_names": ["m7_nodes", "cldb"]}, WIDE)
+    assert "cldb" in state.declaration.services
+    assert "nfs" not in state.declaration.services
+
+
+def test_invalid_network_variables_are_an_error_naming_the_variable() -> None:
+    import pytest
+
+    from m7guard.checks.support.verdict import EvidenceError
+
+    with pytest.raises(EvidenceError, match=r"zero_trust_network_group_services\.cldb\[0\]"):
+        _netstate({"group_names": ["cldb"],
+                   "zero_trust_network_group_services": {"cldb": ["no_such_service"]}}, WIDE)
+    with pytest.raises(EvidenceError, match="zero_trust_network_services cannot be rendered"):
+        _netstate({"zero_trust_network_services": "{{ my_services }}"}, WIDE)
+
+
+def test_templated_services_are_rendered_with_the_hosts_variables() -> None:
+    """As the lab inventory writes it: extra services for the CLDB nodes only."""
+    lab = {"zero_trust_network_services":
+           "{{ ['mcs', 'hue'] if 'cldb' in group_names else [] }}"}
+    state, _ = _netstate({"group_names": ["m7_nodes", "cldb"], **lab}, WIDE)
+    assert {"mcs", "hue", "cldb"} <= set(state.declaration.services)
+    state, _ = _netstate({"group_names": ["m7_nodes"], **lab}, WIDE)
+    assert set(state.declaration.services) == {"ssh"}

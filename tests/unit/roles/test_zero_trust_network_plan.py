@@ -180,3 +180,11 @@ def test_rule_port_lists_cover_the_catalog() -> None:
         else:  # admin, or local only
             expected = admin
         assert set(spec["ports"]) <= expected, (name, spec["ports"])
+
+
+def test_planned_services_are_the_plans_services() -> None:
+    """The NET checks compute a host's services on the controller with planned_services;
+    it must give what build_plan declares on the node, for every group combination."""
+    for groups in ([], ["cldb"], ["cldb", "zookeeper", "fileserver"], ["nfs", "gateway"]):
+        p = params(host_groups=groups)
+        assert plan_mod.planned_services(p) == plan_mod.build_plan(p)["services"], groups
