@@ -72,13 +72,31 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
+def _gunzip(data: bytes, problems: list[str]) -> bytes | None:
+    """The whole decompressed stream (its CRC and length checked), at most MAX_BUNDLE_BYTES."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as gz:
+            raw = gz.read(MAX_BUNDLE_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        problems.append(f"not a readable tar.gz ({exc})")
+        return None
+    if len(raw) > MAX_BUNDLE_BYTES:
+        problems.append(f"the archive exceeds {MAX_BUNDLE_BYTES} bytes, refused")
+        return None
+    return raw
+
+
 def read_members(data: bytes) -> tuple[dict[str, bytes], list[str]]:
-    """The regular files of a tar.gz (path -> bytes) and the problems with its members."""
+    """The regular files of a tar.gz (path -> bytes) and the problems with its members.
+    Anything after the end of the archive but zero padding is a problem too: a tar reader
+    told to skip the end marker would find members there."""
     problems: list[str] = []
     files: dict[str, bytes] = {}
+    raw = _gunzip(data, problems)
+    if raw is None:
+        return files, problems
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            total = 0
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
             for member in tar:
                 name = member.name
                 why = _unsafe_name(name)
@@ -92,14 +110,14 @@ def read_members(data: bytes) -> tuple[dict[str, bytes], list[str]]:
                 if name in files:
                     problems.append(f"member {name}: appears twice, refused")
                     continue
-                total += member.size
-                if total > MAX_BUNDLE_BYTES:
-                    problems.append(f"the members exceed {MAX_BUNDLE_BYTES} bytes, refused")
-                    break
                 fh = tar.extractfile(member)
                 files[name] = fh.read() if fh is not None else b""
-    except (tarfile.TarError, EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
-        problems.append(f"not a readable tar.gz ({exc})")
+            end = tar.offset
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        problems.append(f"not a readable tar archive ({exc})")
+        return files, problems
+    if raw[end:].strip(b"\0"):
+        problems.append("data after the end of the tar archive, refused")
     return files, problems
 
 
