@@ -5,7 +5,8 @@ Exit codes (like `oscap xccdf eval`, with error counted as failing):
   2  a fail result at or above --fail-on, an error result of any severity (an unreachable
      host's rules are errors, so an unreachable host fails the audit), or no result passed
      or failed at all (every result notapplicable, waived or not assessed: nothing was
-     proved); --fail-on none never exits 2
+     proved), or an expired attestation (--attestations) with --fail-on low or medium (it
+     counts as a medium finding); --fail-on none never exits 2
   1  the audit itself could not run: invalid catalog, unknown profile, missing inventory or
      waivers file, no matching host, the checks crashed
 """
@@ -21,7 +22,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from m7guard import history
 from m7guard.audit.results import FAIL_ON_CHOICES, STATE_LABELS, STATES, Results
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.audit.runner import Progress as ProgressHooks
@@ -72,6 +72,11 @@ def print_results(
             f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
             f"({results.severity(r['rule'])}): {escape(r['message'])}"
         )
+    for a in results.expired_attestations(fail_on):
+        console.print(
+            f"[red]EXPIRED ATTESTATION[/red] {escape(a['requirement'])} by {escape(a['who'])} "
+            f"expired on {a['expiry']}: the requirement is not attested"
+        )
     if fail_on != "none" and results.vacuous():
         console.print(
             "[red]NOTHING EVALUATED[/red] no result passed or failed (every result is "
@@ -92,6 +97,13 @@ def print_results(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Waivers file (see policies/waivers.example.yml).",
+)
+@click.option(
+    "--attestations",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Attestations of manual requirements (docs/attestations.md); an expired one fails "
+    "the audit at --fail-on low or medium.",
 )
 @click.option(
     "--out",
@@ -132,14 +144,6 @@ def print_results(
 )
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for the whole run.")
 @bundle_options
-@click.option(
-    "--history",
-    "history_db",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Record the audit in this history database (created if absent) once the reports are "
-    "written; the HTML report gets the pass rate over time (docs/history.md).",
-)
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -147,6 +151,7 @@ def audit(
     limit: str | None,
     profile: str,
     waivers: Path | None,
+    attestations: Path | None,
     out: Path,
     formats: str,
     fail_on: str,
@@ -156,7 +161,6 @@ def audit(
     evidence_bundle: Path | None,
     signing_key: Path | None,
     signing_kms_key_id: str | None,
-    history_db: Path | None,
 ) -> None:
     """Evaluate the profile's rules on every host of INVENTORY and write the reports.
 
@@ -169,15 +173,13 @@ def audit(
     try:
         wanted = parse_formats(formats)
         signer = prepare_signer(evidence_bundle, signing_key, signing_kms_key_id)
-        if history_db is not None:  # a database that cannot be used fails before the audit
-            with history.History.open(history_db, create=True):
-                pass
         opts = AuditOptions(
             inventory=inventory,
             limit=limit,
             profile=profile,
             policies=policies,
             waivers=waivers,
+            attestations=attestations,
             workers=workers,
             timeout=timeout,
         )
@@ -200,13 +202,7 @@ def audit(
                 on_result=lambda result: bar.advance(task),
             )
             results = run_audit(opts, hooks, log_dir=out)
-        chart = None
-        if history_db is not None and "html" in wanted:
-            chart = history.report_chart(history_db, results)
-        written = render(results, wanted, out, trend_chart=chart)
-        if history_db is not None:
-            recorded = history.record(history_db, written["json"])
-            written = {**written, "history": Path(f"{history_db} (audit {recorded.audit_id})")}
+        written = render(results, wanted, out)
         if signer is not None and evidence_bundle is not None:
             packed = write_bundle(signer, evidence_bundle, out, waivers, inventory, policies)
             written = {**written, "evidence bundle": packed.path}

@@ -113,8 +113,31 @@ RESULTS_SCHEMA: dict[str, Any] = {
         },
         "waivers": {"type": "array", "items": {"type": "object"}},
         "warnings": _STRS,
+        # only in the results of an audit given --attestations (m7guard.catalog.attestations)
+        "attestations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "requirement",
+                    "framework",
+                    "control",
+                    "statement",
+                    "who",
+                    "role",
+                    "when",
+                    "expiry",
+                    "evidence",
+                    "status",
+                ],
+                "properties": {"status": {"enum": ["attested", "expired"]}},
+            },
+        },
     },
 }
+# An expired attestation gates the audit like a failing rule of this severity: with --fail-on
+# low or medium it exits 2, with high, critical or none it is reported only.
+EXPIRED_ATTESTATION_SEVERITY = "medium"
 
 
 def now_iso() -> str:
@@ -151,7 +174,9 @@ class RequirementStatus:
     passed), not-satisfied (a rule failed or errored), waived (nothing failed but a result was
     waived: an accepted exception is not a satisfied requirement), not-assessed (its rules
     produced no evaluated result, or one of them was not checked), manual (no rule automates
-    it: evidence needed).
+    it: evidence needed), attested (manual, and an unexpired attestation covers it; only in
+    the results of an audit given attestations). attestations: those naming it, with their
+    status (an expired one leaves it manual).
     """
 
     framework: str
@@ -161,6 +186,7 @@ class RequirementStatus:
     rules: tuple[str, ...]
     status: str
     failing: tuple[str, ...]
+    attestations: tuple[dict[str, Any], ...] = ()
 
 
 class Results:
@@ -252,12 +278,27 @@ class Results:
         seen = {id(r) for r in failing}
         return failing + [r for r in self.errors() if id(r) not in seen]
 
+    def attestations(self) -> list[dict[str, Any]]:
+        """The attestations the audit was given, with their status (none without)."""
+        return list(self.data.get("attestations", []))
+
+    def expired_attestations(self, fail_on: str = "low") -> list[dict[str, Any]]:
+        """Expired attestations, if they gate at this --fail-on (see
+        EXPIRED_ATTESTATION_SEVERITY); all of them with the default "low"."""
+        if fail_on == "none" or severity_rank(fail_on) > severity_rank(
+            EXPIRED_ATTESTATION_SEVERITY
+        ):
+            return []
+        return [a for a in self.attestations() if a["status"] == "expired"]
+
     def exit_code(self, fail_on: str) -> int:
-        """2 when a result gates (see gating) or the audit is vacuous, 0 otherwise; with
-        --fail-on none always 0."""
+        """2 when a result gates (see gating), an expired attestation gates (see
+        expired_attestations) or the audit is vacuous, 0 otherwise; with --fail-on none
+        always 0."""
         if fail_on == "none":
             return 0
-        return 2 if self.gating(fail_on) or self.vacuous() else 0
+        gates = self.gating(fail_on) or self.expired_attestations(fail_on)
+        return 2 if gates or self.vacuous() else 0
 
     def requirement_statuses(self, framework_id: str) -> list[RequirementStatus]:
         fw = self.data["frameworks"][framework_id]
@@ -268,12 +309,19 @@ class Results:
         by_rule: dict[str, list[dict[str, Any]]] = {}
         for r in self.results:
             by_rule.setdefault(r["rule"], []).append(r)
+        attested: dict[str, list[dict[str, Any]]] = {}
+        for a in self.attestations():
+            if a["framework"] == framework_id:
+                attested.setdefault(a["control"], []).append(a)
         out = []
         for req in fw["requirements"]:
             rules = tuple(by_req.get(req["id"], []))
             results = [r for rule_id in rules for r in by_rule.get(rule_id, [])]
             failing = tuple(sorted({r["rule"] for r in results if r["state"] in FAILING_STATES}))
-            if not rules:
+            attestations = tuple(attested.get(req["id"], []) if not rules else [])
+            if not rules and any(a["status"] == "attested" for a in attestations):
+                status = "attested"
+            elif not rules:
                 status = "manual"
             elif failing:
                 status = "not-satisfied"
@@ -294,6 +342,7 @@ class Results:
                     rules,
                     status,
                     failing,
+                    attestations,
                 )
             )
         return out
@@ -314,4 +363,4 @@ class Results:
             "manual": count["manual"],
             "assessed": assessed,
             "share_satisfied": (count["satisfied"] / assessed) if assessed else 0.0,
-        }
+        } | ({"attested": count["attested"]} if "attestations" in self.data else {})

@@ -34,6 +34,12 @@ from m7guard.audit.results import (
     now_iso,
     rule_snapshot,
 )
+from m7guard.catalog.attestations import (
+    Attestation,
+    expiry_warnings,
+    load_attestations,
+    recorded,
+)
 from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.loader import catalog_digest
 from m7guard.catalog.model import Catalog, Profile
@@ -64,6 +70,7 @@ class AuditOptions:
     profile: str = "baseline"
     policies: Path | None = None
     waivers: Path | None = None
+    attestations: Path | None = None
     workers: int = 4
     timeout: float = 900.0
     connect_timeout: int = 10
@@ -236,6 +243,9 @@ def run_audit(
         raise AuditError("the ssh client is missing: install openssh-client")
     inventory = _read_inventory(opts)
     catalog, profile, file_waivers = _load(opts)
+    attestations = (
+        load_attestations(opts.attestations, catalog, opts.today) if opts.attestations else None
+    )
     started = now_iso()
     with tempfile.TemporaryDirectory(prefix="m7g-") as tmp:
         work = Path(tmp)
@@ -269,7 +279,16 @@ def run_audit(
             )
         if not seen.collected:
             raise AuditError(f"no host of {describe(opts.inventory)} matches {opts.limit or 'all'}")
-    return assemble(opts, catalog, profile, file_waivers, seen, started=started, finished=now_iso())
+    return assemble(
+        opts,
+        catalog,
+        profile,
+        file_waivers,
+        seen,
+        started=started,
+        finished=now_iso(),
+        attestations=attestations,
+    )
 
 
 def assemble(
@@ -281,11 +300,14 @@ def assemble(
     *,
     started: str,
     finished: str,
+    attestations: list[Attestation] | None = None,
 ) -> Results:
     """Build the results document from the events, applying the controller's waivers.
 
     A waiver a host records about itself is a claim: it goes into the result's evidence
-    (`host_claimed_waiver`) and a warning, and waives nothing."""
+    (`host_claimed_waiver`) and a warning, and waives nothing. With attestations (even none)
+    the document records them (`attestations`) with their status on the audit day; an
+    expired one is a warning too."""
     today = opts.today or dt.date.today()
     warnings: list[str] = []
     waivers = list(file_waivers)
@@ -382,4 +404,7 @@ def assemble(
         "waivers": sorted(applied.values(), key=lambda w: (w["rule"], w["hosts"])),
         "warnings": warnings,
     }
+    if attestations is not None:
+        data["attestations"] = recorded(attestations, today)
+        warnings += expiry_warnings(attestations, today)
     return Results.validated(data)

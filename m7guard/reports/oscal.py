@@ -3,7 +3,10 @@
 Each host is an inventory item; each (host, rule) result is an observation (method TEST) with
 its evidence; each requirement of the framework is a finding whose target status is
 satisfied or not-satisfied. Requirements no rule automates are findings too, not-satisfied
-with reason `other` and the remark that evidence is needed, so they are never hidden.
+with reason `other` and the remark that evidence is needed, so they are never hidden. With
+attestations (audit --attestations), each is an observation of method EXAMINE with its
+evidence, and a manual requirement an unexpired one covers is satisfied (reason `other`); an
+expired attestation leaves it not-satisfied.
 UUIDs are derived from the audit's start time, so rendering twice gives the same document.
 """
 
@@ -19,6 +22,7 @@ from m7guard.audit.results import Results
 OSCAL_VERSION = "1.1.2"
 NS = "https://m7guard.invalid/ns/oscal"
 _TOKEN_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+_LINK = re.compile(r"^https?://\S+$")
 
 
 def token(framework: str, requirement: str) -> str:
@@ -83,15 +87,52 @@ def render(results: Results) -> str:
                 f"(the check found: {r.get('evaluated_state', 'unknown')})"
             )
         observations.append(obs)
+    obs_by_attestation: dict[tuple[str, str], list[str]] = {}
+    for i, a in enumerate(results.attestations()):
+        oid = uid("attestation", str(i), a["requirement"])
+        obs_by_attestation.setdefault((a["framework"], a["control"]), []).append(oid)
+        evidence: dict[str, Any] = {"description": f"Evidence: {a['evidence']}"}
+        if _LINK.match(a["evidence"]):
+            evidence["href"] = a["evidence"]
+        observations.append(
+            {
+                "uuid": oid,
+                "title": f"Attestation of {a['requirement']} by {a['who']}: {a['status']}",
+                "description": a["statement"],
+                "props": [
+                    {"name": "requirement", "ns": NS, "value": a["requirement"]},
+                    {"name": "attestation-status", "ns": NS, "value": a["status"]},
+                    {"name": "attested-by", "ns": NS, "value": f"{a['who']} ({a['role']})"},
+                    {"name": "attested-on", "ns": NS, "value": a["when"]},
+                ],
+                "methods": ["EXAMINE"],
+                "types": ["control-objective" if a["status"] == "attested" else "finding"],
+                "relevant-evidence": [evidence],
+                "collected": f"{a['when']}T00:00:00+00:00",
+                "expires": f"{a['expiry']}T23:59:59+00:00",
+            }
+        )
     oscal_results = []
     for fw in data["profile"]["frameworks"]:
         fw_data = data["frameworks"][fw]
         findings = []
         for req in results.requirement_statuses(fw):
             related = [o for rule_id in req.rules for o in obs_by_rule.get(rule_id, [])]
-            satisfied = req.status == "satisfied"
-            if req.status == "manual":
+            related += obs_by_attestation.get((fw, req.id), []) if not req.rules else []
+            satisfied = req.status in ("satisfied", "attested")
+            if req.status == "attested":
+                remark = "No automated check; attested: " + "; ".join(
+                    f"{a['who']} ({a['role']}) on {a['when']}, valid through {a['expiry']}"
+                    for a in req.attestations
+                    if a["status"] == "attested"
+                )
+            elif req.status == "manual":
                 remark = "No automated check: evidence needed. " + (req.evidence or "")
+                expired = [a for a in req.attestations if a["status"] == "expired"]
+                if expired:
+                    remark += " Expired attestation(s): " + "; ".join(
+                        f"{a['who']} ({a['role']}), expired {a['expiry']}" for a in expired
+                    )
             elif req.status == "not-assessed":
                 remark = "Its rules were not applicable to any audited host, or not assessed."
             elif req.status == "waived":
@@ -117,10 +158,10 @@ def render(results: Results) -> str:
                     "status": {
                         "state": "satisfied" if satisfied else "not-satisfied",
                         "reason": "pass"
-                        if satisfied
+                        if req.status == "satisfied"
                         else (
                             "other"
-                            if req.status in ("manual", "not-assessed", "waived")
+                            if req.status in ("attested", "manual", "not-assessed", "waived")
                             else "fail"
                         ),
                     },

@@ -65,6 +65,8 @@ def render(results: Results) -> str:
             ("waived", "waived"),
             ("not-assessed", "not_assessed"),
             ("manual", "manual"),
+            # only in the results of an audit given attestations
+            *((("attested", "attested"),) if "attested" in summary else ()),
         ):
             labels = _labels(framework=fw, status=status, profile=profile)
             lines.append(f"m7guard_framework_requirements{labels} {summary[key]}")
