@@ -13,6 +13,7 @@ from m7guard.diff import diff_command
 from m7guard.docsgen import docs
 from m7guard.errors import M7guardError
 from m7guard.evidence.cli import evidence
+from m7guard.history.cli import history
 from m7guard.lab.cli import lab
 from m7guard.preflight.cli import preflight
 from m7guard.reports.cli import report
@@ -29,6 +30,7 @@ cli.add_command(catalog)
 cli.add_command(audit)
 cli.add_command(report)
 cli.add_command(diff_command)
+cli.add_command(history)
 cli.add_command(docs)
 cli.add_command(preflight)
 cli.add_command(evidence)

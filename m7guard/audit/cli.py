@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from m7guard import history
 from m7guard.audit.results import FAIL_ON_CHOICES, STATE_LABELS, STATES, Results
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.audit.runner import Progress as ProgressHooks
@@ -144,6 +145,14 @@ def print_results(
 )
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for the whole run.")
 @bundle_options
+@click.option(
+    "--history",
+    "history_db",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Record the audit in this history database (created if absent) once the reports are "
+    "written; the HTML report gets the pass rate over time (docs/history.md).",
+)
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -161,6 +170,7 @@ def audit(
     evidence_bundle: Path | None,
     signing_key: Path | None,
     signing_kms_key_id: str | None,
+    history_db: Path | None,
 ) -> None:
     """Evaluate the profile's rules on every host of INVENTORY and write the reports.
 
@@ -173,6 +183,9 @@ def audit(
     try:
         wanted = parse_formats(formats)
         signer = prepare_signer(evidence_bundle, signing_key, signing_kms_key_id)
+        if history_db is not None:  # a database that cannot be used fails before the audit
+            with history.History.open(history_db, create=True):
+                pass
         opts = AuditOptions(
             inventory=inventory,
             limit=limit,
@@ -202,7 +215,13 @@ def audit(
                 on_result=lambda result: bar.advance(task),
             )
             results = run_audit(opts, hooks, log_dir=out)
-        written = render(results, wanted, out)
+        chart = None
+        if history_db is not None and "html" in wanted:
+            chart = history.report_chart(history_db, results)
+        written = render(results, wanted, out, trend_chart=chart)
+        if history_db is not None:
+            recorded = history.record(history_db, written["json"])
+            written = {**written, "history": Path(f"{history_db} (audit {recorded.audit_id})")}
         if signer is not None and evidence_bundle is not None:
             packed = write_bundle(signer, evidence_bundle, out, waivers, inventory, policies)
             written = {**written, "evidence bundle": packed.path}

@@ -52,10 +52,15 @@ def parse_formats(text: str) -> list[str]:
 
 
 def render(
-    results: Results, formats: Iterable[str], out_dir: Path, *, write_json: bool = True
+    results: Results,
+    formats: Iterable[str],
+    out_dir: Path,
+    *,
+    write_json: bool = True,
+    trend_chart: str | None = None,
 ) -> dict[str, Path]:
     """Write results.json (unless write_json is False) and each requested format into out_dir;
-    return format -> path."""
+    return format -> path. trend_chart: an SVG the HTML report shows (m7guard.history)."""
     renderers = _renderers()
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -63,7 +68,12 @@ def render(
     for fmt in (["json"] if write_json else []) + wanted:
         name, fn = renderers[fmt]
         path = out_dir / name
-        text = fn(results)
+        if fmt == "html" and trend_chart is not None:
+            from m7guard.reports import html
+
+            text = html.render(results, trend_chart)
+        else:
+            text = fn(results)
         # A report is whole or absent: written beside the old one, then renamed over it.
         tmp = path.with_name(f".{path.name}.tmp")
         try:

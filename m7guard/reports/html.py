@@ -76,5 +76,8 @@ def context(results: Results) -> dict[str, Any]:
     }
 
 
-def render(results: Results) -> str:
-    return _env().get_template("report.html.j2").render(**context(results))
+def render(results: Results, trend_chart: str | None = None) -> str:
+    """The page; trend_chart (an inline SVG from m7guard.history) adds a "Pass rate over
+    time" section, and without it the page is what it was before the history existed."""
+    page = context(results) | {"trend_chart": trend_chart}
+    return _env().get_template("report.html.j2").render(**page)
