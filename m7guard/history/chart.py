@@ -13,11 +13,12 @@ from markupsafe import escape
 PALETTE = ("#0b3954", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#0969da", "#9a6700")
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 16, 64
+PAD = 40  # room inside the plot for the first audit's slanted date label
 
 
 def _x(i: int, n: int) -> float:
-    span = WIDTH - LEFT - RIGHT
-    return LEFT + (span / 2 if n == 1 else span * i / (n - 1))
+    span = WIDTH - LEFT - RIGHT - 2 * PAD
+    return LEFT + PAD + (span / 2 if n == 1 else span * i / (n - 1))
 
 
 def _y(rate: float) -> float:

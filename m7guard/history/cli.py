@@ -120,6 +120,11 @@ def build(hist: History, filters: Filters, expiring_days: int, as_of: str) -> di
     }
 
 
+def _short(digest: str) -> str:
+    kind, _, value = digest.rpartition(":")
+    return f"{kind}:{value[:12]}" if kind else value[:12]
+
+
 def _cell(point: dict[str, Any] | None) -> str:
     if point is None:
         return "."
@@ -136,7 +141,7 @@ def render_text(doc: dict[str, Any]) -> str:
     for a in audits:
         out.append(
             f"  #{a['id']}  {a['started']}  {a['profile']}  m7guard {a['tool_version']}"
-            f"  catalog {a['catalog_version']} {a['catalog_digest'][:19]}  {a['source']}"
+            f"  catalog {a['catalog_version']} {_short(a['catalog_digest'])}  {a['source']}"
         )
     ids = [a["id"] for a in audits]
 
