@@ -235,9 +235,28 @@ def recorded(attestations: Sequence[Attestation], today: dt.date) -> list[dict[s
 
 
 def expiry_warnings(attestations: Sequence[Attestation], today: dt.date) -> list[str]:
+    """A warning per attestation expired on `today`."""
+    return expiry_warnings_of(recorded(attestations, today))
+
+
+def attach(
+    data: dict[str, Any], attestations: Sequence[Attestation], today: dt.date
+) -> dict[str, Any]:
+    """A results document with these attestations (status on `today`) in place of any it
+    had, and their expiry warnings in place of the old ones."""
+    old = set(expiry_warnings_of(data.get("attestations", [])))
+    warnings = [w for w in data["warnings"] if w not in old]
+    return data | {
+        "attestations": recorded(attestations, today),
+        "warnings": warnings + expiry_warnings(attestations, today),
+    }
+
+
+def expiry_warnings_of(entries: Sequence[dict[str, Any]]) -> list[str]:
+    """The warnings an audit gave for these recorded attestations."""
     return [
-        f"attestation of {a.requirement} by {a.who} ({a.source}) expired on "
-        f"{a.expiry.isoformat()}: the requirement is not attested"
-        for a in attestations
-        if a.expired(today)
+        f"attestation of {a['requirement']} by {a['who']} ({a['source']}) expired on "
+        f"{a['expiry']}: the requirement is not attested"
+        for a in entries
+        if a["status"] == "expired"
     ]

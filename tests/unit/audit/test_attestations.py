@@ -265,3 +265,39 @@ def test_html_escapes_attestation_text_and_links_only_http(tmp_path: Path) -> No
     page = html.render(_assemble(_file(tmp_path, entry)))
     assert "<script>alert(1)</script>" not in page
     assert 'href="javascript:' not in page
+
+
+def test_report_renders_attestations_judged_on_the_audit_day(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from m7guard.cli import cli
+
+    results_file = tmp_path / "out" / "results.json"
+    _assemble(None, today=dt.date(2026, 3, 16)).write(results_file)
+    before = results_file.read_bytes()
+    attestations = _two(tmp_path)
+    done = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            str(results_file),
+            "--format",
+            "html,oscal,prom",
+            "--attestations",
+            str(attestations),
+            "--policies",
+            str(POLICIES),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    page = (results_file.parent / "report.html").read_text()
+    # judged on the audit's day (2026-03-16), not today: CC7.4 expired on 2026-03-15
+    assert "EXPIRED: not attested" in page and "Dana Reyes" in page
+    assert 'status="attested"' in (results_file.parent / "m7guard.prom").read_text()
+    assert results_file.read_bytes() == before
+    bad = _file(tmp_path, ENTRY | {"requirement": "pci_dss_4: 1.2.1"})
+    done = CliRunner().invoke(
+        cli, ["report", str(results_file), "--attestations", str(bad), "--policies", str(POLICIES)]
+    )
+    assert done.exit_code == 1
+    assert "attestations[0].requirement" in done.output and "automated by" in done.output
