@@ -5,7 +5,7 @@
 #     (@grafana/schema, TypeScript types) and typescript (tsc), pinned in
 #     tests/tools/package.json, into tests/tools/node_modules (git-ignored),
 #   - compliance-trestle and junitparser through the project's `test` extra,
-#   - openssl and sha256sum, the independent verifiers of evidence bundles.
+#   - openssl, sha256sum and jq, the independent verifiers of evidence bundles.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,11 +23,12 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# openssl (3.0 or later: pkeyutl -rawin) and sha256sum verify evidence bundles independently
-if ! command -v openssl >/dev/null 2>&1 || ! command -v sha256sum >/dev/null 2>&1; then
-  echo "test-tools: installing openssl and coreutils"
+# openssl (3.0 or later: pkeyutl -rawin), sha256sum and jq verify evidence bundles by hand
+if ! command -v openssl >/dev/null 2>&1 || ! command -v sha256sum >/dev/null 2>&1 \
+  || ! command -v jq >/dev/null 2>&1; then
+  echo "test-tools: installing openssl, coreutils and jq"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl coreutils >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl coreutils jq >/dev/null
 fi
 
 if ! command -v npm >/dev/null 2>&1; then
