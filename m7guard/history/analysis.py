@@ -266,7 +266,7 @@ class Lifecycle:
             "open": self.open,
             "first_failed": self.episodes[0].opened if self.episodes else None,
             "timeline": [e.to_dict() for e in self.events],
-            "findings": [e.to_dict() for e in self.episodes],
+            "episodes": [e.to_dict() for e in self.episodes],
         }
 
 

@@ -177,7 +177,7 @@ def render_text(doc: dict[str, Any]) -> str:
             for e in f["timeline"]
         )
         out.append(f"  {f['host']} {f['rule']}: {'OPEN' if f['open'] else 'closed'}: {steps}")
-        for ep in f["findings"]:
+        for ep in f["episodes"]:
             fixed = f"fixed {ep['fixed']} (#{ep['fixed_audit']})" if ep["fixed"] else "not fixed"
             kind = "reopened" if ep["reopened"] else "first failed"
             out.append(f"      {kind} {ep['opened']} (#{ep['opened_audit']}), {fixed}")

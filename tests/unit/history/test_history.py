@@ -373,11 +373,11 @@ def test_json_output_shape(db: Path) -> None:
         ("node1", "NET-003"),
     ]
     kern = doc["findings"][1]
-    assert set(kern) == {"host", "rule", "current", "open", "first_failed", "timeline", "findings"}
+    assert set(kern) == {"host", "rule", "current", "open", "first_failed", "timeline", "episodes"}
     assert (kern["current"], kern["open"], kern["first_failed"]) == ("reopened", True, STARTED[0])
     assert [e["status"] for e in kern["timeline"]] == ["new", "fixed", "reopened"]
     assert set(kern["timeline"][0]) == {"audit_id", "started", "state", "status"}
-    assert kern["findings"][0] == {
+    assert kern["episodes"][0] == {
         "opened_audit": doc["audits"][0]["id"],
         "opened": STARTED[0],
         "reopened": False,

@@ -76,6 +76,15 @@ def test_report_with_history_has_one_series_per_framework(
     assert rest.replace('<a href="#trend">Pass rate over time</a>', "") == plain
 
 
+def test_report_with_a_missing_history_is_a_clear_error(tmp_path: Path) -> None:
+    shutil.copy(DATA / "results.json", tmp_path / "results.json")
+    missing = tmp_path / "none.sqlite"
+    res = run("report", str(tmp_path / "results.json"), "--history", str(missing))
+    assert res.exit_code == 1
+    assert f"no history database at {missing}" in res.output
+    assert not missing.exists() and not (tmp_path / "report.html").exists()
+
+
 def test_an_unrecorded_results_file_is_added_to_the_chart(tmp_path: Path, db: Path) -> None:
     later = make_audit("2025-04-01T10:00:00.000Z", {("node1", "KERN-001"): "pass"})
     page = html.render(later, report_chart(db, later))
