@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from pathlib import Path
@@ -90,7 +91,11 @@ def test_audit_writes_a_bundle_of_its_output(workdir: Path, make_key) -> None:
     catalog = json.loads(files["catalog.json"])
     assert (catalog["digest"], catalog["recorded_by"]) == (catalog_digest(POLICIES), "audit")
     (inv,) = json.loads(files["inventory.json"])["inventory"]
-    assert inv["kind"] == "file" and inv["source"] == str(inventory)
+    assert inv == {
+        "source": str(inventory),
+        "kind": "file",
+        "sha256": hashlib.sha256(inventory.read_bytes()).hexdigest(),
+    }
 
 
 def test_audit_refuses_a_bundle_without_a_key_before_it_runs(workdir: Path) -> None:

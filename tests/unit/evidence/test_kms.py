@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,22 @@ def test_pack_and_verify_with_a_kms_key(
         text=True,
     )
     assert bad.returncode != 0
+
+    # packed again: KMS signatures are randomised, everything else is the same bytes
+    again = workdir / "kms-again.tar.gz"
+    assert run(
+        "evidence", "pack", audit_dir, "-o", again, "--policies", POLICIES,
+        *kms_args(endpoint, key),
+    ).exit_code == 0  # fmt: skip
+    files_again = members(again)
+    signing = {"statement.intoto.jsonl", "signature"}
+    assert {n: d for n, d in files_again.items() if n not in signing} == {
+        n: d for n, d in files.items() if n not in signing
+    }
+    assert json.loads(base64.b64decode(envelope(files_again)["payload"])) == json.loads(
+        base64.b64decode(env["payload"])
+    )
+    assert run("evidence", "verify", again, "--key", pub).exit_code == 0
 
     # another KMS key does not verify it
     other = run("evidence", "verify", bundle, *kms_args(endpoint, new_key(kms)))

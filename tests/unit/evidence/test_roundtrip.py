@@ -99,6 +99,19 @@ def test_inventory_digest_is_sha256sum_of_the_directory_listing(
     }
 
 
+def test_catalog_digest_is_the_documented_sha256sum_listing() -> None:
+    by_hand = subprocess.run(
+        "find rules frameworks profiles schema waiver_policy.yml -type f | LC_ALL=C sort "
+        "| xargs sha256sum | sha256sum",
+        shell=True,
+        cwd=POLICIES,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    assert catalog_digest(POLICIES) == f"sha256:{by_hand}"
+
+
 def test_statement_is_in_toto_v1_with_every_file_as_subject(
     audit_dir: Path, make_key, pack
 ) -> None:
