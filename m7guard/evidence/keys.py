@@ -8,6 +8,7 @@ or file but the key file itself holds them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -156,7 +157,8 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
         raise EvidenceError(f"cannot write {path}: {exc.strerror}") from exc
 
 

@@ -113,3 +113,19 @@ def test_audit_refuses_a_bundle_without_a_key_before_it_runs(workdir: Path) -> N
     )  # fmt: skip
     assert result.exit_code == 1 and "cannot read signing key" in result.output
     assert not out.exists()
+
+
+def test_audit_exits_1_when_the_bundle_cannot_be_written(workdir: Path, make_key) -> None:
+    private, _ = make_key()
+    inventory = workdir / "hosts.yml"
+    inventory.write_text("---\nall:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    (workdir / "blocker").write_text("a file where the bundle's directory would be\n")
+    out = workdir / "out"
+    result = run(
+        "audit", "-i", inventory, "--profile", "kernel", "--policies", POLICIES, "--out", out,
+        "--format", "json,html", "--workers", "1",
+        "--evidence-bundle", workdir / "blocker" / "audit.tar.gz", "--signing-key", private,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "cannot write" in result.output and "audit.tar.gz" in result.output
+    assert (out / "results.json").is_file() and (out / "report.html").is_file()
