@@ -27,7 +27,7 @@ MANUAL = ("pci_dss_4: 3.7.1", "soc2: CC7.4")
 ENTRY = {
     "requirement": "pci_dss_4: 3.7.1",
     "statement": "Key-management procedures for the field encryption keys are documented.",
-    "who": "Dana Reyes",
+    "who": "Example Security Officer",
     "role": "Security officer",
     "when": "2026-01-15",
     "expiry": "2027-01-14",
@@ -59,7 +59,7 @@ def test_the_example_file_is_valid_and_names_manual_requirements() -> None:
 
 def test_a_valid_entry_loads(tmp_path: Path) -> None:
     (a,) = load_attestations(_file(tmp_path, ENTRY), load_catalog(POLICIES), TODAY)
-    assert (a.framework, a.control, a.who) == ("pci_dss_4", "3.7.1", "Dana Reyes")
+    assert (a.framework, a.control, a.who) == ("pci_dss_4", "3.7.1", "Example Security Officer")
     assert a.requirement == "pci_dss_4: 3.7.1"
     assert a.when == dt.date(2026, 1, 15) and a.expiry == dt.date(2027, 1, 14)
 
@@ -69,7 +69,7 @@ def test_unquoted_yaml_dates_and_the_compact_requirement_form(tmp_path: Path) ->
         "attestations:\n"
         "  - requirement: soc2:CC7.4\n"
         "    statement: The incident response plan was exercised this quarter.\n"
-        "    who: Sam Okafor\n    role: Incident manager\n"
+        "    who: Example Incident Lead\n    role: Incident manager\n"
         "    when: 2026-02-01\n    expiry: 2026-08-01\n"
         "    evidence: evidence/ir-exercise-2026q1.pdf\n"
     )
@@ -229,9 +229,9 @@ def test_reports_show_attestations_beside_the_results(tmp_path: Path) -> None:
     results = _assemble(_two(tmp_path), today=dt.date(2026, 3, 16))
     page = html.render(results)
     assert 'id="attestations"' in page
-    assert "Dana Reyes" in page and "EXPIRED: not attested" in page
+    assert "Example Security Officer" in page and "EXPIRED: not attested" in page
     assert '<a href="https://wiki.example.com/security/key-management">' in page
-    assert "attested: Dana Reyes (Security officer), valid through 2027-01-14" in page
+    assert "attested: Example Security Officer (Security officer), valid through 2027-01-14" in page
     text = prom.render(results)
     assert (
         'm7guard_framework_requirements{framework="pci_dss_4",status="attested",'
@@ -292,7 +292,7 @@ def test_report_renders_attestations_judged_on_the_audit_day(tmp_path: Path) -> 
     assert done.exit_code == 0, done.output
     page = (results_file.parent / "report.html").read_text()
     # judged on the audit's day (2026-03-16), not today: CC7.4 expired on 2026-03-15
-    assert "EXPIRED: not attested" in page and "Dana Reyes" in page
+    assert "EXPIRED: not attested" in page and "Example Security Officer" in page
     assert 'status="attested"' in (results_file.parent / "m7guard.prom").read_text()
     assert results_file.read_bytes() == before
     bad = _file(tmp_path, ENTRY | {"requirement": "pci_dss_4: 1.2.1"})

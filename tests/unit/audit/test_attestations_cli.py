@@ -24,7 +24,7 @@ def _attestations(tmp_path: Path, **change: str) -> Path:
         {
             "requirement": "pci_dss_4: 3.7.1",
             "statement": "Key-management procedures are documented and reviewed.",
-            "who": "Dana Reyes",
+            "who": "Example Security Officer",
             "role": "Security officer",
             "when": (today - dt.timedelta(days=10)).isoformat(),
             "expiry": (today + dt.timedelta(days=100)).isoformat(),
@@ -33,7 +33,7 @@ def _attestations(tmp_path: Path, **change: str) -> Path:
         {
             "requirement": "soc2: CC7.4",
             "statement": "The incident response plan was exercised.",
-            "who": "Sam Okafor",
+            "who": "Example Incident Lead",
             "role": "Incident manager",
             "when": (today - dt.timedelta(days=100)).isoformat(),
             "expiry": (today - dt.timedelta(days=1)).isoformat(),
@@ -76,7 +76,7 @@ def test_audit_records_attestations_and_fails_on_an_expired_one(
         "json,html,poam",
     )
     assert result.exit_code == 2, result.output
-    assert "EXPIRED ATTESTATION soc2: CC7.4 by Sam Okafor" in result.output
+    assert "EXPIRED ATTESTATION soc2: CC7.4 by Example Incident Lead" in result.output
     results = Results.load(out / "results.json")
     statuses = {a["requirement"]: a["status"] for a in results.data["attestations"]}
     assert statuses == {"pci_dss_4: 3.7.1": "attested", "soc2: CC7.4": "expired"}
