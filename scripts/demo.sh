@@ -3,7 +3,7 @@
 #   1 a fresh lab        5 harden it: playbooks/site.yml
 #   2 the lab's KDC      6 audit again, diff, before/after summary
 #   3 preflight          7 field-encrypt a user-profile dataset against a local KMS
-#   4 audit the fresh lab
+#   4 audit the fresh lab  (6 also: history, a signed evidence bundle, the POA&M)
 # Everything lands in reports/. AWS is never contacted: KMS is a moto server on 127.0.0.1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +39,21 @@ labvars=("-e" "@$state/kerberos/kerberos_mfa.yml" "-e" "field_encryption_kms_end
 # The controller's waivers file (kdc.yml writes it): the automation account's IDN-011
 # exemption is accepted here, not by the node's own record of it.
 waivers=("--waivers" "$state/kerberos/waivers.yml")
+# Both audits are recorded in one history database (docs/history.md), and carry the
+# attestations of two manual requirements: the example file's statements, dated today
+# (docs/attestations.md).
+history=("--history" "$reports/history.sqlite")
+attest=("--attestations" "$reports/attestations.yml")
+formats=json,html,junit,sarif,oscal,prom,poam
+"$bin/python" - "$reports/attestations.yml" <<'EOF'
+import datetime as dt, sys, yaml
+doc = yaml.safe_load(open("docs/examples/attestations.yml"))
+today = dt.date.today()
+for entry in doc["attestations"]:
+    entry["when"], entry["expiry"] = today, today + dt.timedelta(days=180)
+with open(sys.argv[1], "w") as out:
+    out.write("---\n" + yaml.safe_dump(doc, sort_keys=False))
+EOF
 "$bin/ansible-playbook" -i "$inv" tests/fixtures/audit_logging/collector.yml >"$reports/collector.log"
 echo "KDC and log collector ready; logs: reports/kdc.log, reports/collector.log"
 
@@ -49,8 +64,8 @@ step "3/7 preflight (profile $profile): touches no host"
 # The audit's scope is the cluster: the data nodes (m7_nodes). client1, outsider, kdc and
 # collector are the lab's stand-ins for the world around it, which site.yml leaves alone.
 step "4/7 audit of the fresh cluster nodes (profile $profile; failures expected)"
-"$bin/m7guard" audit -i "$inv" --limit m7_nodes --profile "$profile" --format json,html,junit,sarif,oscal,prom --out "$reports/before" \
-  "${waivers[@]}" --fail-on none | tail -n 20
+"$bin/m7guard" audit -i "$inv" --limit m7_nodes --profile "$profile" --format "$formats" --out "$reports/before" \
+  "${waivers[@]}" "${history[@]}" "${attest[@]}" --fail-on none | tail -n 20
 
 step "5/7 ansible-playbook playbooks/site.yml (log: reports/site.log)"
 "$bin/ansible-playbook" -i "$inv" playbooks/site.yml "${labvars[@]}" >"$reports/site.log" || {
@@ -58,13 +73,25 @@ step "5/7 ansible-playbook playbooks/site.yml (log: reports/site.log)"
 grep -A20 'PLAY RECAP' "$reports/site.log" | tail -n +1
 
 step "6/7 audit again, and what changed"
-"$bin/m7guard" audit -i "$inv" --limit m7_nodes --profile "$profile" --format json,html,junit,sarif,oscal,prom --out "$reports/after" \
-  "${waivers[@]}" --fail-on none | tail -n 20
+"$bin/m7guard" audit -i "$inv" --limit m7_nodes --profile "$profile" --format "$formats" --out "$reports/after" \
+  "${waivers[@]}" "${history[@]}" "${attest[@]}" --fail-on none | tail -n 20
 "$bin/m7guard" diff "$reports/before/results.json" "$reports/after/results.json" \
   --format markdown >"$reports/diff.md"
 echo "diff: reports/diff.md"
 "$bin/python" scripts/demo_summary.py "$reports/before/results.json" "$reports/after/results.json" \
   | tee "$reports/summary.txt"
+"$bin/m7guard" history show --db "$reports/history.sqlite" --as-of newest >"$reports/history.txt"
+echo "history: reports/history.txt (pass rate per framework and audit, finding lifecycle);"
+echo "  the trend chart is in reports/after/report.html; the POA&M in reports/after/poam.json"
+# The signing key stays in the lab's state directory (not in reports/, never in the bundle).
+keys="$state/evidence"
+[ -f "$keys/evidence-signing.key" ] || "$bin/m7guard" evidence keygen --out "$keys" >/dev/null
+"$bin/m7guard" evidence pack "$reports/after" -o "$reports/evidence.tar.gz" \
+  --key "$keys/evidence-signing.key" --inventory "$inv" "${waivers[@]}"
+cp "$keys/evidence-signing.pub" "$reports/evidence-signing.pub"
+"$bin/m7guard" evidence verify "$reports/evidence.tar.gz" --key "$reports/evidence-signing.pub"
+echo "signed evidence bundle: reports/evidence.tar.gz; verify it with:"
+echo "  .venv/bin/m7guard evidence verify reports/evidence.tar.gz --key reports/evidence-signing.pub"
 
 step "7/7 field encryption of user profiles under a KMS key (moto on 127.0.0.1)"
 data="$reports/field-encryption"
@@ -96,4 +123,5 @@ sys.exit(0 if before == 2 and enc == 0 and after == 0 else 1)
 EOF
 
 step "done"
-echo "reports: $reports (before/, after/: results.json, report.html, junit, sarif, oscal, prom)"
+echo "reports: $reports (before/, after/: results.json, report.html, junit, sarif, oscal, prom, poam;"
+echo "  history.sqlite, history.txt, evidence.tar.gz and its public key)"
