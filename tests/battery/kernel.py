@@ -172,7 +172,8 @@ BREAKS += _sysctl("PERF-005", "net.core.rmem_max", "212992", VM)
 BREAKS += _sysctl("PERF-005", "net.core.wmem_max", "212992", VM)
 BREAKS += _sysctl("PERF-005", "net.ipv4.tcp_rmem", "4096 131072 1048576", CONTAINERS)
 BREAKS += _sysctl("PERF-005", "net.ipv4.tcp_wmem", "4096 16384 1048576", CONTAINERS)
-# The kernel default; vm1 (m7i.large, 0.781 Gbps) needs 2000.
+# net.core.netdev_max_backlog is the host kernel's (not_container rule): vm1. 1000 is the
+# kernel default; vm1 (m7i.large, 0.781 Gbps) needs 2000.
 BREAKS += _sysctl("PERF-006", "net.core.netdev_max_backlog", "1000", VM)
 
 # --- PERF-007: transparent huge pages (vm1: /sys is the host's on a container) -------------
@@ -204,7 +205,7 @@ BREAKS.append(_watched(_unit(
     "systemctl enable -q irqbalance.service", "! systemctl is-enabled -q irqbalance.service",
     VM)))
 
-# --- PERF-010: NVMe queues (vm1's emulated nvme0n1) ----------------------------------------
+# --- PERF-010: NVMe queues (vm1's emulated nvme0n1; a container's /sys is the host's) -------
 BREAKS.append(Break("PERF-010", "nvme0n1 scheduler mq-deadline at run time",
                     *_write(f"{NVME}/scheduler", "mq-deadline",
                             read=_BRACKET + f"{NVME}/scheduler"), nodes=VM))
@@ -233,7 +234,7 @@ BREAKS.append(Break("PERF-010", "a later udev rule sets read_ahead_kb 4096",
 BREAKS.append(_watched(Break("PERF-010", "the udev rule no longer sets nr_requests",
                              *edit(NVME_RULE, "/queue\\/nr_requests/d"), nodes=VM)))
 
-# --- PERF-011: nvme_core io_timeout (vm1) --------------------------------------------------
+# --- PERF-011: nvme_core io_timeout (vm1: the host's module on a container) ----------------
 BREAKS.append(Break("PERF-011", "nvme_core io_timeout 30 at run time",
                     *_write(IO_TIMEOUT, "30"), nodes=VM))
 # A later modprobe.d file (the role's is m7guard-nvme.conf); the lab's vm1 has no GRUB line.
