@@ -10,7 +10,7 @@ Many IDN rules read the same evidence, so each break is shaped to change one rul
 - `sshd -T` (global and per connection): IDN-006, IDN-007, IDN-008, IDN-009 and IDN-011.
   sshd keeps the first value it reads and /etc/ssh/sshd_config sets its globals before the
   drop-in Include, so global breaks edit that line in place; keywords the main file does
-  not set go into a drop-in; per-connection breaks append a Match block at the end of
+  not set go on its first line; per-connection breaks append a Match block at the end of
   sshd_config (after the automation account's block, which a new Match line ends).
   The automation account (root, public key only from the admin networks) is the
   recorded exemption: PermitRootLogin of IDN-007 and the key-only test of IDN-006 both
@@ -29,7 +29,6 @@ import shlex
 from battery import Break, append, edit, put_back, save
 
 SSHD_CONFIG = "/etc/ssh/sshd_config"
-DROP_IN = "/etc/ssh/sshd_config.d/50-m7guard-battery.conf"
 KRB5_CONF = "/etc/krb5.conf"
 KEYTAB = "/etc/krb5.keytab"
 PAM_SSHD = "/etc/pam.d/sshd"
@@ -52,10 +51,12 @@ LEFT_OUT: dict[str, str] = {
 }
 
 
-def _drop_in(text: str) -> tuple[str, str]:
-    """(apply, restore) that add an sshd drop-in (a keyword sshd_config does not set)."""
-    return (f"[ ! -e {DROP_IN} ] && printf '%s\\n' {shlex.quote(text)} > {DROP_IN}",
-            f"rm -f {DROP_IN}")
+def _first_line(text: str) -> tuple[str, str]:
+    """(apply, restore) that put a keyword sshd_config does not set on its first line (sshd
+    keeps the first value it reads). Not a new drop-in file: on the container nodes a file
+    created and removed in /etc/ssh/sshd_config.d leaves that directory copied up by overlayfs
+    with another link count, which AIDE (AUD-008) rightly reports after the restore."""
+    return edit(SSHD_CONFIG, f"1i {text}")
 
 
 def _mode(path: str, how: str, check: str) -> tuple[str, str]:
@@ -239,11 +240,12 @@ BREAKS: list[Break] = [
     _brk("IDN-008", "MACs adds hmac-sha1", edit(SSHD_CONFIG, r"s/^MACs .*/&,hmac-sha1/")),
     _brk("IDN-008", "KexAlgorithms adds diffie-hellman-group14-sha1",
          edit(SSHD_CONFIG, r"s/^KexAlgorithms .*/&,diffie-hellman-group14-sha1/")),
-    _brk("IDN-008", "drop-in: HostKeyAlgorithms +ssh-rsa", _drop_in("HostKeyAlgorithms +ssh-rsa")),
-    _brk("IDN-008", "drop-in: PubkeyAcceptedAlgorithms +ssh-rsa",
-         _drop_in("PubkeyAcceptedAlgorithms +ssh-rsa")),
-    _brk("IDN-008", "drop-in: CASignatureAlgorithms +ssh-rsa",
-         _drop_in("CASignatureAlgorithms +ssh-rsa")),
+    _brk("IDN-008", "first line: HostKeyAlgorithms +ssh-rsa",
+         _first_line("HostKeyAlgorithms +ssh-rsa")),
+    _brk("IDN-008", "first line: PubkeyAcceptedAlgorithms +ssh-rsa",
+         _first_line("PubkeyAcceptedAlgorithms +ssh-rsa")),
+    _brk("IDN-008", "first line: CASignatureAlgorithms +ssh-rsa",
+         _first_line("CASignatureAlgorithms +ssh-rsa")),
     _brk("IDN-008", "Match block: SHA-1 RSA user keys for an account",
          _match_user("svc-legacy", "PubkeyAcceptedAlgorithms +ssh-rsa")),
     # --- IDN-009: ChannelTimeout and TMOUT ----------------------------------------------------

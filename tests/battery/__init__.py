@@ -1,0 +1,78 @@
+"""The mutation battery: realistic breaks of a hardened lab node, one rule at a time.
+
+Each Break names the rule it must turn to `fail` (or `error`, where the break removes the
+evidence), a shell command that breaks exactly one property of that rule on a node hardened
+by playbooks/site.yml, and a command that restores the hardened state exactly. The battery
+(tests/integration/test_site.py for the container data nodes) applies breaks in rounds, at
+most one per node, audits the nodes, requires each broken node's rule to have changed as
+expected and every other rule of that node to be as in the hardened audit, then restores.
+
+Rules with several properties (a running and a persisted value, IPv4 and IPv6, several keys)
+have one Break per property. The families' breaks are in the modules of this package.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+# Where a break keeps what it moves aside, on the node.
+SAVE = "/root/m7guard-battery"
+
+
+@dataclass(frozen=True)
+class Break:
+    rule: str
+    what: str  # the one property broken, in a few words
+    apply: str  # shell (run as root with sh -c on the node)
+    restore: str  # shell that puts the hardened state back exactly
+    expect: str = "fail"  # or "error": the break takes the evidence away
+    nodes: tuple[str, ...] = ("node1", "node2", "node3")  # nodes the break may run on
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule}: {self.what}"
+
+
+def save(path: str) -> str:
+    """Shell: keep a copy of path (mode, owner and times) under SAVE."""
+    return f"mkdir -p {SAVE} && cp -a {path} {SAVE}/$(echo {path} | tr / _)"
+
+
+def put_back(path: str) -> str:
+    """Shell: restore path from the copy save() kept."""
+    return f"cp -a {SAVE}/$(echo {path} | tr / _) {path} && rm -f {SAVE}/$(echo {path} | tr / _)"
+
+
+def edit(path: str, sed: str) -> tuple[str, str]:
+    """(apply, restore) that edit path in place with a sed script (unquoted: quoted here)
+    and put it back. The apply fails when the script changed nothing."""
+    return (f"{save(path)} && sed -i {shlex.quote(sed)} {path} && ! cmp -s {path} "
+            f"{SAVE}/$(echo {path} | tr / _)", put_back(path))
+
+
+def append(path: str, text: str) -> tuple[str, str]:
+    """(apply, restore) that append a line (unquoted: quoted here) to path and put it back."""
+    return f"{save(path)} && printf '%s\\n' {shlex.quote(text)} >> {path}", put_back(path)
+
+
+FAMILIES = ("net", "enc", "idn", "aud", "kernel")
+
+
+def _modules() -> list:
+    import importlib
+
+    return [importlib.import_module(f"battery.{name}") for name in FAMILIES]
+
+
+def all_breaks() -> list[Break]:
+    """Every family's breaks."""
+    return [brk for module in _modules() for brk in module.BREAKS]
+
+
+def left_out() -> dict[str, str]:
+    """Rules no break covers, with the reason."""
+    out: dict[str, str] = {}
+    for module in _modules():
+        out.update(module.LEFT_OUT)
+    return out

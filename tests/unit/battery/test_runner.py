@@ -1,0 +1,140 @@
+"""The battery's runner on a simulated lab: a break that does not turn its rule, one that
+moves another rule, a failed restore and a rule that was not passing are all reported."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from battery import Break, all_breaks, left_out
+from battery.runner import Cells, isolated_first, plan_rounds, run
+
+NODES = ("node1", "node2", "node3")
+RULES = ("A-1", "A-2", "A-3")
+
+
+class FakeLab:
+    """Nodes whose rules pass unless a break set them; breaks are shell words `break R` /
+    `break R also S` (R fails, S too) and `restore`; `broken-restore` fails."""
+
+    def __init__(self, failing_at_start: tuple[tuple[str, str], ...] = ()) -> None:
+        self.broken: dict[str, set[str]] = {n: set() for n in NODES}
+        self.stuck = set(failing_at_start)
+        self.audits = 0
+
+    def ssh(self, node: str, command: str) -> subprocess.CompletedProcess[str]:
+        words = command.split()
+        if words[0] == "break":
+            self.broken[node] |= {w for w in words[1:] if w != "also"}
+        elif words[0] == "restore":
+            self.broken[node].clear()
+        elif words[0] == "noop":
+            pass
+        else:
+            return subprocess.CompletedProcess(command, 1, "", "no such command")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    def audit(self, nodes: Sequence[str], tag: str) -> Cells:
+        self.audits += 1
+        return {(n, r): ("fail" if r in self.broken[n] or (n, r) in self.stuck else "pass", "")
+                for n in nodes for r in RULES}
+
+
+def test_rounds_take_one_break_per_node() -> None:
+    breaks = [Break(r, "x", "break", "restore") for r in RULES * 2]
+    rounds = plan_rounds(breaks, NODES)
+    assert [len(r) for r in rounds] == [3, 3]
+    only1 = [Break(r, "x", "break", "restore", nodes=("node1",)) for r in RULES]
+    assert [[n for n, _ in r] for r in plan_rounds(only1, NODES)] == [["node1"]] * 3
+    assert plan_rounds([Break("A-1", "x", "a", "r", nodes=("vm1",))], NODES) == []
+
+
+def test_shared_rounds_take_one_break_per_rule_and_node() -> None:
+    vm = [Break(r, f"p{i}", "break", "restore", nodes=("vm1",)) for i in (1, 2) for r in RULES]
+    rounds = plan_rounds(vm, ("vm1",), share=True)
+    assert [sorted(b.rule for _, b in r) for r in rounds] == [list(RULES), list(RULES)]
+
+
+def test_good_breaks_give_no_problem() -> None:
+    lab = FakeLab()
+    breaks = [Break(r, "x", f"break {r}", "restore") for r in RULES]
+    report = run(lab.ssh, lab.audit, breaks, NODES)
+    assert report.problems == [] and report.breaks == 3 and report.rules == set(RULES)
+    assert lab.audits == 3  # hardened, one round, restored
+
+
+def test_every_misfire_is_reported() -> None:
+    lab = FakeLab(failing_at_start=(("node3", "A-3"),))
+    breaks = [
+        Break("A-1", "does nothing", "noop", "restore", nodes=("node1",)),
+        Break("A-2", "moves A-3 too", "break A-2 also A-3", "restore", nodes=("node2",)),
+        Break("A-3", "not passing when hardened", "break A-3", "restore", nodes=("node3",)),
+        Break("A-1", "cannot restore", "break A-1", "broken-restore", nodes=("node1",)),
+        Break("A-2", "cannot apply", "unknown", "restore", nodes=("node2",)),
+    ]
+    report = run(lab.ssh, lab.audit, breaks, NODES)
+    text = "\n".join(report.problems)
+    assert "A-1: does nothing on node1: pass (expected fail)" in text
+    assert "A-2: moves A-3 too on node2: other rules changed: A-3 pass -> fail" in text
+    assert "A-3: not passing when hardened on node3: the rule is fail" in text
+    assert "A-1: cannot restore on node1: the restore failed" in text
+    assert "A-2: cannot apply on node2: the break did not apply" in text
+    assert "after every restore the nodes differ from the hardened audit: node1 A-1" in text
+
+
+def test_the_families_load_and_name_known_rules() -> None:
+    """Every break and every rule left out names a rule of the catalog, once each way."""
+    from m7guard.catalog import load_catalog
+
+    rules = set(load_catalog().rules)
+    breaks = all_breaks()
+    assert breaks
+    assert {b.rule for b in breaks} <= rules
+    assert set(left_out()) <= rules
+    assert not {b.rule for b in breaks} & set(left_out())
+    for brk in breaks:
+        assert brk.expect in ("fail", "error") and brk.apply and brk.restore, brk
+
+
+def test_every_host_rule_is_broken_or_left_out_with_a_reason() -> None:
+    """The battery's coverage claim: each rule a host check evaluates (all but the PRE-*
+    preflight rules, which judge the inventory and are proven in tests/unit/preflight) has
+    a break or a stated reason."""
+    from m7guard.catalog import load_catalog
+
+    host_rules = {r for r in load_catalog().rules if not r.startswith("PRE-")}
+    covered = {b.rule for b in all_breaks()}
+    missing = sorted(host_rules - covered - set(left_out()))
+    assert missing == [], missing
+    assert all(why.strip() for why in left_out().values())
+
+
+def test_a_witness_seeing_the_break_is_counted_not_a_problem() -> None:
+    lab = FakeLab()
+    from battery import runner
+
+    audit = lab.audit
+
+    def audit_with_witness(nodes: Sequence[str], tag: str) -> Cells:
+        cells = audit(nodes, tag)
+        for n in nodes:
+            cells[(n, "AUD-008")] = ("fail" if lab.broken[n] else "pass", "")
+        return cells
+
+    report = runner.run(lab.ssh, audit_with_witness,
+                        [Break("A-1", "x", "break A-1", "restore")], NODES)
+    assert report.problems == [] and report.witnessed == {"AUD-008": 1}, report
+    assert "AUD-008 saw 1" in report.summary()
+
+
+def test_isolated_first_puts_each_rules_first_break_alone_on_its_node() -> None:
+    breaks = [Break(r, f"p{i}", f"break {r}", "restore") for r in RULES for i in (1, 2, 3)]
+    rounds = isolated_first(breaks, NODES)
+    first = rounds[0]
+    assert sorted(b.what for _, b in first) == ["p1"] * 3 and len({n for n, _ in first}) == 3
+    rest = rounds[1:]
+    assert all(b.what != "p1" for r in rest for _, b in r)
+    assert sum(len(r) for r in rounds) == 9
+    lab = FakeLab()
+    report = run(lab.ssh, lab.audit, breaks, NODES, rounds=rounds)
+    assert report.problems == [] and report.breaks == 9
