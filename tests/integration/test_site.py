@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+from battery import all_breaks as battery_breaks
+from battery import left_out as battery_left_out
+from battery.runner import Cells, isolated_first
+from battery.runner import run as battery_run
 from labkit import LabHandle, lab_paths, play_recap
 from motokit import AWS_ENV, moto_server
 from netsim import lab as netlab
 
 from m7guard.audit.results import Results
+from m7guard.history import History, lifecycle, lifecycles, load_snapshots
 
 pytestmark = [pytest.mark.lab]
 
@@ -29,6 +35,8 @@ NODES = netlab.DATA_NODES
 LIMIT = ",".join(NODES)
 
 # (rule, reason): the only rules the audit may leave failing on the hardened lab nodes.
+HISTORY = "history.sqlite"
+
 LAB_LIMITS = {
     "NET-010": "egress stays open in the lab: nodes install packages from Debian's mirrors",
 }
@@ -36,7 +44,19 @@ LAB_LIMITS = {
 
 
 @pytest.fixture(scope="module")
-def site(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory):
+def kms() -> Iterator[str]:
+    """One moto server (KMS over HTTP on 127.0.0.1) for the whole module: the key site.yml
+    creates must still be there for every later audit's ENC checks."""
+    with pytest.MonkeyPatch.context() as mp, moto_server() as endpoint:
+        for key, value in AWS_ENV.items():
+            mp.setenv(key, value)
+        mp.delenv("AWS_PROFILE", raising=False)
+        mp.setenv("AWS_ENDPOINT_URL", endpoint)  # the audit's KMS checks ask the moto server
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def site(lab: LabHandle, kms: str, tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("site")
     for node in NODES:
         lab.m7guard("lab", "reset", node)
@@ -51,25 +71,26 @@ def site(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory):
         netlab.install_simulator(lab, node, ports)
     netlab.settle(lab, nodes)
 
-    with pytest.MonkeyPatch.context() as mp, moto_server() as endpoint:
-        for key, value in AWS_ENV.items():
-            mp.setenv(key, value)
-        mp.delenv("AWS_PROFILE", raising=False)
-        mp.setenv("AWS_ENDPOINT_URL", endpoint)  # the audit's KMS checks ask the moto server
-        args = ("playbooks/site.yml", "--limit", LIMIT, "-e", f"@{kerberos_vars}",
-                "-e", f"field_encryption_kms_endpoint_url={endpoint}")
-        started = time.monotonic()
-        first = lab.playbook(*args)
-        first_seconds = time.monotonic() - started
-        after = netlab.measured_matrix(lab, nodes)
-        started = time.monotonic()
-        second = lab.playbook(*args)
-        second_seconds = time.monotonic() - started
-        # the automation account's IDN-011 exemption is accepted by the controller's waivers
-        # file (tests/lab/kdc.yml writes it), never by the node's own record
-        waivers = lab_paths().state / "kerberos" / "waivers.yml"
-        lab.m7guard("audit", "-i", str(lab.inventory), "--limit", LIMIT, "--profile", "pci_dss",
-                    "--waivers", str(waivers), "--out", str(work / "audit"), check=False)
+    # the module's KMS (fixture kms) serves site.yml and every audit
+    args = ("playbooks/site.yml", "--limit", LIMIT, "-e", f"@{kerberos_vars}",
+            "-e", f"field_encryption_kms_endpoint_url={kms}")
+    waivers = lab_paths().state / "kerberos" / "waivers.yml"
+    # the first of the three audits the history test reads: the fresh nodes
+    lab.m7guard("audit", "-i", str(lab.inventory), "--limit", LIMIT, "--profile", "pci_dss",
+                "--waivers", str(waivers), "--out", str(work / "audit-before"),
+                "--history", str(work / HISTORY), "--fail-on", "none")
+    started = time.monotonic()
+    first = lab.playbook(*args)
+    first_seconds = time.monotonic() - started
+    after = netlab.measured_matrix(lab, nodes)
+    started = time.monotonic()
+    second = lab.playbook(*args)
+    second_seconds = time.monotonic() - started
+    # the automation account's IDN-011 exemption is accepted by the controller's waivers
+    # file (tests/lab/kdc.yml writes it), never by the node's own record
+    lab.m7guard("audit", "-i", str(lab.inventory), "--limit", LIMIT, "--profile", "pci_dss",
+                "--waivers", str(waivers), "--out", str(work / "audit"),
+                "--history", str(work / HISTORY), check=False)
     results = Results.load(work / "audit" / "results.json")
     return {
         "declared": declared, "after": after, "first": first.stdout, "second": second.stdout,
@@ -134,3 +155,64 @@ def test_audit_takes_the_lab_inventory_directory(site: dict, lab: LabHandle) -> 
     assert {"m7_nodes", "cldb", "zookeeper", "fileserver"} <= set(host["groups"])
     states = {r["state"] for r in results.results}
     assert "error" not in states and "pass" in states, proc.stdout
+
+
+TMOUT = "/etc/profile.d/m7guard-tmout.sh"
+
+
+def test_history_follows_a_rule_broken_after_hardening(site: dict, lab: LabHandle,
+                                                       kms: str) -> None:
+    """Three audits in the history: the fresh nodes, after site.yml, and node1 after its idle
+    timeout (IDN-009, kerberos_mfa's profile script) is removed. IDN-009 on node1 reads new,
+    fixed, reopened; of the other rules only AUD-008 (AIDE, which watches the script's
+    directory) reopens."""
+    work, db = site["work"], site["work"] / HISTORY
+    lab.ssh("node1", f"mv {TMOUT} /root/m7guard-tmout.saved")
+    try:
+        lab.m7guard("audit", "-i", str(lab.inventory), "--limit", "node1", "--profile",
+                    "pci_dss", "--waivers", str(lab_paths().state / "kerberos" / "waivers.yml"),
+                    "--out", str(work / "audit-broken"), "--history", str(db), check=False)
+    finally:
+        lab.ssh("node1", f"mv /root/m7guard-tmout.saved {TMOUT}")
+    broken = Results.load(work / "audit-broken" / "results.json")
+    states = {r["rule"]: r["state"] for r in broken.results}
+    assert states["IDN-009"] == "fail", states
+
+    life = lifecycle(db, "node1", "IDN-009")
+    assert life.statuses == ["new", "fixed", "reopened"], life
+    assert life.open
+    with History.open(db) as history:
+        every = lifecycles(load_snapshots(history))
+    reopened = sorted(f"{lc.host} {lc.rule}" for lc in every if lc.current == "reopened")
+    # AIDE (AUD-008) watches /etc/profile.d: it sees the removed file too
+    assert reopened == ["node1 AUD-008", "node1 IDN-009"], reopened
+
+
+def _battery_audit(lab: LabHandle, work, waivers) -> Callable[[Sequence[str], str], Cells]:
+    def audit(nodes: Sequence[str], tag: str) -> Cells:
+        out = work / "battery" / tag
+        lab.m7guard("audit", "-i", str(lab.inventory), "--limit", ",".join(nodes),
+                    "--profile", "baseline", "--waivers", str(waivers), "--out", str(out),
+                    "--format", "json", "--fail-on", "none")
+        return {(r["host"], r["rule"]): (r["state"], r["message"])
+                for r in Results.load(out / "results.json").results}
+    return audit
+
+
+def test_mutation_battery_on_the_hardened_data_nodes(site: dict, lab: LabHandle,
+                                                      kms: str) -> None:
+    """Every break of tests/battery/ that runs on a container data node turns its rule to
+    fail (or error), and no other rule of that node changes: the first break of each rule
+    alone on its node, the rule's further properties in shared rounds (one break per rule
+    and node; tests/battery/runner.py). After the restores the nodes audit as hardened
+    again. The count, and the rules left out with their reasons, are printed."""
+    waivers = lab_paths().state / "kerberos" / "waivers.yml"
+    breaks = [b for b in battery_breaks() if set(b.nodes) & set(NODES)]
+    report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False),
+                         _battery_audit(lab, site["work"], waivers), breaks, NODES,
+                         rounds=isolated_first(breaks, NODES))
+    print("\n" + report.summary())
+    for rule, why in sorted(battery_left_out().items()):
+        print(f"  left out {rule}: {why}")
+    assert report.problems == [], "\n".join(report.problems)
+    assert report.breaks == len(breaks)
