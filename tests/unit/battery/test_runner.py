@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 
-from battery import Break, all_breaks, left_out
+from battery import Break, all_breaks, left_out, pending, runs
 from battery.runner import Cells, isolated_first, plan_rounds, run
 
 NODES = ("node1", "node2", "node3")
@@ -103,10 +103,13 @@ def test_every_host_rule_is_broken_or_left_out_with_a_reason() -> None:
     from m7guard.catalog import load_catalog
 
     host_rules = {r for r in load_catalog().rules if not r.startswith("PRE-")}
-    covered = {b.rule for b in all_breaks()}
-    missing = sorted(host_rules - covered - set(left_out()))
+    covered = {b.rule for b in all_breaks() if runs(b)}
+    missing = sorted(host_rules - covered - set(left_out()) - set(pending()))
     assert missing == [], missing
     assert all(why.strip() for why in left_out().values())
+    print(f"\nbattery: {len(covered)} of {len(host_rules)} host rules broken by a lab test; "
+          f"left out {len(left_out())}; written, not yet run {len(pending())}: "
+          f"{', '.join(sorted(pending()))}")
 
 
 def test_a_witness_seeing_the_break_is_counted_not_a_problem() -> None:
