@@ -13,6 +13,7 @@ have one Break per property. The families' breaks are in the modules of this pac
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -28,27 +29,47 @@ class Break:
     restore: str  # shell that puts the hardened state back exactly
     expect: str = "fail"  # or "error": the break takes the evidence away
     nodes: tuple[str, ...] = ("node1", "node2", "node3")  # nodes the break may run on
+    # State the break changes that no SAVE file names (the running ruleset, say): breaks that
+    # name the same one never share a round on a node.
+    claims: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         return f"{self.rule}: {self.what}"
 
+    @property
+    def keeps(self) -> frozenset[str]:
+        """The files under SAVE this break writes (copies, recorded values, markers of what it
+        created), and its claims. Two breaks that keep the same file touch the same thing on a
+        node: they never share a round there, or the second would save the first one's break
+        as the hardened state. A marker of a directory the break created (made_dir_*) is not one:
+        the restores of a round run in the reverse order of its applies, so the break that
+        created the directory removes it last."""
+        found = re.findall(re.escape(SAVE) + r"/([A-Za-z0-9_.:@+-]+)", self.apply)
+        return frozenset([name for name in found if not name.startswith("made_dir_")]
+                         + list(self.claims))
+
+
+def saved(path: str) -> str:
+    """Where save() keeps the copy of path."""
+    return f"{SAVE}/{path.replace('/', '_')}"
+
 
 def save(path: str) -> str:
     """Shell: keep a copy of path (mode, owner and times) under SAVE."""
-    return f"mkdir -p {SAVE} && cp -a {path} {SAVE}/$(echo {path} | tr / _)"
+    return f"mkdir -p {SAVE} && cp -a {path} {saved(path)}"
 
 
 def put_back(path: str) -> str:
     """Shell: restore path from the copy save() kept."""
-    return f"cp -a {SAVE}/$(echo {path} | tr / _) {path} && rm -f {SAVE}/$(echo {path} | tr / _)"
+    return f"cp -a {saved(path)} {path} && rm -f {saved(path)}"
 
 
 def edit(path: str, sed: str) -> tuple[str, str]:
     """(apply, restore) that edit path in place with a sed script (unquoted: quoted here)
     and put it back. The apply fails when the script changed nothing."""
     return (f"{save(path)} && sed -i {shlex.quote(sed)} {path} && ! cmp -s {path} "
-            f"{SAVE}/$(echo {path} | tr / _)", put_back(path))
+            f"{saved(path)}", put_back(path))
 
 
 def append(path: str, text: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import posixpath
 import shlex
 
-from battery import SAVE, Break, append, edit, save
+from battery import SAVE, Break, append, edit, save, saved
 
 VM = ("vm1",)
 CONTAINERS = ("node1", "node2", "node3")
@@ -77,7 +77,7 @@ def _drop(path: str, lines: list[str], check: str) -> tuple[str, str]:
     """(apply, restore): a new file with lines (the apply then requires check); restore
     removes only the file (and directory) the apply created."""
     directory = posixpath.dirname(path)
-    made_dir, made = f"{SAVE}/made_{_tag(directory)}", f"{SAVE}/made_{_tag(path)}"
+    made_dir, made = f"{SAVE}/made_dir_{_tag(directory)}", f"{SAVE}/made_{_tag(path)}"
     text = " ".join(shlex.quote(line) for line in lines)
     apply = (f"mkdir -p {SAVE} && {{ [ -d {directory} ] || {{ mkdir -p {directory} && "
              f"touch {made_dir}; }}; }} && [ ! -e {path} ] && touch {made} && "
@@ -192,7 +192,7 @@ BREAKS.append(Break(
     + " && ".join(f"! systemctl is-active -q {t}" for t in AIDE_TIMERS),
     f"[ ! -e {_STOPPED} ] || {{ for t in $(cat {_STOPPED}); do systemctl start $t || exit 1; "
     f"done; rm -f {_STOPPED}; }}"))
-_SAVED_DB = f"{SAVE}/{AIDE_DB.replace('/', '_')}"  # where save() keeps it
+_SAVED_DB = saved(AIDE_DB)
 BREAKS.append(Break("AUD-008", "the AIDE baseline database removed",
                     f"{save(AIDE_DB)} && rm -f {AIDE_DB}",
                     f"{{ [ -e {AIDE_DB} ] || cp -a {_SAVED_DB} {AIDE_DB}; }} && rm -f {_SAVED_DB}"))

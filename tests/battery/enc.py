@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shlex
 
-from battery import SAVE, Break, edit, put_back, save
+from battery import SAVE, Break, edit, put_back, save, saved
 
 CONF = "/etc/m7guard/field-encryption.yml"
 CONF_DIR = "/etc/m7guard"
@@ -27,12 +27,9 @@ PAYMENTS = "/srv/m7guard/data/payments"  # (table payments)
 TOOL = "/opt/m7guard/venv/bin/field-encrypt"  # field_encryption_venv + /bin/field-encrypt
 
 
-def _saved(path: str) -> str:
-    return f"{SAVE}/$(echo {path} | tr / _)"
-
 
 def _put_back_if_saved(path: str) -> str:
-    return f"{{ [ ! -e {_saved(path)} ] || {{ {put_back(path)}; }}; }}"
+    return f"{{ [ ! -e {saved(path)} ] || {{ {put_back(path)}; }}; }}"
 
 
 def _conf(command: str, check: str) -> tuple[str, str]:

@@ -3,7 +3,7 @@
 Every KERN rule and PERF-001 .. PERF-006 require a running value (/proc/sys) and a persisted
 value (the sysctl.d files as systemd-sysctl orders them): each key gets one break of each.
 A running value is written to /proc/sys (the value found is kept under SAVE and written back);
-a persisted value is overridden by an operator's file, /usr/local/lib/sysctl.d/zz-local.conf,
+a persisted value is overridden by an operator's file, /usr/local/lib/sysctl.d/zz-local-KEY.conf,
 which sorts after every other file and so decides the value at the next boot. It lies outside
 the paths AIDE watches (AUD-008), so the override breaks only its own rule.
 
@@ -29,7 +29,7 @@ from battery import SAVE, Break, edit
 VM = ("vm1",)
 CONTAINERS = ("node1", "node2", "node3")
 
-LOCAL_SYSCTL = "/usr/local/lib/sysctl.d/zz-local.conf"
+LOCAL_SYSCTL = "/usr/local/lib/sysctl.d/zz-local-{key}.conf"  # one file per key broken
 NVME = "/sys/block/nvme0n1/queue"
 IO_TIMEOUT = "/sys/module/nvme_core/parameters/io_timeout"
 THP = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -76,7 +76,7 @@ def _drop(path: str, lines: str, check: str = "true") -> tuple[str, str]:
     printf arguments `lines` (one line each), then require `check`. Restore removes only what
     the apply created."""
     directory = posixpath.dirname(path)
-    made_dir, made_file = f"{SAVE}/made_{_tag(directory)}", f"{SAVE}/made_{_tag(path)}"
+    made_dir, made_file = f"{SAVE}/made_dir_{_tag(directory)}", f"{SAVE}/made_{_tag(path)}"
     apply = (f"mkdir -p {SAVE} && {{ [ -d {directory} ] || {{ mkdir -p {directory} && "
              f"touch {made_dir}; }}; }} && [ ! -e {path} ] && touch {made_file} && "
              f"printf '%s\\n' {lines} > {path} && {check}")
@@ -91,7 +91,8 @@ def _persist(key: str, value: str) -> tuple[str, str]:
     pattern = key.replace(".", r"\.")
     last = (f"systemd-analyze cat-config sysctl.d | sed -n "
             f"'s/^[[:space:]]*{pattern}[[:space:]]*=[[:space:]]*//p' | tail -n 1")
-    apply, restore = _drop(LOCAL_SYSCTL, "\"$(printf '%s = %s' " + key + " \"$v\")\"",
+    apply, restore = _drop(LOCAL_SYSCTL.format(key=key),
+                           "\"$(printf '%s = %s' " + key + " \"$v\")\"",
                            f"[ \"$(echo $({last}))\" = \"$v\" ]")
     return f"v={value} && {apply}", restore
 

@@ -21,8 +21,9 @@ one address family where the other family is another rule's property.
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 
-from battery import SAVE, Break, append, edit, put_back
+from battery import Break, append, edit, put_back, saved
 
 NFT_CONF = "/etc/nftables.conf"
 TABLE = "inet m7guard"  # zero_trust_network_table (the lab keeps the default)
@@ -32,13 +33,10 @@ RELOAD = f"nft -f {NFT_CONF}"
 LOG_LINE = '/log prefix "m7guard-drop "/'
 
 
-def _saved(path: str) -> str:
-    return f"{SAVE}/$(echo {path} | tr / _)"
-
 
 def _put_back_if_saved(path: str) -> str:
     """Shell: put path back when a copy was saved (a failed apply may not have saved one)."""
-    return f"{{ [ ! -e {_saved(path)} ] || {{ {put_back(path)}; }}; }}"
+    return f"{{ [ ! -e {saved(path)} ] || {{ {put_back(path)}; }}; }}"
 
 
 def _ruleset(sed: str) -> tuple[str, str]:
@@ -72,7 +70,7 @@ def _listener(proto: str, port: int) -> tuple[str, str]:
 _BAD_LINE = "tcp dport 4444 accept"  # a rule outside any table: the file no longer loads
 _PERSIST_BROKEN = append(NFT_CONF, _BAD_LINE)
 
-BREAKS: list[Break] = [
+_BREAKS: list[Break] = [
     # NET-001: default deny. IPv4 only: an IPv6 canary opening is also NET-008's property
     # (its first check), so the IPv6 half of NET-001 cannot be broken alone; likewise a
     # missing input chain for a family.
@@ -135,6 +133,12 @@ BREAKS: list[Break] = [
     Break("NET-008", "cluster services closed over IPv6, open over IPv4",
           *_ruleset(r"/ip6 saddr @zone_cluster_v6 tcp dport /d")),
 ]
+
+# Every break but the listeners changes the ruleset (persisted, loaded or both) or the unit
+# that loads it: a reload by one would carry or undo another's change, so no two share a
+# round on a node.
+BREAKS = [brk if brk.rule == "NET-007" else replace(brk, claims=("nftables",))
+          for brk in _BREAKS]
 
 LEFT_OUT: dict[str, str] = {
     "NET-009": "needs /opt/mapr/conf/mfs.conf: MapR is not installed on the lab nodes, so "

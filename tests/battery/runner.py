@@ -37,19 +37,24 @@ class Report:
     rounds: int = 0
     problems: list[str] = field(default_factory=list)
     witnessed: dict[str, int] = field(default_factory=dict)  # witness rule -> breaks it saw
+    volatile: dict[tuple[str, str], str] = field(default_factory=dict)  # not compared
 
     def summary(self) -> str:
         seen = ", ".join(f"{rule} saw {n} ({WITNESSES[rule]})"
                          for rule, n in sorted(self.witnessed.items()))
+        apart = ", ".join(f"{rule} on {node} ({why})"
+                          for (node, rule), why in sorted(self.volatile.items()))
         return (f"mutation battery: {self.breaks} breaks of {len(self.rules)} rules in "
                 f"{self.rounds} audited rounds; {len(self.problems)} problems"
-                + (f"; {seen}" if seen else ""))
+                + (f"; {seen}" if seen else "")
+                + (f"; not compared: {apart}" if apart else ""))
 
 
 def plan_rounds(breaks: Iterable[Break], nodes: Sequence[str], share: bool = False,
                 ) -> list[Round]:
     """Rounds of (node, break): without share one break per node a round; with share one
-    break per (node, rule) a round."""
+    break per (node, rule) a round, and never two breaks that keep the same file (Break.keeps)
+    on one node."""
     pending = [b for b in breaks if any(n in nodes for n in b.nodes)]
     out: list[Round] = []
     while pending:
@@ -57,13 +62,14 @@ def plan_rounds(breaks: Iterable[Break], nodes: Sequence[str], share: bool = Fal
         busy: set[tuple[str, str]] = set()
         rest = []
         for brk in pending:
+            claims = [brk.rule if share else ""] + [f"keeps {k}" for k in sorted(brk.keeps)]
             node = next((n for n in brk.nodes if n in nodes
-                         and ((n, brk.rule) if share else (n, "")) not in busy), None)
+                         and not any((n, c) in busy for c in claims)), None)
             if node is None:
                 rest.append(brk)
                 continue
             taken.append((node, brk))
-            busy.add((node, brk.rule) if share else (node, ""))
+            busy.update((node, c) for c in claims)
         out.append(taken)
         pending = rest
     return out
@@ -100,10 +106,16 @@ def isolated_first(breaks: Sequence[Break], nodes: Sequence[str]) -> list[Round]
 
 def run(ssh: Callable[[str, str], Any], audit: Audit, breaks: Sequence[Break],
         nodes: Sequence[str], share: bool = False, rounds: list[Round] | None = None,
-        ) -> Report:
+        volatile: dict[tuple[str, str], str] | None = None) -> Report:
     """ssh(node, command) -> CompletedProcess; audit(nodes, tag) -> cells of those nodes.
-    rounds: a plan of its own (isolated_first); else plan_rounds(breaks, nodes, share)."""
+    rounds: a plan of its own (isolated_first); else plan_rounds(breaks, nodes, share).
+    volatile: (node, rule) -> why that rule's verdict there follows a live reading no break
+    controls; it is not compared (and is not broken on that node). A failed restore ends
+    the battery: the node is no longer the hardened one, so later rounds would prove
+    nothing."""
     report = Report()
+    volatile = volatile or {}
+    report.volatile = dict(volatile)
     baseline = audit(nodes, "hardened")
 
     def was(host: str, rule: str) -> str:
@@ -113,6 +125,11 @@ def run(ssh: Callable[[str, str], Any], audit: Audit, breaks: Sequence[Break],
     for number, round_ in enumerate(plan, 1):
         ready: Round = []
         for node, brk in round_:
+            if (node, brk.rule) in volatile:
+                report.problems.append(f"{brk.id} on {node}: the rule is volatile there "
+                                       f"({volatile[(node, brk.rule)]}); a break of it "
+                                       "proves nothing")
+                continue
             if was(node, brk.rule) != "pass":
                 message = baseline.get((node, brk.rule), ("", ""))[1]
                 report.problems.append(f"{brk.id} on {node}: the rule is {was(node, brk.rule)} "
@@ -132,12 +149,14 @@ def run(ssh: Callable[[str, str], Any], audit: Audit, breaks: Sequence[Break],
             continue
         report.rounds += 1
         broken_nodes = sorted({node for node, _ in applied})
+        stuck = False
         try:
             cells = audit(broken_nodes, f"round{number:03d}")
         finally:
             for (node, brk), proc in zip(applied, _on_nodes(ssh, applied, "restore"),
                                          strict=True):
                 if proc.returncode != 0:
+                    stuck = True
                     report.problems.append(f"{brk.id} on {node}: the restore failed "
                                            f"(exit {proc.returncode}): {proc.stderr[-300:]}")
         for node, brk in applied:
@@ -152,7 +171,8 @@ def run(ssh: Callable[[str, str], Any], audit: Audit, breaks: Sequence[Break],
             names = ", ".join(brk.id for n, brk in applied if n == node)
             moved = []
             for (host, rule), (got, _) in sorted(cells.items()):
-                if host != node or rule in targets or was(host, rule) == got:
+                if (host != node or rule in targets or was(host, rule) == got
+                        or (host, rule) in volatile):
                     continue
                 if rule in WITNESSES and (was(host, rule), got) == ("pass", "fail"):
                     report.witnessed[rule] = report.witnessed.get(rule, 0) + 1
@@ -161,9 +181,14 @@ def run(ssh: Callable[[str, str], Any], audit: Audit, breaks: Sequence[Break],
             if moved:
                 report.problems.append(f"{names} on {node}: other rules changed: "
                                        + "; ".join(moved))
+        if stuck:
+            report.problems.append(f"the battery stopped after round {number}: a restore "
+                                   "failed, so the nodes are no longer the hardened ones")
+            break
     final = audit(nodes, "restored")
     drift = sorted(f"{host} {rule}: {was(host, rule)} -> {got}"
-                   for (host, rule), (got, _) in final.items() if was(host, rule) != got)
+                   for (host, rule), (got, _) in final.items()
+                   if was(host, rule) != got and (host, rule) not in volatile)
     if drift:
         report.problems.append("after every restore the nodes differ from the hardened audit: "
                                + "; ".join(drift))

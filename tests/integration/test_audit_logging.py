@@ -406,20 +406,24 @@ def test_negative_retention_is_refused_naming_the_variable(story: Story) -> None
     assert run.recap()[CONTAINER]["changed"] == 0
 
 
-
 def test_mutation_battery_on_the_vm(story: Story, lab, tmp_path: Path) -> None:
     """The AUD breaks of tests/battery/ that need vm1 (kernel auditing, auditd at boot), on
     the hardened vm1: each turns its rule to fail and no rule that was not broken moves. vm1
     audits slowly (software emulation), so a round breaks several rules at once (one break of
-    each; share=True); each property still has its own round."""
+    each; share=True); each property still has its own round. AUD-007 (chrony synchronised)
+    is not compared on vm1: under software emulation the VM's clock runs unevenly and chrony
+    may leave and regain synchronisation between two audits whatever a break does; AUD-007's
+    breaks run on the container data nodes (tests/integration/test_site.py)."""
     breaks = [b for b in battery_breaks() if VM in b.nodes and b.rule.startswith("AUD-")]
+    volatile = {(VM, "AUD-007"): "chrony synchronisation of an emulated VM's clock is a live "
+                                 "reading no break controls"}
 
     def cells(nodes, tag: str) -> Cells:
         results = _audit(lab, tmp_path / tag, ",".join(nodes))
         return {(r["host"], r["rule"]): (r["state"], r["message"]) for r in results.results}
 
     report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False), cells, breaks,
-                         (VM,), share=True)
+                         (VM,), share=True, volatile=volatile)
     print("\n" + report.summary())
     assert report.problems == [], "\n".join(report.problems)
     assert report.breaks == len(breaks) > 0

@@ -141,3 +141,78 @@ def test_isolated_first_puts_each_rules_first_break_alone_on_its_node() -> None:
     lab = FakeLab()
     report = run(lab.ssh, lab.audit, breaks, NODES, rounds=rounds)
     assert report.problems == [] and report.breaks == 9
+
+
+def test_breaks_that_keep_the_same_file_never_share_a_round_on_a_node() -> None:
+    """Two edits of one file in one round would save the first edit as the hardened copy:
+    the planner keeps them apart; every round of the real battery holds no such pair."""
+    from battery import edit
+
+    a = Break("A-1", "first edit", *edit("/etc/x.conf", "s/a/b/"), nodes=("node1",))
+    b = Break("A-2", "second edit", *edit("/etc/x.conf", "s/c/d/"), nodes=("node1",))
+    c = Break("A-3", "other file", *edit("/etc/y.conf", "s/c/d/"), nodes=("node1",))
+    assert a.keeps == b.keeps and not a.keeps & c.keeps
+    rounds = plan_rounds([a, b, c], NODES, share=True)
+    assert [[brk.rule for _, brk in r] for r in rounds] == [["A-1", "A-3"], ["A-2"]]
+    for plan in (isolated_first(all_breaks(), NODES),
+                 plan_rounds(all_breaks(), ("vm1",), share=True)):
+        for round_ in plan:
+            kept: dict[tuple[str, str], str] = {}
+            for node, brk in round_:
+                for k in brk.keeps:
+                    assert (node, k) not in kept, (brk.id, kept[(node, k)], node, k)
+                    kept[(node, k)] = brk.id
+
+
+def test_the_persisted_sysctl_breaks_use_a_file_each() -> None:
+    """Each persisted-value break writes its own sysctl.d file, so breaks of different keys
+    can share a round."""
+    persisted = [b for b in all_breaks() if "persisted by a later sysctl.d file" in b.what]
+    assert len(persisted) > 10
+    assert all(len(b.keeps) == 1 for b in persisted)
+    assert len({k for b in persisted for k in b.keeps}) == len(persisted)
+
+
+def test_save_and_put_back_restore_the_file_exactly(tmp_path, monkeypatch) -> None:
+    """The shell of edit(): the apply changes the file and keeps a copy, the restore puts
+    the original back (content and mode) and removes the copy."""
+    import battery
+
+    monkeypatch.setattr(battery, "SAVE", str(tmp_path / "save"))
+    target = tmp_path / "etc" / "x.conf"
+    target.parent.mkdir()
+    target.write_text("a = 1\nc = 2\n")
+    target.chmod(0o640)
+    apply, restore = battery.edit(str(target), "s/^a = 1$/a = 0/")
+    subprocess.run(["sh", "-c", apply], check=True)
+    assert target.read_text() == "a = 0\nc = 2\n"
+    subprocess.run(["sh", "-c", restore], check=True)
+    assert target.read_text() == "a = 1\nc = 2\n" and target.stat().st_mode & 0o777 == 0o640
+    assert list((tmp_path / "save").iterdir()) == []
+    apply, _ = battery.edit(str(target), "s/^nothing$/x/")
+    assert subprocess.run(["sh", "-c", apply]).returncode != 0  # changed nothing: refused
+
+
+def test_a_failed_restore_stops_the_battery() -> None:
+    lab = FakeLab()
+    breaks = [Break("A-1", "cannot restore", "break A-1", "broken-restore", nodes=("node1",)),
+              Break("A-2", "later", "break A-2", "restore", nodes=("node1",))]
+    report = run(lab.ssh, lab.audit, breaks, NODES)
+    text = "\n".join(report.problems)
+    assert "A-1: cannot restore on node1: the restore failed" in text
+    assert "the battery stopped after round 1" in text
+    assert report.breaks == 1 and "A-2" not in lab.broken["node1"]
+
+
+def test_a_volatile_rule_is_not_compared_and_not_broken() -> None:
+    """A rule whose verdict follows a live reading (say, clock synchronisation on an
+    emulated VM) is named with its reason; its moves are not problems, a break of it is."""
+    lab = FakeLab()
+    breaks = [Break("A-1", "moves A-3", "break A-1 also A-3", "restore", nodes=("node1",)),
+              Break("A-3", "break of the volatile rule", "break A-3", "restore",
+                    nodes=("node1",))]
+    report = run(lab.ssh, lab.audit, breaks, NODES,
+                 volatile={("node1", "A-3"): "a live reading"})
+    assert report.problems == ["A-3: break of the volatile rule on node1: the rule is "
+                               "volatile there (a live reading); a break of it proves nothing"]
+    assert "not compared: A-3 on node1 (a live reading)" in report.summary()
