@@ -20,10 +20,9 @@ under /var/log, a stopped service).
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 
-from battery import SAVE, Break, append, edit, save, saved
+from battery import AIDE_WATCHED, SAVE, Break, append, drop, edit, save, saved, tag, watched
 
 VM = ("vm1",)
 CONTAINERS = ("node1", "node2", "node3")
@@ -41,22 +40,9 @@ LEFT_OUT: dict[str, str] = {
                "exist on the lab nodes, so the rule is notapplicable",
 }
 
-# Ids of the breaks that change a path AIDE watches (/etc): AUD-008 fails with them.
-AIDE_WATCHED: set[str] = set()
-
-
-def _tag(path: str) -> str:
-    return path.strip("/").replace("/", "_")
-
-
-def _watched(brk: Break) -> Break:
-    AIDE_WATCHED.add(brk.id)
-    return brk
-
-
 def _mode(path: str, how: str) -> tuple[str, str]:
     """(apply, restore): chmod path (how: a chmod mode) and put its mode back."""
-    keep = f"{SAVE}/mode_{_tag(path)}"
+    keep = f"{SAVE}/mode_{tag(path)}"
     apply = (f"mkdir -p {SAVE} && {{ [ -s {keep} ] || stat -c %a {path} > {keep}; }} && "
              f"chmod {how} {path} && [ \"$(stat -c %a {path})\" != \"$(cat {keep})\" ]")
     restore = f"{{ [ ! -s {keep} ] || chmod \"$(cat {keep})\" {path}; }} && rm -f {keep}"
@@ -74,17 +60,7 @@ def _disabled(unit: str) -> tuple[str, str]:
 
 
 def _drop(path: str, lines: list[str], check: str) -> tuple[str, str]:
-    """(apply, restore): a new file with lines (the apply then requires check); restore
-    removes only the file (and directory) the apply created."""
-    directory = posixpath.dirname(path)
-    made_dir, made = f"{SAVE}/made_dir_{_tag(directory)}", f"{SAVE}/made_{_tag(path)}"
-    text = " ".join(shlex.quote(line) for line in lines)
-    apply = (f"mkdir -p {SAVE} && {{ [ -d {directory} ] || {{ mkdir -p {directory} && "
-             f"touch {made_dir}; }}; }} && [ ! -e {path} ] && touch {made} && "
-             f"printf '%s\\n' {text} > {path} && {check}")
-    restore = (f"{{ [ ! -e {made} ] || {{ rm -f {path} && rm -f {made}; }}; }} && "
-               f"{{ [ ! -e {made_dir} ] || {{ rmdir {directory} && rm -f {made_dir}; }}; }}")
-    return apply, restore
+    return drop(path, " ".join(shlex.quote(line) for line in lines), check)
 
 
 def _journald(setting: str) -> tuple[str, str]:
@@ -101,7 +77,7 @@ BREAKS: list[Break] = []
 # --- AUD-001: auditd runs, starts at boot, receives the records (vm1) ----------------------
 # Only "enabled" can be broken alone: with auditd stopped AUD-002 and AUD-004 fail too, and
 # the kernel's audit switch (-e 0) is locked by the immutable rules (AUD-003 reads it too).
-BREAKS.append(_watched(Break("AUD-001", "auditd disabled at boot",
+BREAKS.append(watched(Break("AUD-001", "auditd disabled at boot",
                              *_disabled("auditd.service"), nodes=VM)))
 
 # --- AUD-002: auditd.conf (containers: the file is judged there; no daemon times) ----------
@@ -116,17 +92,17 @@ for _what, _sed in (
     ("space_left below admin_space_left", "s/^space_left = .*/space_left = 50/"),
     ("max_log_file 2 MiB", "s/^max_log_file = .*/max_log_file = 2/"),
 ):
-    BREAKS.append(_watched(Break("AUD-002", _what, *edit(AUDITD_CONF, _sed))))
-BREAKS.append(_watched(Break("AUD-002", "auditd.conf readable by others",
+    BREAKS.append(watched(Break("AUD-002", _what, *edit(AUDITD_CONF, _sed))))
+BREAKS.append(watched(Break("AUD-002", "auditd.conf readable by others",
                              *_mode(AUDITD_CONF, "o+r"))))
 
 # --- AUD-003: persisted rules = loaded rules (vm1) -----------------------------------------
 # The loaded rules are immutable: the persisted file is what changes. The required keys and
 # the enabled state can only change in the kernel, which the immutable rules forbid.
-BREAKS.append(_watched(Break(
+BREAKS.append(watched(Break(
     "AUD-003", "a loaded rule removed from audit.rules",
     *edit(AUDIT_RULES, "\\#^-w /etc/localtime -p wa -k time-change$#d"), nodes=VM)))
-BREAKS.append(_watched(Break(
+BREAKS.append(watched(Break(
     "AUD-003", "a rule in audit.rules that is not loaded",
     *append(AUDIT_RULES, "-w /usr/local/bin -p wa -k local_bin"), nodes=VM)))
 
@@ -169,14 +145,14 @@ BREAKS.append(Break("AUD-007", "chrony stopped", *_unit(
     "systemctl stop chrony.service",
     "systemctl start chrony.service && chronyc -n waitsync 60 0 0 1 >/dev/null",
     "! systemctl is-active -q chrony.service")))
-BREAKS.append(_watched(Break("AUD-007", "chrony disabled at boot",
+BREAKS.append(watched(Break("AUD-007", "chrony disabled at boot",
                              *_disabled("chrony.service"))))
-BREAKS.append(_watched(Break("AUD-007", "no time source configured",
+BREAKS.append(watched(Break("AUD-007", "no time source configured",
                              *edit(CHRONY_CONF, "s/^server /#server /"))))
 
 # --- AUD-008: AIDE (containers) ---------------------------------------------------------------
 _TOOL = "/usr/sbin/sysmon"
-_MADE_TOOL = f"{SAVE}/made_{_tag(_TOOL)}"
+_MADE_TOOL = f"{SAVE}/made_{tag(_TOOL)}"
 BREAKS.append(Break(
     "AUD-008", "a program added to /usr/sbin",
     f"mkdir -p {SAVE} && [ ! -e {_TOOL} ] && touch {_MADE_TOOL} && "
@@ -203,9 +179,9 @@ BREAKS.append(Break("AUD-009", "rsyslog stopped", *_unit(
     "systemctl stop syslog.socket rsyslog.service",
     "systemctl start syslog.socket rsyslog.service",
     "! systemctl is-active -q rsyslog.service")))
-BREAKS.append(_watched(Break("AUD-009", "rsyslog disabled at boot",
+BREAKS.append(watched(Break("AUD-009", "rsyslog disabled at boot",
                              *_disabled("rsyslog.service"))))
-BREAKS.append(_watched(Break("AUD-009", "forwarding over UDP instead of TCP",
+BREAKS.append(watched(Break("AUD-009", "forwarding over UDP instead of TCP",
                              *edit(RSYSLOG_FORWARD, 's/protocol="tcp"/protocol="udp"/'))))
 
 __all__ = ["AIDE_WATCHED", "BREAKS", "LEFT_OUT", "SAVE"]

@@ -21,10 +21,9 @@ AIDE sees the change, so AUD-008 turns fail on that node too during the round.
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 
-from battery import SAVE, Break, edit
+from battery import AIDE_WATCHED, SAVE, Break, drop, edit, tag, watched
 
 VM = ("vm1",)
 CONTAINERS = ("node1", "node2", "node3")
@@ -41,14 +40,6 @@ LEFT_OUT: dict[str, str] = {
                 "does not exist on the lab nodes, so the rule is notapplicable",
 }
 
-# Ids of the breaks that change a path AIDE watches (/etc): AUD-008 fails with them.
-AIDE_WATCHED: set[str] = set()
-
-
-def _tag(path: str) -> str:
-    return path.strip("/").replace("/", "_")
-
-
 def _proc(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
@@ -62,26 +53,12 @@ def _write(path: str, value: str, read: str = "", also: tuple[str, ...] = ()) ->
     def reader(p: str) -> str:
         return read or f"echo $(cat {p})"
 
-    keep = [(p, f"{SAVE}/was_{_tag(p)}") for p in (path, *also)]
+    keep = [(p, f"{SAVE}/was_{tag(p)}") for p in (path, *also)]
     saving = " && ".join(f"{{ [ -e {k} ] || {reader(p)} > {k}; }}" for p, k in keep)
     apply = (f"mkdir -p {SAVE} && {saving} && v={value} && printf '%s\\n' \"$v\" > {path} && "
              f"[ \"$({reader(path)})\" = \"$v\" ]")
     restore = " && ".join(f"{{ [ ! -e {k} ] || {{ cat {k} > {p} && rm -f {k}; }}; }}"
                           for p, k in keep)
-    return apply, restore
-
-
-def _drop(path: str, lines: str, check: str = "true") -> tuple[str, str]:
-    """(apply, restore) that create a new file (and its directory where missing) with the
-    printf arguments `lines` (one line each), then require `check`. Restore removes only what
-    the apply created."""
-    directory = posixpath.dirname(path)
-    made_dir, made_file = f"{SAVE}/made_dir_{_tag(directory)}", f"{SAVE}/made_{_tag(path)}"
-    apply = (f"mkdir -p {SAVE} && {{ [ -d {directory} ] || {{ mkdir -p {directory} && "
-             f"touch {made_dir}; }}; }} && [ ! -e {path} ] && touch {made_file} && "
-             f"printf '%s\\n' {lines} > {path} && {check}")
-    restore = (f"{{ [ ! -e {made_file} ] || {{ rm -f {path} && rm -f {made_file}; }}; }} && "
-               f"{{ [ ! -e {made_dir} ] || {{ rmdir {directory} && rm -f {made_dir}; }}; }}")
     return apply, restore
 
 
@@ -91,7 +68,7 @@ def _persist(key: str, value: str) -> tuple[str, str]:
     pattern = key.replace(".", r"\.")
     last = (f"systemd-analyze cat-config sysctl.d | sed -n "
             f"'s/^[[:space:]]*{pattern}[[:space:]]*=[[:space:]]*//p' | tail -n 1")
-    apply, restore = _drop(LOCAL_SYSCTL.format(key=key),
+    apply, restore = drop(LOCAL_SYSCTL.format(key=key),
                            "\"$(printf '%s = %s' " + key + " \"$v\")\"",
                            f"[ \"$(echo $({last}))\" = \"$v\" ]")
     return f"v={value} && {apply}", restore
@@ -113,11 +90,6 @@ def _sysctl(rule: str, key: str, bad: str, nodes: tuple[str, ...],
 def _unit(rule: str, what: str, stop: str, start: str, check: str,
           nodes: tuple[str, ...]) -> Break:
     return Break(rule, what, f"{stop} && {check}", start, nodes=nodes)
-
-
-def _watched(brk: Break) -> Break:
-    AIDE_WATCHED.add(brk.id)
-    return brk
 
 
 BREAKS: list[Break] = []
@@ -183,7 +155,7 @@ BREAKS.append(Break("PERF-007", "transparent huge pages always at run time",
                     *_write(THP, "always", read=_BRACKET + THP), nodes=VM))
 # Nothing else sets it at boot (the lab's vm1 boots without GRUB); disabling the unit
 # removes its link under /etc/systemd/system.
-BREAKS.append(_watched(_unit(
+BREAKS.append(watched(_unit(
     "PERF-007", "the unit that sets it at boot disabled",
     "systemctl disable -q m7guard-thp.service", "systemctl enable -q m7guard-thp.service",
     "! systemctl is-enabled -q m7guard-thp.service", VM)))
@@ -191,9 +163,9 @@ BREAKS.append(_watched(_unit(
 # --- PERF-008: limits of the Data Fabric user ----------------------------------------------
 # Only the pam_limits files can be broken: the lab has no mapr user (so no process of it)
 # and no Data Fabric unit.
-BREAKS.append(_watched(Break("PERF-008", "soft nofile of mapr lowered to 1024", *edit(
+BREAKS.append(watched(Break("PERF-008", "soft nofile of mapr lowered to 1024", *edit(
     LIMITS, "s/^mapr soft nofile 65536$/mapr soft nofile 1024/"))))
-BREAKS.append(_watched(Break("PERF-008", "hard nproc of mapr lowered to 4096", *edit(
+BREAKS.append(watched(Break("PERF-008", "hard nproc of mapr lowered to 4096", *edit(
     LIMITS, "s/^mapr hard nproc 64000$/mapr hard nproc 4096/"))))
 
 # --- PERF-009: irqbalance (vm1: not_container rule) ----------------------------------------
@@ -201,7 +173,7 @@ BREAKS.append(_watched(Break("PERF-008", "hard nproc of mapr lowered to 4096", *
 BREAKS.append(_unit("PERF-009", "irqbalance stopped", "systemctl stop irqbalance.service",
                     "systemctl start irqbalance.service",
                     "! systemctl is-active -q irqbalance.service", VM))
-BREAKS.append(_watched(_unit(
+BREAKS.append(watched(_unit(
     "PERF-009", "irqbalance disabled at boot", "systemctl disable -q irqbalance.service",
     "systemctl enable -q irqbalance.service", "! systemctl is-enabled -q irqbalance.service",
     VM)))
@@ -223,7 +195,7 @@ def _udev_override(attr: str, value: str) -> tuple[str, str]:
     takes effect at the next add/change event of a device)."""
     line = (f'ACTION=="add|change", SUBSYSTEM=="block", KERNEL=="nvme[0-9]*n[0-9]*", '
             f'ATTR{{queue/{attr}}}="{value}"')
-    return _drop("/usr/lib/udev/rules.d/99-nvme-local.rules", shlex.quote(line))
+    return drop("/usr/lib/udev/rules.d/99-nvme-local.rules", shlex.quote(line))
 
 
 BREAKS.append(Break("PERF-010", "a later udev rule sets scheduler mq-deadline",
@@ -232,7 +204,7 @@ BREAKS.append(Break("PERF-010", "a later udev rule sets nomerges 0",
                     *_udev_override("nomerges", "0"), nodes=VM))
 BREAKS.append(Break("PERF-010", "a later udev rule sets read_ahead_kb 4096",
                     *_udev_override("read_ahead_kb", "4096"), nodes=VM))
-BREAKS.append(_watched(Break("PERF-010", "the udev rule no longer sets nr_requests",
+BREAKS.append(watched(Break("PERF-010", "the udev rule no longer sets nr_requests",
                              *edit(NVME_RULE, "/queue\\/nr_requests/d"), nodes=VM)))
 
 # --- PERF-011: nvme_core io_timeout (vm1: the host's module on a container) ----------------
@@ -240,7 +212,7 @@ BREAKS.append(Break("PERF-011", "nvme_core io_timeout 30 at run time",
                     *_write(IO_TIMEOUT, "30"), nodes=VM))
 # A later modprobe.d file (the role's is m7guard-nvme.conf); the lab's vm1 has no GRUB line.
 BREAKS.append(Break("PERF-011", "a later modprobe.d file sets io_timeout 30",
-                    *_drop("/usr/lib/modprobe.d/nvme-timeout.conf",
+                    *drop("/usr/lib/modprobe.d/nvme-timeout.conf",
                            shlex.quote("options nvme_core io_timeout=30")), nodes=VM))
 
 __all__ = ["AIDE_WATCHED", "BREAKS", "LEFT_OUT", "SAVE"]
