@@ -70,9 +70,12 @@ def tag(path: str) -> str:
 def drop(path: str, lines: str, check: str = "true") -> tuple[str, str]:
     """(apply, restore) that create a new file (and its directory where missing) holding the
     printf arguments `lines` (shell words, one line each), then require `check`. Restore
-    removes only what the apply created."""
+    removes only what the apply created. The marker of a created directory names the file
+    too: of several breaks that drop files into one new directory in a round, only the one
+    that created it removes it (its restore runs last)."""
     directory = posixpath.dirname(path)
-    made_dir, made = f"{SAVE}/made_dir_{tag(directory)}", f"{SAVE}/made_{tag(path)}"
+    made_dir = f"{SAVE}/made_dir_{tag(directory)}__for_{tag(path)}"
+    made = f"{SAVE}/made_{tag(path)}"
     apply = (f"mkdir -p {SAVE} && {{ [ -d {directory} ] || {{ mkdir -p {directory} && "
              f"touch {made_dir}; }}; }} && [ ! -e {path} ] && touch {made} && "
              f"printf '%s\\n' {lines} > {path} && {check}")
@@ -130,19 +133,9 @@ def left_out() -> dict[str, str]:
     return out
 
 
-# Breaks written but not yet run by a lab test. On vm1 the KERN and PERF breaks of
-# kernel.py do not all hold yet: the persisted-value breaks (a later sysctl.d file) do not
-# apply on vm1, and two that apply (KERN-001, KERN-007 symlinks) leave the check passing,
-# which is to be investigated as a possible false pass. Until then they are not run, and
-# their rules are not counted as covered.
-PENDING = {
-    ("vm1", "KERN"): "vm1 KERN breaks written but not yet passing on the VM (persisted "
-                     "sysctl breaks do not apply; KERN-001/KERN-007 persisted breaks leave "
-                     "the check passing: under investigation)",
-    ("vm1", "PERF"): "vm1 PERF breaks written but not yet passing on the VM (persisted "
-                     "sysctl breaks do not apply; PERF-002 run-time break leaves the check "
-                     "passing: under investigation)",
-}
+# Breaks written but not yet run by a lab test, by (node, rule family), with the reason:
+# their rules are not counted as covered. None at present.
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def runs(brk: Break) -> bool:

@@ -179,8 +179,13 @@ BREAKS.append(Break("AUD-009", "rsyslog stopped", *_unit(
     "systemctl stop syslog.socket rsyslog.service",
     "systemctl start syslog.socket rsyslog.service",
     "! systemctl is-active -q rsyslog.service")))
-BREAKS.append(watched(Break("AUD-009", "rsyslog disabled at boot",
-                             *_disabled("rsyslog.service"))))
+# Disabling removes the syslog.service alias that syslog.socket activates; while it is gone
+# the socket can fail and stop rsyslog with it (Requires=). The restore enables rsyslog and
+# starts the socket and the service again: the hardened state, active and enabled.
+BREAKS.append(watched(Break(
+    "AUD-009", "rsyslog disabled at boot", _disabled("rsyslog.service")[0],
+    "systemctl enable -q rsyslog.service && systemctl start syslog.socket rsyslog.service && "
+    "systemctl is-active -q rsyslog.service")))
 BREAKS.append(watched(Break("AUD-009", "forwarding over UDP instead of TCP",
                              *edit(RSYSLOG_FORWARD, 's/protocol="tcp"/protocol="udp"/'))))
 

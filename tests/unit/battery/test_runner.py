@@ -108,8 +108,8 @@ def test_every_host_rule_is_broken_or_left_out_with_a_reason() -> None:
     assert missing == [], missing
     assert all(why.strip() for why in left_out().values())
     print(f"\nbattery: {len(covered)} of {len(host_rules)} host rules broken by a lab test; "
-          f"left out {len(left_out())}; written, not yet run {len(pending())}: "
-          f"{', '.join(sorted(pending()))}")
+          f"left out {len(left_out())}; written, not yet run {len(pending())}"
+          + (f": {', '.join(sorted(pending()))}" if pending() else ""))
 
 
 def test_a_witness_seeing_the_break_is_counted_not_a_problem() -> None:
@@ -216,3 +216,20 @@ def test_a_volatile_rule_is_not_compared_and_not_broken() -> None:
     assert report.problems == ["A-3: break of the volatile rule on node1: the rule is "
                                "volatile there (a live reading); a break of it proves nothing"]
     assert "not compared: A-3 on node1 (a live reading)" in report.summary()
+
+
+def test_files_dropped_into_one_new_directory_are_all_removed(tmp_path, monkeypatch) -> None:
+    """The shell of drop(): two breaks drop files into a directory the first one creates; the
+    restores run in the reverse order of the applies and leave nothing behind."""
+    import battery
+
+    monkeypatch.setattr(battery, "SAVE", str(tmp_path / "save"))
+    directory = tmp_path / "usr" / "local" / "lib" / "sysctl.d"
+    first = battery.drop(str(directory / "a.conf"), "'a = 1'")
+    second = battery.drop(str(directory / "b.conf"), "'b = 1'")
+    for apply, _ in (first, second):
+        subprocess.run(["sh", "-c", apply], check=True)
+    assert sorted(p.name for p in directory.iterdir()) == ["a.conf", "b.conf"]
+    for _, restore in (second, first):
+        subprocess.run(["sh", "-c", restore], check=True)
+    assert not directory.exists() and list((tmp_path / "save").iterdir()) == []
