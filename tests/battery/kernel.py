@@ -51,7 +51,7 @@ def _write(path: str, value: str, read: str = "", also: tuple[str, ...] = ()) ->
     `also`, written back after `path` (the kernel changes them when `path` changes)."""
 
     def reader(p: str) -> str:
-        return read or f"echo $(cat {p})"
+        return read if read and p == path else f"echo $(cat {p})"
 
     keep = [(p, f"{SAVE}/was_{tag(p)}") for p in (path, *also)]
     saving = " && ".join(f"{{ [ -e {k} ] || {reader(p)} > {k}; }}" for p, k in keep)
@@ -151,8 +151,14 @@ BREAKS += _sysctl("PERF-006", "net.core.netdev_max_backlog", "1000", VM)
 
 # --- PERF-007: transparent huge pages (vm1: /sys is the host's on a container) -------------
 _BRACKET = "sed -n 's/.*\\[\\(.*\\)\\].*/\\1/p' "
+# Turning transparent huge pages on makes the kernel raise vm.min_free_kbytes to its own
+# recommendation (khugepaged's set_recommended_min_free_kbytes), and turning them off does not
+# lower it: the break keeps min_free_kbytes too and writes it back. Keeping the same value
+# as PERF-002's run-time break, the two never share a round (in one, PERF-002's break was
+# overwritten before the audit).
 BREAKS.append(Break("PERF-007", "transparent huge pages always at run time",
-                    *_write(THP, "always", read=_BRACKET + THP), nodes=VM))
+                    *_write(THP, "always", read=_BRACKET + THP,
+                            also=(_proc("vm.min_free_kbytes"),)), nodes=VM))
 # Nothing else sets it at boot (the lab's vm1 boots without GRUB); disabling the unit
 # removes its link under /etc/systemd/system.
 BREAKS.append(watched(_unit(

@@ -10,7 +10,9 @@ one reboot), shared by all tests here; refused input and --check are tested on c
   3. a second run -> changed=0, the reboot still pending;
   4. `--tags reboot -e kernel_tuning_reboot_ok=true` -> the role reboots vm1; afterwards
      everything still holds and nvme_core.io_timeout is the maximum from modprobe.d;
-  5. audit: every KERN-* and PERF-* check passes.
+  5. audit: every KERN-* and PERF-* check passes;
+  6. the KERN and PERF breaks of tests/battery/ that need vm1 (the host kernel's keys, /sys,
+     NVMe, irqbalance), each turning its rule to fail, every break restored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from battery import all_breaks as battery_breaks
+from battery.runner import Cells
+from battery.runner import run as battery_run
 from kernel_tuning_kit import (
     DEFAULTS,
     Play,
@@ -196,3 +201,23 @@ def test_evidence_of_the_size_derived_checks(vm: VmRun) -> None:
     assert "not set in /opt/mapr/conf/env_override.sh" in fresh["message"]
     tuned = vm.after[(VM, "PERF-012")]
     assert tuned["evidence"]["used_mib"] <= tuned["evidence"]["budget_mib"]
+
+
+def test_mutation_battery_on_the_vm(vm: VmRun, lab: Any, tmp_path: Path) -> None:
+    """The KERN and PERF breaks of tests/battery/ that need vm1 (its own kernel, /sys and
+    emulated NVMe drive), on the tuned vm1: each turns its rule to fail and no rule that was
+    not broken moves (tuning profile: the KERN and PERF rules). vm1 audits slowly (software
+    emulation), so a round breaks several rules at once (one break of each; share=True);
+    each property still has its own round."""
+    breaks = [b for b in battery_breaks()
+              if VM in b.nodes and b.rule.startswith(("KERN-", "PERF-"))]
+
+    def cells(nodes, tag: str) -> Cells:
+        found = audit(lab, tmp_path / tag, ",".join(nodes))
+        return {key: (r["state"], r["message"]) for key, r in found.items()}
+
+    report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False), cells, breaks,
+                         (VM,), share=True)
+    print("\n" + report.summary())
+    assert report.problems == [], "\n".join(report.problems)
+    assert report.breaks == len(breaks) > 0
