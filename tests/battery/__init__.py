@@ -3,9 +3,10 @@
 Each Break names the rule it must turn to `fail` (or `error`, where the break removes the
 evidence), a shell command that breaks exactly one property of that rule on a node hardened
 by playbooks/site.yml, and a command that restores the hardened state exactly. The battery
-(tests/integration/test_site.py for the container data nodes) applies breaks in rounds, at
-most one per node, audits the nodes, requires each broken node's rule to have changed as
-expected and every other rule of that node to be as in the hardened audit, then restores.
+(tests/battery/runner.py; run by test_site.py on the container data nodes, by
+test_audit_logging.py and test_kernel_tuning_vm.py on vm1) applies breaks in rounds, audits
+the nodes, requires each broken rule to have changed as expected and every rule not broken
+to be as in the hardened audit, then restores (the plan of rounds is in runner.py).
 
 Rules with several properties (a running and a persisted value, IPv4 and IPv6, several keys)
 have one Break per property. The families' breaks are in the modules of this package.
@@ -52,7 +53,8 @@ class Break:
 
 
 # Ids of the breaks that change a path AIDE watches (/etc): AUD-008 fails with them on that
-# node during the round (tests/battery/runner.py counts it as a witness).
+# node during the round. A record for the reader: the runner counts any move of AUD-008 from
+# pass to fail during a round as a witness (runner.WITNESSES), whichever break caused it.
 AIDE_WATCHED: set[str] = set()
 
 
