@@ -135,25 +135,44 @@ def left_out() -> dict[str, str]:
     return out
 
 
-# Breaks written but not yet run by a lab test, by (node, rule family), with the reason:
-# their rules are not counted as covered. None at present.
-PENDING: dict[tuple[str, str], str] = {}
+@dataclass(frozen=True)
+class LabRun:
+    """A lab test that runs the battery, and which breaks it takes: those that may run on
+    its nodes, of its rule families (all when None)."""
+
+    test: str  # pytest node id
+    where: str
+    nodes: tuple[str, ...]
+    families: tuple[str, ...] | None = None
+
+    def takes(self, brk: Break) -> bool:
+        return bool(set(brk.nodes) & set(self.nodes)) and (
+            self.families is None or brk.rule.split("-")[0] in self.families)
+
+
+DATA_NODES = ("node1", "node2", "node3")
+LAB_RUNS = {
+    "data nodes": LabRun("tests/integration/test_site.py::"
+                         "test_mutation_battery_on_the_hardened_data_nodes",
+                         "lab container data nodes", DATA_NODES),
+    "vm1 audit": LabRun("tests/integration/test_audit_logging.py::test_mutation_battery_on_the_vm",
+                        "lab vm1", ("vm1",), ("AUD",)),
+    "vm1 kernel": LabRun("tests/integration/test_kernel_tuning_vm.py::"
+                         "test_mutation_battery_on_the_vm", "lab vm1", ("vm1",), ("KERN", "PERF")),
+}
+
+
+def breaks_of(run: str) -> list[Break]:
+    """The breaks the lab run named run (a key of LAB_RUNS) takes."""
+    return [brk for brk in all_breaks() if LAB_RUNS[run].takes(brk)]
 
 
 def runs(brk: Break) -> bool:
-    """Whether a lab test runs this break: on a container data node, or on vm1 unless its
-    family is PENDING there."""
-    if set(brk.nodes) & {"node1", "node2", "node3"}:
-        return True
-    return not any(("vm1" in brk.nodes and brk.rule.startswith(family + "-"))
-                   for _, family in PENDING)
+    """Whether a lab test runs this break."""
+    return any(run.takes(brk) for run in LAB_RUNS.values())
 
 
-def pending() -> dict[str, str]:
-    """Rules whose breaks are all PENDING, with the reason."""
+def not_run() -> list[str]:
+    """Rules with breaks that no lab test runs (a family written but not yet wired in)."""
     run_rules = {b.rule for b in all_breaks() if runs(b)}
-    out: dict[str, str] = {}
-    for brk in all_breaks():
-        if brk.rule not in run_rules:
-            out[brk.rule] = PENDING[("vm1", brk.rule.split("-")[0])]
-    return out
+    return sorted({b.rule for b in all_breaks()} - run_rules)

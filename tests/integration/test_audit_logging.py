@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from battery import all_breaks as battery_breaks
+from battery import breaks_of
 from battery.runner import Cells
 from battery.runner import run as battery_run
 
@@ -414,7 +414,7 @@ def test_mutation_battery_on_the_vm(story: Story, lab, tmp_path: Path) -> None:
     is not compared on vm1: under software emulation the VM's clock runs unevenly and chrony
     may leave and regain synchronisation between two audits whatever a break does; AUD-007's
     breaks run on the container data nodes (tests/integration/test_site.py)."""
-    breaks = [b for b in battery_breaks() if VM in b.nodes and b.rule.startswith("AUD-")]
+    breaks = breaks_of("vm1 audit")
     volatile = {(VM, "AUD-007"): "chrony synchronisation of an emulated VM's clock is a live "
                                  "reading no break controls"}
 

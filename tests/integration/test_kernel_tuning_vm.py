@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from battery import all_breaks as battery_breaks
+from battery import breaks_of
 from battery.runner import Cells
 from battery.runner import run as battery_run
 from kernel_tuning_kit import (
@@ -209,8 +209,7 @@ def test_mutation_battery_on_the_vm(vm: VmRun, lab: Any, tmp_path: Path) -> None
     not broken moves (tuning profile: the KERN and PERF rules). vm1 audits slowly (software
     emulation), so a round breaks several rules at once (one break of each; share=True);
     each property still has its own round."""
-    breaks = [b for b in battery_breaks()
-              if VM in b.nodes and b.rule.startswith(("KERN-", "PERF-"))]
+    breaks = breaks_of("vm1 kernel")
 
     def cells(nodes, tag: str) -> Cells:
         found = audit(lab, tmp_path / tag, ",".join(nodes))

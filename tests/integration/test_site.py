@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
-from battery import all_breaks as battery_breaks
+from battery import breaks_of
 from battery import left_out as battery_left_out
 from battery.runner import Cells, isolated_first
 from battery.runner import run as battery_run
@@ -207,7 +207,7 @@ def test_mutation_battery_on_the_hardened_data_nodes(site: dict, lab: LabHandle,
     and node; tests/battery/runner.py). After the restores the nodes audit as hardened
     again. The count, and the rules left out with their reasons, are printed."""
     waivers = lab_paths().state / "kerberos" / "waivers.yml"
-    breaks = [b for b in battery_breaks() if set(b.nodes) & set(NODES)]
+    breaks = breaks_of("data nodes")
     report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False),
                          _battery_audit(lab, site["work"], waivers), breaks, NODES,
                          rounds=isolated_first(breaks, NODES))
