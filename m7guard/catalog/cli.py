@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,13 @@ from rich.table import Table
 from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.loader import display_path, load_catalog
 from m7guard.catalog.model import Catalog, Rule
+from m7guard.catalog.proof import (
+    find_tests_dir,
+    load_proofs,
+    markdown,
+    matrix,
+    proof_problems,
+)
 from m7guard.catalog.validate import validate as validate_catalog
 from m7guard.checks import CHECKS_DIR
 
@@ -21,6 +29,15 @@ policies_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the source tree's).",
+)
+
+
+tests_option = click.option(
+    "--tests",
+    "tests_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The test suite holding proofs.py (default: tests/ beside the policies).",
 )
 
 
@@ -56,6 +73,10 @@ def catalog() -> None:
     default=None,
     help="Ansible roles directory (default: roles/ next to the policies, else the source tree's).",
 )
+@tests_option
+@click.option("--no-proof", is_flag=True,
+              help="Validate without the proofs (said in the output): for a catalog whose "
+                   "test suite is elsewhere.")
 @click.pass_context
 def validate(
     ctx: click.Context,
@@ -63,9 +84,13 @@ def validate(
     waiver_files: tuple[Path, ...],
     checks_dir: Path | None,
     roles_dir: Path | None,
+    tests_dir: Path | None,
+    no_proof: bool,
 ) -> None:
-    """Check every policy file, the one-to-one tie between rules and checks, and each rule's
-    remediation: its role exists and a task of it carries each remediation tag.
+    """Check every policy file, the one-to-one tie between rules and checks, each rule's
+    remediation (its role exists and a task of it carries each remediation tag), and each
+    rule's proofs: a test that fails its check on a broken host and one that passes it on a
+    hardened host (tests/proofs.py; `m7guard catalog proof` shows them).
 
     Exits 0 when valid, 1 with one line per problem (file: field: message) otherwise.
     """
@@ -75,6 +100,15 @@ def validate(
         waiver_files=waiver_files,
         roles_dir=roles_dir,
     )
+    proofs = "proofs not checked (--no-proof)"
+    if not no_proof:
+        try:
+            tests = find_tests_dir(cat.root, tests_dir)
+            found = proof_problems(cat, load_proofs(tests), tests)
+            problems = sorted(set(problems) | set(found))
+            proofs = "every rule has a fail-proof and a pass-proof"
+        except CatalogError as exc:
+            problems = sorted(set(problems) | set(exc.problems))
     if problems:
         for problem in problems:
             click.echo(str(problem), err=True)
@@ -82,8 +116,58 @@ def validate(
         ctx.exit(1)
     click.echo(
         f"catalog valid: {len(cat.rules)} rules, {len(cat.frameworks)} frameworks, "
-        f"{len(cat.profiles)} profiles"
+        f"{len(cat.profiles)} profiles; {proofs}"
     )
+
+
+@catalog.command()
+@policies_option
+@tests_option
+@click.option("--rule", "rule_id", default=None, help="Only this rule's proofs.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table")
+@click.pass_context
+def proof(ctx: click.Context, policies: Path | None, tests_dir: Path | None,
+          rule_id: str | None, fmt: str) -> None:
+    """The proof matrix: for each rule, the tests that show its check failing on a host
+    broken for it (fail-proofs: the mutation battery's breaks of hardened lab nodes, and
+    unit tests) and passing on a hardened one (pass-proofs).
+
+    Exits 1 when a rule has no fail-proof or no pass-proof, or a proof names a test or rule
+    that does not exist.
+    """
+    cat = load_catalog(policies)
+    tests = find_tests_dir(cat.root, tests_dir)
+    proofs = load_proofs(tests)
+    problems = proof_problems(cat, proofs, tests)
+    rows = matrix(cat, proofs)
+    if rule_id is not None:
+        rows = [row for row in rows if row.rule == cat.rule(rule_id.upper()).id]
+    if fmt == "json":
+        click.echo(json.dumps({
+            "rules": len(rows),
+            "proven": sum(row.proven for row in rows),
+            "matrix": [{"rule": row.rule, "title": row.title,
+                        "fail": [asdict(p) for p in row.fail],
+                        "pass": [asdict(p) for p in row.passing]} for row in rows],
+            "problems": [str(p) for p in problems],
+        }, indent=2))
+    elif fmt == "markdown":
+        click.echo(markdown(rows), nl=False)
+    else:
+        table = Table(title=f"proof matrix: {sum(r.proven for r in rows)} of {len(rows)} "
+                            "rules proven")
+        for col in ("rule", "fail-proofs", "where", "pass-proofs"):
+            table.add_column(col)
+        for row in rows:
+            where = ", ".join(sorted({p.where for p in row.fail}))
+            table.add_row(row.rule, str(len(row.fail)) if row.fail else "[red]none[/red]",
+                          where, str(len(row.passing)) if row.passing else "[red]none[/red]")
+        _console().print(table)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        ctx.exit(1)
 
 
 def _rules(cat: Catalog, profile: str | None, area: str | None) -> list[Rule]:

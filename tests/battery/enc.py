@@ -102,14 +102,9 @@ BREAKS: list[Break] = [
 
 LEFT_OUT: dict[str, str] = {
     "ENC-001": "the property lives in KMS (rotation and key state, asked from the controller; "
-               "the node holds only the alias, which ENC-002 reads too); proven by "
-               "tests/unit/checks/test_encryption.py::"
-               "test_enc_001_passes_with_rotation_and_fails_without, "
-               "::test_enc_001_fails_for_a_disabled_key and "
-               "::test_enc_001_fails_for_a_missing_key_and_a_wrong_key_id",
+               "the node holds only the alias, which ENC-002 reads too); proven against a moto "
+               "KMS server by the unit tests tests/proofs.py names",
     "ENC-002": "the property lives in KMS (the key policy, asked from the controller; the "
-               "node holds only the alias, which ENC-001 reads too); proven by "
-               "tests/unit/checks/test_encryption.py::"
-               "test_enc_002_fails_on_a_wildcard_and_passes_with_a_condition and "
-               "::test_enc_002_a_condition_that_does_not_narrow_the_principals_is_no_exemption",
+               "node holds only the alias, which ENC-001 reads too); proven against a moto "
+               "KMS server by the unit tests tests/proofs.py names",
 }

@@ -28,7 +28,8 @@ def tree(tmp_path: Path) -> Path:
 
 def _validate_cli(tree: Path) -> tuple[int, str]:
     result = CliRunner().invoke(
-        cli, ["catalog", "validate", "--policies", str(tree / "policies")], catch_exceptions=False
+        cli, ["catalog", "validate", "--policies", str(tree / "policies"), "--tests",
+              str(REPO / "tests")], catch_exceptions=False
     )
     return result.exit_code, result.output
 

@@ -57,6 +57,8 @@ def test_the_example_inventory_passes(tmp_path: Path, profile: str) -> None:
     expected = {"PRE-001", "PRE-004", "PRE-005", "PRE-007", "PRE-008", "PRE-009"}
     if profile == "pci_dss":  # MFA enrolment is required by the PCI profile only
         expected.add("PRE-006")
+    else:  # syntax, lint and reboot are in no framework's profile, in the baseline
+        expected |= {"PRE-002", "PRE-003", "PRE-010"}
     assert expected <= evaluated
     assert (tmp_path / "out" / "results.sarif").exists()
 
@@ -115,6 +117,11 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str, list[str]]] = {
                 "dn4: {ansible_host: 10.20.1.14, m7i_instance_type: m6i.4xlarge}")),
         "PRE-009", ["m7i_instance_type", "m6i.4xlarge"],
     ),
+    "the play reboots the host": (
+        lambda inv: edit(_vars(inv, "m7_nodes/kernel_tuning.yml"),
+                         lambda d: d.update(kernel_tuning_reboot_ok=True)),
+        "PRE-010", ["kernel_tuning_reboot_ok"],
+    ),
     "a role variable of the wrong kind": (
         lambda inv: edit(_vars(inv, "m7_nodes/kerberos_mfa.yml"),
                          lambda d: d.update(kerberos_mfa_idle_timeout="fifteen minutes")),
@@ -129,7 +136,9 @@ def test_a_broken_inventory_fails_naming_host_and_variable(
 ) -> None:
     breaker, rule_id, words = BROKEN[case]
     breaker(inventory)
-    code, output, data = preflight(inventory, tmp_path / "out", "--profile", "pci_dss",
+    # PRE-010 (a reboot in the change window) is in no framework's profile: the baseline's
+    profile = "baseline" if rule_id == "PRE-010" else "pci_dss"
+    code, output, data = preflight(inventory, tmp_path / "out", "--profile", profile,
                                    "--fail-on", "low")
     assert code == 2, output
     failing = [r for r in data["results"] if r["state"] == "fail"]

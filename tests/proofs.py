@@ -1,0 +1,140 @@
+"""Where the suite proves each rule of the catalog (read by `m7guard catalog proof` and
+`m7guard catalog validate`; the shape, m7guard.catalog.proof.Proof, is defined there).
+
+- The mutation battery (tests/battery/): every break a lab test runs is a fail-proof of its
+  rule on a hardened lab node, and a pass-proof, since the battery breaks a rule only where
+  the hardened audit passed it (tests/battery/runner.py).
+- The rules no battery break covers (battery.left_out() says why): the tests below. Where a
+  rule reads a Data Fabric file or tool, the lab gives it a stand-in install (Data Fabric
+  cannot be installed here): the fail-proof is the fresh stand-in node, the pass-proof the
+  node after its role ran.
+- The PRE-* rules judge the deployment's inventory (and its AWS account with --aws) before
+  anything runs: unit tests break one input each.
+"""
+
+from __future__ import annotations
+
+from battery import LAB_RUNS, all_breaks
+
+from m7guard.catalog.proof import Proof
+
+ENC = "tests/unit/checks/test_encryption.py::"
+PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
+IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
+AUD_LAB = "tests/integration/test_audit_logging.py::"
+NET_LAB = "tests/integration/test_network_segmentation.py::"
+SAFETY_LAB = "tests/integration/test_network_safety.py::"
+KERN_VM = "tests/integration/test_kernel_tuning_vm.py::"
+KERN_CT = "tests/integration/test_kernel_tuning_containers.py::"
+PRE = "tests/unit/preflight/test_preflight.py::"
+BROKEN_INVENTORY = PRE + "test_a_broken_inventory_fails_naming_host_and_variable"
+EXAMPLE_PASSES = PRE + "test_the_example_inventory_passes"
+
+IDN_STAND_IN = "lab node3 (stand-in Data Fabric layout, tests/lab/files/fake_mapr.sh)"
+AUD_STAND_IN = "lab vm1 (stand-in maprcli, tests/fixtures/audit_logging/maprcli_recorder.py)"
+PERF_STAND_IN = "lab vm1 (stand-in Data Fabric layout with env_override.sh)"
+
+UNIT: list[Proof] = [
+    # ENC-001 and ENC-002 read the KMS key (rotation, state, policy) from the controller:
+    # a moto KMS server over HTTP holds good and broken keys.
+    Proof("ENC-001", "fail", "automatic rotation off",
+          ENC + "test_enc_001_passes_with_rotation_and_fails_without", "unit (moto KMS)"),
+    Proof("ENC-001", "fail", "the key disabled", ENC + "test_enc_001_fails_for_a_disabled_key",
+          "unit (moto KMS)"),
+    Proof("ENC-001", "fail", "the alias names no key, or another key",
+          ENC + "test_enc_001_fails_for_a_missing_key_and_a_wrong_key_id", "unit (moto KMS)"),
+    Proof("ENC-001", "pass", "an enabled customer key with rotation",
+          ENC + "test_enc_001_passes_with_rotation_and_fails_without", "unit (moto KMS)"),
+    Proof("ENC-002", "fail", "a wildcard principal may decrypt",
+          ENC + "test_enc_002_fails_on_a_wildcard_and_passes_with_a_condition", "unit (moto KMS)"),
+    Proof("ENC-002", "fail", "a wildcard principal behind a condition that does not narrow it",
+          ENC + "test_enc_002_a_condition_that_does_not_narrow_the_principals_is_no_exemption",
+          "unit (moto KMS)"),
+    Proof("ENC-002", "error", "a condition the check cannot evaluate",
+          ENC + "test_enc_002_a_condition_the_check_does_not_know_is_an_error", "unit (moto KMS)"),
+    Proof("ENC-002", "pass", "the default key policy",
+          ENC + "test_enc_002_passes_on_the_default_policy", "unit (moto KMS)"),
+    Proof("ENC-002", "pass", "conditions that narrow the principals",
+          ENC + "test_enc_002_conditions_that_narrow_the_principals_exempt", "unit (moto KMS)"),
+    # IDN-011: the hardened lab keeps the automation account's key-only exemption (waived by
+    # the controller's waivers file), so its breaks are shown on sshd configurations and on
+    # the lab node with the exemption removed.
+    Proof("IDN-011", "fail", "a Match Group block exempts a group from the second factor",
+          PARTIAL + "test_match_group_exemption_fails_idn_006_and_011",
+          "unit (sshd -T per context)"),
+    Proof("IDN-011", "fail", "a wildcard Match User block exempts matching users",
+          PARTIAL + "test_wildcard_match_user_is_evaluated",
+          "unit (sshd -T per context)"),
+    Proof("IDN-011", "fail", "a Match LocalPort block exempts a second port",
+          PARTIAL + "test_local_port_block_is_evaluated", "unit (sshd -T per context)"),
+    Proof("IDN-011", "error", "a Match criterion the check cannot evaluate",
+          PARTIAL + "test_a_match_criterion_the_check_cannot_evaluate_is_an_error",
+          "unit (sshd -T per context)"),
+    Proof("IDN-011", "fail", "the automation account logs in with its key alone (evaluated "
+          "state under the waiver)", IDN_LAB + "test_hardened_node_passes_and_exemption_is_waived",
+          "lab node3"),
+    Proof("IDN-011", "pass", "no account exempt from the second factor",
+          IDN_LAB + "test_idn_011_passes_once_no_account_is_exempt", "lab node3"),
+    *(p for rule in ("IDN-012", "IDN-013", "IDN-014") for p in (
+        Proof(rule, "fail", "the fresh stand-in install (files, modes, login configuration as "
+              "installed)", IDN_LAB + "test_fresh_node_fails_every_idn_check", IDN_STAND_IN),
+        Proof(rule, "pass", "after the identity play",
+              IDN_LAB + "test_hardened_node_passes_and_exemption_is_waived", IDN_STAND_IN))),
+    Proof("AUD-010", "fail", "Data Fabric auditing off (the fresh stand-in)",
+          AUD_LAB + "test_check_fails_on_a_fresh_vm[AUD-010]", AUD_STAND_IN),
+    Proof("AUD-010", "pass", "after the audit_logging play",
+          AUD_LAB + "test_check_passes_on_vm_after_the_play[AUD-010]", AUD_STAND_IN),
+    Proof("PERF-012", "fail", "JVM heaps not set in env_override.sh (the fresh stand-in)",
+          KERN_VM + "test_every_check_fails_on_a_fresh_vm[PERF-012]", PERF_STAND_IN),
+    Proof("PERF-012", "pass", "after the kernel_tuning play",
+          KERN_VM + "test_every_check_passes_after_the_play[PERF-012]", PERF_STAND_IN),
+    Proof("PERF-012", "pass", "a container node sized from IMDSv2",
+          KERN_CT + "test_audit_on_containers", "lab container nodes"),
+    Proof("NET-009", "fail", "MFS listening on every address (fresh node2 with mfs.conf)",
+          NET_LAB + "test_net_checks_fail_on_fresh_nodes[NET-009]", "lab node2 (mfs.conf)"),
+    Proof("NET-009", "pass", "after the zero_trust_network play",
+          NET_LAB + "test_net_checks_pass_on_hardened_nodes[NET-009]", "lab node2 (mfs.conf)"),
+    Proof("NET-010", "fail", "egress open (the fresh nodes, and the lab's accept policy)",
+          NET_LAB + "test_net_checks_fail_on_fresh_nodes[NET-010]", "lab container nodes"),
+    Proof("NET-010", "pass", "zero_trust_network_egress_policy: drop",
+          SAFETY_LAB + "test_egress_drop_allows_only_the_allow_lists", "lab container node"),
+    # PRE-*: the inventory and the AWS account, before anything runs
+    *(p for rule, broken in (
+        ("PRE-001", "a role variable of the wrong kind"),
+        ("PRE-004", "controller outside the SSH allow-list"),
+        ("PRE-005", "world-open CLDB port"),
+        ("PRE-006", "admin without an MFA secret under the PCI profile"),
+        ("PRE-007", "RC4 enctype"),
+        ("PRE-008", "malformed KMS ARN"),
+        ("PRE-009", "non-M7i instance type"),
+        ("PRE-010", "the play reboots the host"),
+    ) for p in (Proof(rule, "fail", broken, f"{BROKEN_INVENTORY}[{broken}]", "unit"),
+                Proof(rule, "pass", "the example inventory", EXAMPLE_PASSES, "unit"))),
+    Proof("PRE-002", "fail", "no playbook to check",
+          "tests/unit/preflight/test_leniency.py::test_pre_002_with_no_playbook_fails", "unit"),
+    Proof("PRE-002", "pass", "the example inventory", EXAMPLE_PASSES, "unit"),
+    Proof("PRE-003", "fail", "a task that ansible-lint refuses (fqcn)",
+          "tests/unit/preflight/test_lint_check.py::test_lint_result_follows_the_tree", "unit"),
+    Proof("PRE-003", "pass", "a clean playbook",
+          "tests/unit/preflight/test_lint_check.py::test_lint_result_follows_the_tree", "unit"),
+    *(p for rule in ("PRE-011", "PRE-012", "PRE-013", "PRE-014", "PRE-015") for p in (
+        Proof(rule, "fail", "a non-compliant deployment (moto EC2 and KMS)",
+              PRE + "test_aws_findings_on_a_non_compliant_deployment", "unit (moto)"),
+        Proof(rule, "pass", "a compliant deployment (moto EC2 and KMS)",
+              PRE + "test_aws_findings_on_a_compliant_deployment", "unit (moto)"))),
+]
+
+
+def battery_proofs() -> list[Proof]:
+    """Each break a lab run takes: a fail-proof, and a pass-proof of the hardened node."""
+    out: list[Proof] = []
+    for run in LAB_RUNS.values():
+        taken = [brk for brk in all_breaks() if run.takes(brk)]
+        out += [Proof(brk.rule, brk.expect, brk.what, run.test, run.where) for brk in taken]
+        out += [Proof(rule, "pass", "the hardened node, before its breaks", run.test, run.where)
+                for rule in sorted({brk.rule for brk in taken})]
+    return out
+
+
+def proofs() -> list[Proof]:
+    return battery_proofs() + UNIT
