@@ -43,7 +43,7 @@ test-integration: deps test-tools ## the lab-backed tests alone
 	@bash scripts/pytest.sh tests/integration
 
 test: deps test-tools lint ## everything: lint, unit and lab integration tests
-	@bash scripts/pytest.sh tests
+	@bash scripts/pytest.sh --durations=40 tests
 
 demo: deps venv ## build the lab, run site.yml, show the inventory and node facts
 	@bash scripts/demo.sh
