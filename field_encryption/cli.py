@@ -1,4 +1,6 @@
-"""``field-encrypt``: encrypt, decrypt, rewrap, rekey and verify JSON Lines and CSV files.
+"""``field-encrypt``: encrypt, decrypt, rewrap, rekey and verify JSON Lines and CSV files,
+and (encrypt, decrypt, rewrap, verify) Parquet files and dataset folders
+(:mod:`field_encryption.parquet_cli`).
 
 Output goes to a temporary file beside the destination and is renamed over it only when
 complete, so an interrupted run never leaves a partial file in its place. Every file this
@@ -22,7 +24,7 @@ from typing import IO, Any
 
 import click
 
-from field_encryption import paths, scan
+from field_encryption import parquet_cli, paths, scan
 from field_encryption.atomic import atomic_output
 from field_encryption.cache import CacheLimits
 from field_encryption.client import LEGACY_HEADER_VERSION, FieldEncryption
@@ -161,8 +163,9 @@ def io_options(func: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--input-format",
-                type=click.Choice(["jsonl", "csv"]),
-                help="Record format (default: from the file extension).",
+                type=click.Choice(["jsonl", "csv", "parquet"]),
+                help="Record format (default: from the file extension; a folder is a Parquet "
+                "dataset).",
             ),
             click.option(
                 "--namespace",
@@ -480,9 +483,20 @@ def cli(verbose: int) -> None:
 )
 @click.option("--max-key-uses", type=int, default=2**24, show_default=True)
 @click.option("--max-key-age", type=float, default=300.0, show_default=True, help="Seconds.")
+@click.option("--plaintext-footer", is_flag=True,
+              help="Parquet: leave the footer readable (signed), so the columns not selected "
+              "read without a key. Default: the footer is encrypted too.")
+@click.option("--external-key-material", is_flag=True,
+              help="Parquet: keep the wrapped keys in a file beside each Parquet file, so "
+              "`rewrap --in-place` can move them to a new or rotated KMS key.")
 def encrypt(**kwargs: Any) -> int:
-    """Encrypt the selected fields of every record in INPUT."""
+    """Encrypt the selected fields of every record in INPUT (JSON Lines, CSV), or the
+    selected columns of a Parquet file or dataset folder."""
     keyring = _keyring_opts(kwargs).build()
+    if parquet_cli.wanted(kwargs["input_path"], kwargs["input_format"]):
+        return parquet_cli.encrypt(keyring, kwargs)
+    if kwargs["plaintext_footer"] or kwargs["external_key_material"]:
+        raise click.UsageError("--plaintext-footer and --external-key-material are for Parquet")
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     specs = _specs(
         fmt, kwargs["fields"], kwargs["optional"], kwargs["deterministic"], kwargs["blind_index"]
@@ -527,6 +541,8 @@ def decrypt(**kwargs: Any) -> int:
     the destination is left as it was.
     """
     keyring = _keyring_opts(kwargs).build()
+    if parquet_cli.wanted(kwargs["input_path"], kwargs["input_format"]):
+        return parquet_cli.decrypt(keyring, kwargs)
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
     fe = _encryptor(
@@ -563,6 +579,8 @@ def rewrap(**kwargs: Any) -> int:
     """
     source = _keyring_opts(kwargs).build()
     target = _keyring_opts(kwargs, "to_").build("--to-kms-key-id or --to-local-key")
+    if parquet_cli.wanted(kwargs["input_path"], kwargs["input_format"]):
+        return parquet_cli.rewrap(source, target, kwargs)
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
     fe = _encryptor(source, kwargs["namespace"], kwargs["record_id_field"], None)
@@ -633,7 +651,7 @@ def rekey(**kwargs: Any) -> int:
 
 @cli.command()
 @click.argument("input_path", metavar="INPUT")
-@click.option("--input-format", type=click.Choice(["jsonl", "csv"]))
+@click.option("--input-format", type=click.Choice(["jsonl", "csv", "parquet"]))
 @click.option("-f", "--field", "fields", multiple=True, help="Field that must be encrypted.")
 @click.option("--optional", multiple=True, help="Field that must be encrypted if present.")
 @click.option(
@@ -667,6 +685,8 @@ def verify(**kwargs: Any) -> int:
     """
     opts = _keyring_opts(kwargs)
     input_path = kwargs["input_path"]
+    if parquet_cli.wanted(input_path, kwargs["input_format"]):
+        return parquet_cli.verify(opts.build() if opts.configured() else None, kwargs)
     fmt = detect_format(input_path, kwargs["input_format"])
     specs = _specs(fmt, kwargs["fields"], kwargs["optional"])
     fe = None

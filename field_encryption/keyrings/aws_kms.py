@@ -228,7 +228,8 @@ class AwsKmsKeyring(Keyring):
             return [e for e in mine if e.key_id == self.key_id]
         return mine
 
-    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext) -> bytes:
+    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext,
+               key_lengths: tuple[int, ...] = (DATA_KEY_LEN,)) -> bytes:
         tried: list[str] = []
         for edk in self._candidates(edks):
             try:
@@ -242,7 +243,7 @@ class AwsKmsKeyring(Keyring):
                 tried.append(f"{edk.key_id}: {exc.code}")
                 continue
             plaintext = response.get("Plaintext", b"")
-            if len(plaintext) != DATA_KEY_LEN:
+            if len(plaintext) not in key_lengths:
                 tried.append(f"{edk.key_id}: bad key length")
                 continue
             return plaintext

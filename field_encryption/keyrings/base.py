@@ -74,8 +74,11 @@ class Keyring(ABC):
         """Wrap an existing data key under this keyring's key(s)."""
 
     @abstractmethod
-    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext) -> bytes:
-        """Unwrap the first data key this keyring can; raise :class:`UnwrapError` if none."""
+    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext,
+               key_lengths: tuple[int, ...] = (DATA_KEY_LEN,)) -> bytes:
+        """Unwrap the first data key this keyring can; raise :class:`UnwrapError` if none.
+        A key whose length is not in key_lengths (bytes) is refused: field records use 32-byte
+        data keys only; Parquet's key-encryption keys are 16 bytes."""
 
     def rewrap(
         self,

@@ -126,13 +126,14 @@ class LocalKeyring(Keyring):
         blob = nonce + self._aead.encrypt(nonce, data_key, _context_aad(context))
         return [EncryptedDataKey(PROVIDER, self.key_id, blob)]
 
-    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext) -> bytes:
+    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext,
+               key_lengths: tuple[int, ...] = (DATA_KEY_LEN,)) -> bytes:
         tried: list[str] = []
         aad = _context_aad(context)
         for edk in edks:
             if edk.provider != PROVIDER or edk.key_id != self.key_id:
                 continue
-            if len(edk.blob) != 12 + DATA_KEY_LEN + 16:
+            if len(edk.blob) - 12 - 16 not in key_lengths:
                 tried.append(f"{edk.key_id}: malformed wrapped key")
                 continue
             try:

@@ -11,7 +11,12 @@ import logging
 from collections.abc import Sequence
 
 from field_encryption.errors import ConfigurationError, KeyringError, UnwrapError
-from field_encryption.keyrings.base import EncryptedDataKey, EncryptionContext, Keyring
+from field_encryption.keyrings.base import (
+    DATA_KEY_LEN,
+    EncryptedDataKey,
+    EncryptionContext,
+    Keyring,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +53,12 @@ class MultiKeyring(Keyring):
             edks.extend(keyring.wrap(data_key, context))
         return edks
 
-    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext) -> bytes:
+    def unwrap(self, edks: Sequence[EncryptedDataKey], context: EncryptionContext,
+               key_lengths: tuple[int, ...] = (DATA_KEY_LEN,)) -> bytes:
         failures: list[str] = []
         for keyring in (self.generator, *self.wrappers):
             try:
-                return keyring.unwrap(edks, context)
+                return keyring.unwrap(edks, context, key_lengths)
             except KeyringError as exc:
                 log.info("keyring %s could not unwrap: %s", keyring.identity, type(exc).__name__)
                 failures.append(f"{keyring.identity}: {type(exc).__name__}")

@@ -1,0 +1,516 @@
+"""Parquet Modular Encryption (PME) under the project's keyrings (AWS KMS, or a local key
+file for development).
+
+Parquet encrypts each sensitive column's pages and metadata with AES-GCM under a column
+data key, and the footer under a footer key (in plaintext-footer mode the footer stays
+readable and is signed, so non-sensitive columns read without any key and a changed footer is
+still caught by a reader that has the key). pyarrow does the cryptography; this module gives
+it a KMS client over our keyrings:
+
+- a master key identifier in the policy (`column_keys`, `footer_key`) is a name (letters,
+  digits, `_ . / -`: Parquet's key properties use `:`, `,` and `;` as separators, so a KMS
+  ARN cannot be one); the resolver maps each name to a keyring (an AWS KMS key id, ARN or
+  alias, or the local key file);
+- with double wrapping (the default) data keys are wrapped under key-encryption keys (KEKs)
+  that pyarrow makes and caches, and only the KEKs go to KMS: a few KMS calls per master key
+  and process, not per file, column or row;
+- a wrapped key is the keyring's wrapped data key records (JSON), bound to the master key
+  identifier through the encryption context, so a key wrapped for one identifier does not
+  unwrap as another's;
+- key material is kept inside the file by default; `external_key_material=True` keeps it
+  in a small JSON file beside each Parquet file, which is what lets `rewrap` move a file to a
+  new master key (or a rotated one) without rewriting the data.
+
+Safe defaults: the footer is encrypted (plaintext_footer=False), AES-GCM (not GCM-CTR), 256-
+bit data keys. A plaintext footer is an explicit choice, reported by `describe()`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from field_encryption.errors import (
+    ConfigurationError,
+    DecryptionError,
+    FieldEncryptionError,
+    FormatError,
+)
+from field_encryption.keyrings.base import EncryptedDataKey, Keyring
+
+CONTEXT_KEY = "m7guard:parquet-master-key"
+# Parquet's keys: 16-byte key-encryption keys (double wrapping), data keys of 128-256 bits
+PARQUET_KEY_LENGTHS = (16, 24, 32)
+MASTER_KEY_NAME = re.compile(r"[A-Za-z0-9_./-]{1,128}")
+KEY_MATERIAL_PREFIX = "_KEY_MATERIAL_FOR_"
+Resolver = Callable[[str], Keyring]
+
+
+def _pe() -> Any:
+    try:
+        import pyarrow.parquet.encryption as pe
+    except ImportError as exc:  # the library works without pyarrow for JSON Lines and CSV
+        raise ConfigurationError(
+            "Parquet encryption needs pyarrow>=16 (pip install 'm7guard[parquet]')") from exc
+    return pe
+
+
+@dataclass(frozen=True)
+class ParquetPolicy:
+    """Which master key protects which columns, and the footer.
+
+    column_keys: master key identifier -> column names (a nested field as `a.b`).
+    footer_key: the master key identifier of the footer key.
+    """
+
+    column_keys: Mapping[str, Sequence[str]]
+    footer_key: str
+    plaintext_footer: bool = False
+    double_wrapping: bool = True
+    external_key_material: bool = False
+    cache_lifetime: timedelta = timedelta(minutes=10)
+    data_key_length_bits: int = 256
+
+    def __post_init__(self) -> None:
+        if not self.footer_key:
+            raise ConfigurationError("footer_key: a master key identifier is required")
+        if not self.column_keys:
+            raise ConfigurationError("column_keys: name at least one sensitive column")
+        seen: dict[str, str] = {}
+        for name in (self.footer_key, *self.column_keys):
+            if not MASTER_KEY_NAME.fullmatch(name):
+                raise ConfigurationError(
+                    f"master key name {name!r}: letters, digits and _ . / - only (Parquet's key "
+                    "properties separate with : , ;); map the name to a KMS key id or ARN")
+        for master, columns in self.column_keys.items():
+            if isinstance(columns, str) or not columns:
+                raise ConfigurationError(f"column_keys[{master!r}]: a list of column names")
+            for column in columns:
+                if column in seen:
+                    raise ConfigurationError(
+                        f"column_keys: column {column!r} is under two master keys "
+                        f"({seen[column]!r} and {master!r})")
+                seen[column] = master
+        if self.data_key_length_bits not in (128, 192, 256):
+            raise ConfigurationError("data_key_length_bits: 128, 192 or 256")
+
+    @property
+    def sensitive_columns(self) -> list[str]:
+        return sorted(c for columns in self.column_keys.values() for c in columns)
+
+    @property
+    def master_keys(self) -> list[str]:
+        return sorted({self.footer_key, *self.column_keys})
+
+    def describe(self) -> dict[str, Any]:
+        """What a report or log may say about the policy (names only, never key material)."""
+        return {
+            "footer_key": self.footer_key,
+            "column_keys": {k: sorted(v) for k, v in sorted(self.column_keys.items())},
+            "plaintext_footer": self.plaintext_footer,
+            "double_wrapping": self.double_wrapping,
+            "external_key_material": self.external_key_material,
+            "algorithm": "AES_GCM_V1",
+            "data_key_length_bits": self.data_key_length_bits,
+        }
+
+    def encryption_configuration(self) -> Any:
+        pe = _pe()
+        return pe.EncryptionConfiguration(
+            footer_key=self.footer_key,
+            column_keys={k: list(v) for k, v in self.column_keys.items()},
+            encryption_algorithm="AES_GCM_V1",
+            plaintext_footer=self.plaintext_footer,
+            double_wrapping=self.double_wrapping,
+            cache_lifetime=self.cache_lifetime,
+            internal_key_material=not self.external_key_material,
+            data_key_length_bits=self.data_key_length_bits,
+        )
+
+
+@dataclass
+class KmsCallCounter:
+    """How many wrap and unwrap calls reached the keyrings (each one KMS call for AWS)."""
+
+    wraps: int = 0
+    unwraps: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def total(self) -> int:
+        return self.wraps + self.unwraps
+
+
+def _client_class() -> type:
+    pe = _pe()
+
+    class KeyringKmsClient(pe.KmsClient):  # type: ignore[misc,name-defined]
+        """pyarrow's KMS client interface over a keyring per master key identifier."""
+
+        def __init__(self, resolve: Resolver, counter: KmsCallCounter,
+                     wrap_resolve: Resolver | None = None) -> None:
+            super().__init__()
+            self._resolve = resolve
+            self._wrap_resolve = wrap_resolve or resolve
+            self._counter = counter
+
+        def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
+            keyring = self._wrap_resolve(master_key_identifier)
+            edks = keyring.wrap(bytes(key_bytes), {CONTEXT_KEY: master_key_identifier})
+            with self._counter.lock:
+                self._counter.wraps += 1
+            return json.dumps({"v": 1, "keys": [e.to_json() for e in edks]},
+                              separators=(",", ":"))
+
+        def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
+            try:
+                doc = json.loads(wrapped_key)
+                if type(doc) is not dict or doc.get("v") != 1 or not isinstance(
+                        doc.get("keys"), list):
+                    raise FormatError("wrapped Parquet key: not a version 1 key record")
+                edks = [EncryptedDataKey.from_json(item) for item in doc["keys"]]
+            except (ValueError, TypeError) as exc:
+                raise FormatError(f"wrapped Parquet key: {exc}") from None
+            keyring = self._resolve(master_key_identifier)
+            with self._counter.lock:
+                self._counter.unwraps += 1
+            return keyring.unwrap(edks, {CONTEXT_KEY: master_key_identifier},
+                                  key_lengths=PARQUET_KEY_LENGTHS)
+
+    return KeyringKmsClient
+
+
+class ParquetCrypto:
+    """Encrypt, decrypt and rewrap Parquet files and datasets under a policy.
+
+    resolve: master key identifier -> the Keyring that unwraps (and wraps) under it (see
+    `keyring_resolver`); wrap_resolve, when given, the Keyring that wraps: a rewrap reads
+    with one and writes with the other. One instance caches the KEKs for cache_lifetime:
+    make one per process (a Spark executor, the CLI) and reuse it.
+    """
+
+    def __init__(self, resolve: Resolver, wrap_resolve: Resolver | None = None) -> None:
+        pe = _pe()
+        self.counter = KmsCallCounter()
+        client_class = _client_class()
+        self._resolve = resolve
+        self._factory = pe.CryptoFactory(
+            lambda _config: client_class(resolve, self.counter, wrap_resolve))
+        self._kms_config = pe.KmsConnectionConfig()
+
+    # -- properties ---------------------------------------------------------------------
+    def encryption_properties(self, policy: ParquetPolicy, path: Path | None = None) -> Any:
+        """New file encryption properties: one set per file (pyarrow refuses reuse)."""
+        if policy.external_key_material and path is None:
+            raise ConfigurationError("external key material needs the Parquet file's path")
+        return self._factory.file_encryption_properties(
+            self._kms_config, policy.encryption_configuration(),
+            str(path) if policy.external_key_material else None)
+
+    def decryption_properties(self, path: Path | None = None,
+                              cache_lifetime: timedelta = timedelta(minutes=10)) -> Any:
+        pe = _pe()
+        return self._factory.file_decryption_properties(
+            self._kms_config, pe.DecryptionConfiguration(cache_lifetime=cache_lifetime),
+            str(path) if path is not None else None)
+
+    # -- files --------------------------------------------------------------------------
+    def write_table(self, table: Any, destination: Path, policy: ParquetPolicy,
+                    **write_options: Any) -> None:
+        """Write table encrypted under policy; the destination appears complete or not at
+        all (a temporary file beside it is renamed over it)."""
+        import pyarrow.parquet as pq
+
+        missing = [c for c in policy.sensitive_columns if not _has_column(table.schema, c)]
+        if missing:
+            raise ConfigurationError(
+                f"column_keys: no column {', '.join(map(repr, missing))} in the table "
+                f"(columns: {', '.join(table.schema.names)})")
+        destination = Path(destination)
+        temp = destination.with_name(f".{destination.name}.fe-tmp")
+        try:
+            props = self.encryption_properties(policy, temp)
+            pq.write_table(table, temp, encryption_properties=props, **write_options)
+            if policy.external_key_material:
+                _key_material(temp).replace(_key_material(destination))
+            temp.replace(destination)
+        finally:
+            temp.unlink(missing_ok=True)
+            if policy.external_key_material:
+                _key_material(temp).unlink(missing_ok=True)
+
+    def read_table(self, source: Path, columns: Iterable[str] | None = None) -> Any:
+        """Read (and authenticate) an encrypted Parquet file."""
+        import pyarrow.parquet as pq
+
+        source = Path(source)
+        try:
+            return pq.read_table(source, columns=list(columns) if columns else None,
+                                 decryption_properties=self.decryption_properties(source))
+        except FieldEncryptionError:
+            raise
+        except (OSError, ValueError) as exc:  # pyarrow: OSError, ArrowInvalid (a ValueError)
+            raise _decryption_error(source, exc) from None
+
+    def rewrap(self, source: Path, new_policy: ParquetPolicy | None = None) -> None:
+        """Wrap a file's keys under the current master keys (after rotation of the KMS key,
+        or to move to other master key identifiers given by new_policy). Only files written
+        with external key material can be rewrapped without rewriting the data."""
+        source = Path(source)
+        if not _key_material(source).exists():
+            raise ConfigurationError(
+                f"{source}: its key material is inside the file (no {_key_material(source).name}"
+                " beside it); write with external_key_material=True to rewrap in place, or "
+                "decrypt and encrypt again")
+        self._factory.rotate_master_keys(self._kms_config, str(source), double_wrapping=True)
+
+
+def _has_column(schema: Any, dotted: str) -> bool:
+    head, *rest = dotted.split(".")
+    if head not in schema.names:
+        return False
+    current = schema.field(head).type
+    for part in rest:
+        names = [current.field(i).name for i in range(current.num_fields)] if hasattr(
+            current, "num_fields") else []
+        if part not in names:
+            return False
+        current = current.field(names.index(part)).type
+    return True
+
+
+def _key_material(path: Path) -> Path:
+    return path.with_name(f"{KEY_MATERIAL_PREFIX}{path.name}.json")
+
+
+def _decryption_error(source: Path, exc: Exception) -> DecryptionError:
+    text = str(exc)
+    lower = text.lower()
+    if any(word in lower for word in ("gcm", "authentication", "tag", "signature",
+                                      "decryption finalization")):
+        return DecryptionError(f"{source}: authentication failed (the file was changed or "
+                               f"the key is wrong): {text}")
+    return DecryptionError(f"{source}: cannot be decrypted: {text}")
+
+
+def keyring_resolver(build: Callable[[str], Keyring]) -> Resolver:
+    """A resolver that builds one keyring per master key identifier and reuses it."""
+    made: dict[str, Keyring] = {}
+    lock = threading.Lock()
+
+    def resolve(identifier: str) -> Keyring:
+        with lock:
+            if identifier not in made:
+                made[identifier] = build(identifier)
+            return made[identifier]
+
+    return resolve
+
+
+# -- files and dataset folders ------------------------------------------------------------
+PARQUET_SUFFIXES = (".parquet", ".parq")
+
+
+def is_parquet(path: str | Path) -> bool:
+    """A Parquet file by its name, or a folder (a dataset)."""
+    p = Path(path)
+    return p.suffix.lower() in PARQUET_SUFFIXES or p.is_dir()
+
+
+def dataset_files(source: Path) -> list[Path]:
+    """The Parquet files of a file or a dataset folder (partition folders k=v kept), relative
+    to the folder; refuses a folder without any, and summary files that would carry column
+    statistics in the clear (_metadata, _common_metadata)."""
+    if source.is_file():
+        return [Path(source.name)]
+    if not source.is_dir():
+        raise ConfigurationError(f"{source}: no such Parquet file or dataset folder")
+    found = sorted(p.relative_to(source) for p in source.rglob("*")
+                   if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES
+                   and not any(part.startswith((".", "_")) for part in
+                               p.relative_to(source).parts))
+    summaries = sorted(p.relative_to(source) for p in source.rglob("_*metadata"))
+    if summaries:
+        raise ConfigurationError(
+            f"{source}: summary files {', '.join(map(str, summaries))} hold column statistics "
+            "in the clear; remove them (Spark writes none by default) before encrypting")
+    if not found:
+        raise ConfigurationError(f"{source}: no .parquet file in the folder")
+    return found
+
+
+def _atomic_tree(destination: Path, fill: Callable[[Path], int]) -> int:
+    """Fill a temporary folder beside destination and rename it into place: a dataset folder
+    appears complete or not at all. An existing destination is refused (never merged)."""
+    if destination.exists():
+        raise ConfigurationError(f"{destination} exists: give a new output path")
+    parent = destination.parent
+    if not parent.is_dir():
+        raise ConfigurationError(f"output directory {parent} does not exist")
+    temp = parent / f".{destination.name}.fe-tmp"
+    if temp.exists():
+        raise ConfigurationError(f"{temp} is left from an interrupted run: remove it first")
+    temp.mkdir()
+    try:
+        count = fill(temp)
+        temp.replace(destination)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return count
+
+
+def encrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path,
+                    policy: ParquetPolicy) -> int:
+    """Encrypt a Parquet file or dataset folder into destination (file or folder); returns
+    the number of rows. Each file gets its own keys (pyarrow makes new properties per file)."""
+    import pyarrow.parquet as pq
+
+    source, destination = Path(source), Path(destination)
+    files = dataset_files(source)
+    if source.is_file():
+        table = pq.read_table(source)
+        crypto.write_table(table, destination, policy)
+        return table.num_rows
+
+    def fill(temp: Path) -> int:
+        rows = 0
+        for rel in files:
+            table = pq.read_table(source / rel, partitioning=None)
+            (temp / rel).parent.mkdir(parents=True, exist_ok=True)
+            crypto.write_table(table, temp / rel, policy)
+            rows += table.num_rows
+        return rows
+
+    return _atomic_tree(destination, fill)
+
+
+def decrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path) -> int:
+    """Decrypt (and authenticate) a Parquet file or dataset folder into plain Parquet."""
+    import pyarrow.parquet as pq
+
+    from field_encryption.atomic import atomic_output
+
+    source, destination = Path(source), Path(destination)
+    files = dataset_files(source)
+
+    def one(src: Path, dst: Path) -> int:
+        table = crypto.read_table(src)
+        with atomic_output(dst, binary=True) as handle:
+            pq.write_table(table, handle)
+        return table.num_rows
+
+    if source.is_file():
+        return one(source, destination)
+
+    def fill(temp: Path) -> int:
+        rows = 0
+        for rel in files:
+            (temp / rel).parent.mkdir(parents=True, exist_ok=True)
+            rows += one(source / rel, temp / rel)
+        return rows
+
+    return _atomic_tree(destination, fill)
+
+
+def rewrap_dataset(crypto: ParquetCrypto, source: Path) -> int:
+    """Rewrap every file of a file or dataset folder written with external key material;
+    returns the number of files."""
+    source = Path(source)
+    files = dataset_files(source)
+    base = source.parent if source.is_file() else source
+    for rel in files:
+        crypto.rewrap(base / rel)
+    return len(files)
+
+
+@dataclass(frozen=True)
+class ColumnFinding:
+    file: str
+    column: str
+    kind: str  # "plaintext-column", "pan", "ssn", "unreadable"
+    masked: str = ""
+    detail: str = ""
+
+
+def _probe(path: Path, column: str) -> bool:
+    """Whether the column reads without any key (stored in plaintext)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_table(path, columns=[column])
+    except OSError:
+        return False
+    return True
+
+
+def verify_dataset(source: Path, required: Sequence[str], crypto: ParquetCrypto | None = None,
+                   max_findings: int = 1000) -> tuple[list[ColumnFinding], dict[str, Any]]:
+    """Findings of a Parquet file or dataset folder: required (sensitive) columns stored in
+    plaintext, card numbers and SSNs in the string values of the columns readable without a
+    key, and, with crypto, every file read and authenticated with the keys. A file whose
+    footer is encrypted cannot be inspected without a key: it needs crypto."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from field_encryption import scan
+
+    source = Path(source)
+    files = dataset_files(source)
+    base = source.parent if source.is_file() else source
+    findings: list[ColumnFinding] = []
+    summary: dict[str, Any] = {"files": len(files), "rows": 0, "encrypted_columns": {},
+                               "plaintext_footer": None}
+    for rel in files:
+        path = base / rel
+        try:
+            schema = pq.read_schema(path)
+            summary["plaintext_footer"] = True
+        except OSError as exc:
+            if crypto is None:
+                raise ConfigurationError(
+                    f"{path}: the footer is encrypted, so the columns cannot be listed without "
+                    "the key: pass the keyring (--kms-key-id or --local-key)") from exc
+            schema = pq.read_schema(path, decryption_properties=crypto.decryption_properties(
+                path))
+            summary["plaintext_footer"] = False
+        names = schema.names
+        missing = [c for c in required if c.split(".")[0] not in names]
+        for column in missing:
+            findings.append(ColumnFinding(str(rel), column, "missing-column",
+                                          detail="a required column is not in the file"))
+        plain = ([c for c in names if _probe(path, c)]
+                 if summary["plaintext_footer"] else [])
+        encrypted = [c for c in names if c not in plain]
+        summary["encrypted_columns"][str(rel)] = encrypted
+        for column in required:
+            if column.split(".")[0] in plain:
+                findings.append(ColumnFinding(str(rel), column, "plaintext-column",
+                                              detail="a sensitive column is stored in plaintext"))
+        if crypto is not None:
+            table = crypto.read_table(path)  # authenticates every encrypted page
+        elif plain:
+            table = pq.read_table(path, columns=plain)
+        else:
+            table = pa.table({})
+        summary["rows"] += table.num_rows
+        for column in plain:
+            values = table.column(column) if column in table.column_names else None
+            if values is None or not (pa.types.is_string(values.type)
+                                      or pa.types.is_large_string(values.type)):
+                continue
+            for value in values.to_pylist():
+                if value is None:
+                    continue
+                for kind, masked in scan.scan_text(value, column):
+                    if len(findings) < max_findings:
+                        findings.append(ColumnFinding(str(rel), column, kind, masked))
+    return findings, summary

@@ -1,0 +1,137 @@
+"""`field-encrypt encrypt|decrypt|rewrap|verify` on Parquet files and dataset folders.
+
+The commands of field_encryption.cli hand a Parquet input (a `.parquet` file, a folder, or
+`--input-format parquet`) to these functions. Parquet Modular Encryption encrypts whole
+columns: the options that shape a record's fields (--optional, --deterministic,
+--blind-index, --vault, --allow-legacy-v1) do not apply and are refused. The CLI's keyring
+wraps both Parquet master keys, named `columns` and `footer` in the files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from field_encryption.errors import ConfigurationError
+from field_encryption.keyrings import Keyring
+from field_encryption.parquet import (
+    ParquetCrypto,
+    ParquetPolicy,
+    decrypt_dataset,
+    encrypt_dataset,
+    is_parquet,
+    rewrap_dataset,
+    verify_dataset,
+)
+
+COLUMN_KEY = "columns"
+FOOTER_KEY = "footer"
+
+
+def wanted(input_path: str, explicit: str | None) -> bool:
+    """Whether the input is Parquet: --input-format parquet, or a .parquet file or folder."""
+    if explicit:
+        return explicit == "parquet"
+    return input_path != "-" and is_parquet(input_path)
+
+
+def refuse(kwargs: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if kwargs.get(name):
+            option = "--" + name.replace("_path", "").replace("_", "-")
+            raise click.UsageError(
+                f"{option} does not apply to Parquet: Parquet Modular Encryption encrypts "
+                "whole columns")
+
+
+def crypto_for(keyring: Keyring, wrap: Keyring | None = None) -> ParquetCrypto:
+    return ParquetCrypto(lambda _name: keyring, (lambda _name: wrap) if wrap else None)
+
+
+def _paths(kwargs: dict[str, Any], folder_in_place: bool = False) -> tuple[Path, Path]:
+    source = Path(kwargs["input_path"])
+    if kwargs.get("in_place"):
+        if kwargs.get("output_path"):
+            raise click.UsageError("--in-place and --output exclude each other")
+        if source.is_dir() and not folder_in_place:
+            raise click.UsageError("a dataset folder is written to a new folder: pass --output")
+        return source, source
+    output = kwargs.get("output_path")
+    if not output or output == "-":
+        raise click.UsageError("Parquet goes to a file or folder: pass --output PATH")
+    if Path(output).resolve() == source.resolve():
+        raise click.UsageError("output is the input: use --in-place instead")
+    return source, Path(output)
+
+
+def encrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
+    refuse(kwargs, "optional", "deterministic", "blind_index", "vault_path")
+    if not kwargs["fields"]:
+        raise click.UsageError("select at least one sensitive column with --field")
+    policy = ParquetPolicy(column_keys={COLUMN_KEY: list(kwargs["fields"])},
+                           footer_key=FOOTER_KEY, plaintext_footer=kwargs["plaintext_footer"],
+                           external_key_material=kwargs["external_key_material"])
+    source, destination = _paths(kwargs)
+    crypto = crypto_for(keyring)
+    rows = encrypt_dataset(crypto, source, destination, policy)
+    if policy.plaintext_footer:
+        click.echo("field-encrypt: plaintext footer: the schema, row counts and the columns not "
+                   "selected are readable without a key (--plaintext-footer)", err=True)
+    click.echo(f"encrypted {rows} rows of {source} into {destination}: columns "
+               f"{', '.join(policy.sensitive_columns)} (KMS calls: {crypto.counter.total})",
+               err=True)
+    return 0
+
+
+def decrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
+    refuse(kwargs, "fields", "vault_path", "allow_legacy_v1")
+    source, destination = _paths(kwargs)
+    rows = decrypt_dataset(crypto_for(keyring), source, destination)
+    click.echo(f"decrypted {rows} rows of {source} into {destination}", err=True)
+    return 0
+
+
+def rewrap(source_keyring: Keyring, target: Keyring, kwargs: dict[str, Any]) -> int:
+    if not kwargs.get("in_place") or kwargs.get("output_path"):
+        raise click.UsageError("a Parquet rewrap rewrites the key material beside the files, "
+                               "not the data: pass --in-place")
+    files = rewrap_dataset(crypto_for(source_keyring, target), Path(kwargs["input_path"]))
+    click.echo(f"rewrapped the keys of {files} Parquet file(s)", err=True)
+    return 0
+
+
+def verify(keyring: Keyring | None, kwargs: dict[str, Any]) -> int:
+    refuse(kwargs, "vault_path", "allow_legacy_v1")
+    required = [*kwargs["fields"], *kwargs["optional"]]
+    crypto = crypto_for(keyring) if keyring is not None else None
+    try:
+        findings, summary = verify_dataset(Path(kwargs["input_path"]), required, crypto,
+                                           max(kwargs["max_findings"], 0))
+    except ConfigurationError:
+        raise
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    if kwargs["report_format"] == "json":
+        click.echo(json.dumps({
+            "tool": "field-encrypt verify", "report_version": 2, "format": "parquet",
+            "input": kwargs["input_path"], "files": summary["files"], "rows": summary["rows"],
+            "fields": required, "status": "findings" if findings else "clean",
+            "plaintext_footer": summary["plaintext_footer"],
+            "authenticated": crypto is not None,
+            "encrypted_columns": summary["encrypted_columns"], "counts": counts,
+            "findings": [f.__dict__ for f in findings],
+        }, indent=2))
+    else:
+        for f in findings:
+            detail = f" {f.masked}" if f.masked else ""
+            detail += f": {f.detail}" if f.detail else ""
+            click.echo(f"{f.file}: {f.kind} in column {f.column}{detail}")
+        checked = "read and authenticated with the key" if crypto else "not authenticated (no key)"
+        text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no findings"
+        click.echo(f"{summary['files']} Parquet file(s), {summary['rows']} rows, {checked}: "
+                   f"{text}")
+    return 2 if findings else 0
