@@ -486,6 +486,10 @@ def cli(verbose: int) -> None:
 @click.option("--plaintext-footer", is_flag=True,
               help="Parquet: leave the footer readable (signed), so the columns not selected "
               "read without a key. Default: the footer is encrypted too.")
+@click.option("--parquet-mode", type=click.Choice(["pme", "fields"]), default="pme",
+              show_default=True,
+              help="Parquet: Parquet Modular Encryption of whole columns (pme), or the "
+              "per-field envelope in each row, as field_encryption.spark writes (fields).")
 @click.option("--external-key-material", is_flag=True,
               help="Parquet: keep the wrapped keys in a file beside each Parquet file, so "
               "`rewrap --in-place` can move them to a new or rotated KMS key.")
@@ -495,8 +499,10 @@ def encrypt(**kwargs: Any) -> int:
     keyring = _keyring_opts(kwargs).build()
     if parquet_cli.wanted(kwargs["input_path"], kwargs["input_format"]):
         return parquet_cli.encrypt(keyring, kwargs)
-    if kwargs["plaintext_footer"] or kwargs["external_key_material"]:
-        raise click.UsageError("--plaintext-footer and --external-key-material are for Parquet")
+    if (kwargs["plaintext_footer"] or kwargs["external_key_material"]
+            or kwargs["parquet_mode"] != "pme"):
+        raise click.UsageError("--plaintext-footer, --external-key-material and --parquet-mode "
+                               "are for Parquet")
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     specs = _specs(
         fmt, kwargs["fields"], kwargs["optional"], kwargs["deterministic"], kwargs["blind_index"]
@@ -815,6 +821,17 @@ def _is_encrypted(value: Any) -> bool:
     from field_encryption.envelope import is_ciphertext
 
     return is_ciphertext(value)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
+@click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
+def spark(job_args: tuple[str, ...]) -> int:
+    """Encrypt or decrypt columns of a Parquet dataset on Spark (the job of
+    field_encryption.spark; `field-encrypt spark -h` lists its options). Under spark-submit
+    run `python -m field_encryption.spark` instead."""
+    from field_encryption.spark import run_job
+
+    return run_job(list(job_args))
 
 
 @cli.group()

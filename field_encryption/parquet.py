@@ -514,3 +514,150 @@ def verify_dataset(source: Path, required: Sequence[str], crypto: ParquetCrypto 
                     if len(findings) < max_findings:
                         findings.append(ColumnFinding(str(rel), column, kind, masked))
     return findings, summary
+
+
+# -- fields mode: the library's per-field envelope in Parquet columns (Spark's output) ------
+HEADER_COLUMN = "_fe"
+
+
+def fields_mode(path: Path) -> bool:
+    """Whether a Parquet file (or the first file of a folder) holds field-encrypted records
+    (a `_fe` header column) rather than Parquet Modular Encryption."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    first = path if path.is_file() else path / dataset_files(path)[0]
+    try:
+        return HEADER_COLUMN in pq.read_schema(first).names
+    except OSError:  # an encrypted footer: Parquet Modular Encryption
+        return False
+
+
+def _transform_files(source: Path, destination: Path, one: Callable[[Path, Path], int]) -> int:
+    files = dataset_files(source)
+    if source.is_file():
+        return one(source, destination)
+
+    def fill(temp: Path) -> int:
+        rows = 0
+        for rel in files:
+            (temp / rel).parent.mkdir(parents=True, exist_ok=True)
+            rows += one(source / rel, temp / rel)
+        return rows
+
+    return _atomic_tree(destination, fill)
+
+
+def encrypt_fields_dataset(fe: Any, source: Path, destination: Path, columns: Sequence[str],
+                           record_id_column: str | None = None) -> int:
+    """Encrypt columns of a Parquet file or folder with the per-field envelope (the values
+    field_encryption.spark writes); returns the number of rows."""
+    import pyarrow.parquet as pq
+
+    from field_encryption.arrow_fields import encrypt_batch, encrypted_schema
+    from field_encryption.atomic import atomic_output
+
+    def one(src: Path, dst: Path) -> int:
+        parquet = pq.ParquetFile(src)
+        schema = encrypted_schema(parquet.schema_arrow, columns, fe.header_field)
+        rows = 0
+        with atomic_output(dst, binary=True) as handle, pq.ParquetWriter(handle,
+                                                                          schema) as writer:
+            for batch in parquet.iter_batches():
+                writer.write_batch(encrypt_batch(fe, batch, columns, record_id_column))
+                rows += batch.num_rows
+        return rows
+
+    return _transform_files(Path(source), Path(destination), one)
+
+
+def decrypt_fields_dataset(fe: Any, source: Path, destination: Path,
+                           record_id_column: str | None = None) -> int:
+    """Decrypt a field-encrypted Parquet file or folder (every row authenticated); the
+    plaintext columns take the types of the decrypted values."""
+    import pyarrow.parquet as pq
+
+    from field_encryption.arrow_fields import decrypt_batch, encrypted_columns
+    from field_encryption.atomic import atomic_output
+
+    def one(src: Path, dst: Path) -> int:
+        table = pq.read_table(src)
+        batches = table.to_batches()
+        columns = encrypted_columns(batches[0], fe.header_field) if batches else []
+        out = [decrypt_batch(fe, b, columns, record_id_column=record_id_column, infer=True)
+               for b in batches]
+        plain = pa_table(out, table)
+        with atomic_output(dst, binary=True) as handle:
+            pq.write_table(plain, handle)
+        return table.num_rows
+
+    return _transform_files(Path(source), Path(destination), one)
+
+
+def pa_table(batches: list[Any], like: Any) -> Any:
+    import pyarrow as pa
+
+    if not batches:
+        return like.drop_columns([HEADER_COLUMN]) if HEADER_COLUMN in like.column_names else like
+    return pa.Table.from_batches(batches).combine_chunks()
+
+
+def verify_fields_dataset(source: Path, required: Sequence[str], fe: Any = None,
+                          max_findings: int = 1000,
+                          record_id_column: str | None = None,
+                          ) -> tuple[list[ColumnFinding], dict[str, Any]]:
+    """Findings of a field-encrypted Parquet file or folder: a required column holding a
+    value that is not a field ciphertext, card numbers and SSNs in the other string columns,
+    and with fe every row authenticated and decrypted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from field_encryption import scan
+    from field_encryption.arrow_fields import decrypt_batch, encrypted_columns
+    from field_encryption.envelope import is_ciphertext
+
+    source = Path(source)
+    files = dataset_files(source)
+    base = source.parent if source.is_file() else source
+    findings: list[ColumnFinding] = []
+    summary: dict[str, Any] = {"files": len(files), "rows": 0, "encrypted_columns": {},
+                               "plaintext_footer": True, "mode": "fields"}
+
+    def add(finding: ColumnFinding) -> None:
+        if len(findings) < max_findings:
+            findings.append(finding)
+
+    for rel in files:
+        table = pq.read_table(base / rel)
+        summary["rows"] += table.num_rows
+        names = table.column_names
+        batches = table.to_batches()
+        encrypted = encrypted_columns(batches[0]) if batches else []
+        summary["encrypted_columns"][str(rel)] = encrypted
+        for column in required:
+            if column not in names:
+                add(ColumnFinding(str(rel), column, "missing-column",
+                                  detail="a required column is not in the file"))
+                continue
+            for value in table.column(column).to_pylist():
+                if value is not None and not is_ciphertext(value):
+                    add(ColumnFinding(str(rel), column, "unencrypted-field",
+                                      detail="a value of a sensitive column is not encrypted"))
+        for column in names:
+            values = table.column(column)
+            if column == HEADER_COLUMN or not pa.types.is_string(values.type):
+                continue
+            for value in values.to_pylist():
+                if isinstance(value, str) and not is_ciphertext(value):
+                    for kind, masked in scan.scan_text(value, column):
+                        add(ColumnFinding(str(rel), column, kind, masked))
+        if fe is not None:
+            for batch in batches:
+                try:
+                    decrypt_batch(fe, batch, encrypted, record_id_column=record_id_column,
+                                  infer=True)
+                except FieldEncryptionError as exc:
+                    add(ColumnFinding(str(rel), HEADER_COLUMN, "decrypt-failed",
+                                      detail=str(exc)))
+                    break
+    return findings, summary

@@ -5,6 +5,10 @@ The commands of field_encryption.cli hand a Parquet input (a `.parquet` file, a 
 columns: the options that shape a record's fields (--optional, --deterministic,
 --blind-index, --vault, --allow-legacy-v1) do not apply and are refused. The CLI's keyring
 wraps both Parquet master keys, named `columns` and `footer` in the files.
+
+`--parquet-mode fields` writes the library's per-field envelope into the columns instead
+(each row a record with its `_fe` header column), the form field_encryption.spark writes;
+decrypt and verify tell the two forms apart by the header column.
 """
 
 from __future__ import annotations
@@ -15,16 +19,21 @@ from typing import Any
 
 import click
 
-from field_encryption.errors import ConfigurationError
+from field_encryption.client import FieldEncryption
 from field_encryption.keyrings import Keyring
 from field_encryption.parquet import (
     ParquetCrypto,
     ParquetPolicy,
+    dataset_files,
     decrypt_dataset,
+    decrypt_fields_dataset,
     encrypt_dataset,
+    encrypt_fields_dataset,
+    fields_mode,
     is_parquet,
     rewrap_dataset,
     verify_dataset,
+    verify_fields_dataset,
 )
 
 COLUMN_KEY = "columns"
@@ -67,10 +76,41 @@ def _paths(kwargs: dict[str, Any], folder_in_place: bool = False) -> tuple[Path,
     return source, Path(output)
 
 
+def _fields_encryptor(keyring: Keyring, kwargs: dict[str, Any]) -> FieldEncryption:
+    return FieldEncryption(keyring=keyring, namespace=kwargs["namespace"], record_id_field=None)
+
+
+def _record_id_column(source: Path, kwargs: dict[str, Any]) -> str | None:
+    """--record-id-field names the id column in fields mode; the default `_id` only where the
+    data has such a column (else each record gets a random id in its header)."""
+    import pyarrow.parquet as pq
+
+    name = kwargs.get("record_id_field") or None
+    if name is None:
+        return None
+    first = source if source.is_file() else source / dataset_files(source)[0]
+    names = pq.read_schema(first).names
+    if name in names:
+        return name
+    if name == "_id":
+        return None
+    raise click.UsageError(f"--record-id-field {name}: no such column in {first}")
+
+
 def encrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
     refuse(kwargs, "optional", "deterministic", "blind_index", "vault_path")
     if not kwargs["fields"]:
         raise click.UsageError("select at least one sensitive column with --field")
+    if kwargs["parquet_mode"] == "fields":
+        if kwargs["plaintext_footer"] or kwargs["external_key_material"]:
+            raise click.UsageError("--plaintext-footer and --external-key-material are for "
+                                   "--parquet-mode pme")
+        source, destination = _paths(kwargs)
+        rows = encrypt_fields_dataset(_fields_encryptor(keyring, kwargs), source, destination,
+                                      list(kwargs["fields"]), _record_id_column(source, kwargs))
+        click.echo(f"encrypted {rows} rows of {source} into {destination} (per-field "
+                   f"envelope): columns {', '.join(kwargs['fields'])}", err=True)
+        return 0
     policy = ParquetPolicy(column_keys={COLUMN_KEY: list(kwargs["fields"])},
                            footer_key=FOOTER_KEY, plaintext_footer=kwargs["plaintext_footer"],
                            external_key_material=kwargs["external_key_material"])
@@ -89,12 +129,20 @@ def encrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
 def decrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
     refuse(kwargs, "fields", "vault_path", "allow_legacy_v1")
     source, destination = _paths(kwargs)
-    rows = decrypt_dataset(crypto_for(keyring), source, destination)
+    if fields_mode(source):
+        rows = decrypt_fields_dataset(_fields_encryptor(keyring, kwargs), source, destination,
+                                      _record_id_column(source, kwargs))
+    else:
+        rows = decrypt_dataset(crypto_for(keyring), source, destination)
     click.echo(f"decrypted {rows} rows of {source} into {destination}", err=True)
     return 0
 
 
 def rewrap(source_keyring: Keyring, target: Keyring, kwargs: dict[str, Any]) -> int:
+    if fields_mode(Path(kwargs["input_path"])):
+        raise click.UsageError("field-encrypted Parquet (a _fe column) is rewrapped by "
+                               "decrypting and encrypting again (or on Spark); rewrap --in-place "
+                               "is for Parquet Modular Encryption with external key material")
     if not kwargs.get("in_place") or kwargs.get("output_path"):
         raise click.UsageError("a Parquet rewrap rewrites the key material beside the files, "
                                "not the data: pass --in-place")
@@ -107,11 +155,15 @@ def verify(keyring: Keyring | None, kwargs: dict[str, Any]) -> int:
     refuse(kwargs, "vault_path", "allow_legacy_v1")
     required = [*kwargs["fields"], *kwargs["optional"]]
     crypto = crypto_for(keyring) if keyring is not None else None
-    try:
-        findings, summary = verify_dataset(Path(kwargs["input_path"]), required, crypto,
+    source = Path(kwargs["input_path"])
+    if fields_mode(source):
+        fe = _fields_encryptor(keyring, kwargs) if keyring is not None else None
+        findings, summary = verify_fields_dataset(source, required, fe,
+                                                  max(kwargs["max_findings"], 0),
+                                                  _record_id_column(source, kwargs))
+    else:
+        findings, summary = verify_dataset(source, required, crypto,
                                            max(kwargs["max_findings"], 0))
-    except ConfigurationError:
-        raise
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.kind] = counts.get(f.kind, 0) + 1
@@ -121,7 +173,7 @@ def verify(keyring: Keyring | None, kwargs: dict[str, Any]) -> int:
             "input": kwargs["input_path"], "files": summary["files"], "rows": summary["rows"],
             "fields": required, "status": "findings" if findings else "clean",
             "plaintext_footer": summary["plaintext_footer"],
-            "authenticated": crypto is not None,
+            "authenticated": crypto is not None, "mode": summary.get("mode", "pme"),
             "encrypted_columns": summary["encrypted_columns"], "counts": counts,
             "findings": [f.__dict__ for f in findings],
         }, indent=2))

@@ -10,6 +10,8 @@ packages=(
   python3-venv
   # peers and validators the tests drive
   nodejs npm chromium
+  # Spark in local mode (field_encryption.spark): a Java 17 runtime
+  openjdk-17-jre-headless
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,6 +31,15 @@ if command -v npm >/dev/null 2>&1; then
   kept=()
   for pkg in "${missing[@]}"; do
     case "$pkg" in nodejs|npm) ;; *) kept+=("$pkg") ;; esac
+  done
+  missing=("${kept[@]+"${kept[@]}"}")
+fi
+# a Java runtime from elsewhere will do if it is 17 or newer (Spark 4 needs 17)
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1 || true)
+if [ -n "${java_major:-}" ] && [ "$java_major" -ge 17 ]; then
+  kept=()
+  for pkg in "${missing[@]+"${missing[@]}"}"; do
+    [ "$pkg" = openjdk-17-jre-headless ] || kept+=("$pkg")
   done
   missing=("${kept[@]+"${kept[@]}"}")
 fi
