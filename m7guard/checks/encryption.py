@@ -6,7 +6,10 @@ alias and region from it and ask KMS from the controller process (boto3: credent
 the usual chain, AWS_ENDPOINT_URL for a test KMS); nodes never need AWS access for the
 audit. Without credentials, or when KMS cannot be reached, they report error, never pass.
 ENC-004 scans the configured data directories on the node with the node's own
-`field-encrypt verify --format json` (record files) and its detector (other text files).
+`field-encrypt verify --format json` (record files), field_encryption.parquet (Parquet
+files: sensitive columns stored in plaintext, card numbers in the columns readable without a
+key; a node that cannot read Parquet makes the rule `error`) and its detector (other text
+files).
 
 The key policy is evaluated here independently of the role's module, so a mistake in the
 remediation cannot hide itself from the audit.
@@ -348,12 +351,12 @@ def test_enc_003(host: Any, evidence: dict[str, Any], params: dict[str, Any]) ->
 
 # Runs on the node with the venv's Python, so it has field_encryption's detector at hand.
 _SCANNER = r"""
-import csv, json, os, subprocess, sys
+import csv, json, os, pathlib, subprocess, sys
 from field_encryption.envelope import is_ciphertext
 from field_encryption.scan import scan_text
 job = json.loads(sys.argv[1])
 RECORD = {".jsonl", ".ndjson", ".json", ".csv"}
-out = {"files": 0, "record_files": 0, "text_files": 0, "binary_skipped": 0,
+out = {"files": 0, "record_files": 0, "parquet_files": 0, "text_files": 0, "binary_skipped": 0,
        "counts": {}, "findings": [], "errors": [], "notes": []}
 def add(kind, where, masked):
     out["counts"][kind] = out["counts"].get(kind, 0) + 1
@@ -401,6 +404,39 @@ def record_scan(path, ext):
         found += [(kind, f"{path} record {number} {where}", masked)
                   for kind, where, masked in hits]
     return found
+PARQUET = {".parquet", ".parq"}
+def parquet_scan(path, fields):
+    # Parquet is binary: read it with pyarrow (field_encryption.parquet) or report that it
+    # could not be read; never skip it as an unreadable blob.
+    try:
+        import pyarrow.parquet as pq
+        from field_encryption import parquet as fp
+    except ImportError as exc:
+        out["errors"].append(f"{path}: a Parquet file, and the scanner cannot read Parquet "
+                             f"({exc}): install pyarrow next to field-encrypt")
+        return
+    try:
+        names = pq.read_schema(path).names
+    except OSError:
+        out["parquet_files"] += 1
+        out["notes"].append(f"{path}: Parquet with an encrypted footer, nothing readable "
+                            "without the key")
+        return
+    except Exception as exc:
+        out["errors"].append(f"{path}: not readable as Parquet ({exc})")
+        return
+    wanted = [f for f in fields if f in names]
+    try:
+        if fp.fields_mode(pathlib.Path(path)):
+            found, _ = fp.verify_fields_dataset(pathlib.Path(path), wanted, max_findings=50)
+        else:
+            found, _ = fp.verify_dataset(pathlib.Path(path), wanted, max_findings=50)
+    except Exception as exc:
+        out["errors"].append(f"{path}: not readable as Parquet ({exc})")
+        return
+    out["parquet_files"] += 1
+    for f in found:
+        add(f.kind, f"{path} column {f.column}", f.masked)
 def text_scan(path):
     with open(path, "rb") as fh:
         if b"\0" in fh.read(8192):
@@ -427,6 +463,9 @@ for d in job["dirs"]:
                 out["errors"].append(f"more than {job['max_files']} files (max_files)")
                 print(json.dumps(out))
                 sys.exit(0)
+            if os.path.splitext(name)[1].lower() in PARQUET:
+                parquet_scan(path, d["fields"])
+                continue
             if os.path.splitext(name)[1].lower() in RECORD:
                 argv = [job["tool"], "verify", path, "--format", "json", "--max-findings", "50"]
                 for field in d["fields"]:
@@ -512,7 +551,8 @@ def test_enc_004(host: Any, evidence: dict[str, Any], params: dict[str, Any]) ->
     for finding in result["findings"]:
         finding["masked"] = _masked(finding["masked"])
     evidence.update({k: result[k] for k in (
-        "files", "record_files", "text_files", "binary_skipped", "counts", "findings", "notes"
+        "files", "record_files", "parquet_files", "text_files", "binary_skipped", "counts",
+        "findings", "notes"
     )})
     if result["errors"]:
         raise EncryptionStateError("; ".join(result["errors"]))

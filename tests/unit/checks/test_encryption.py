@@ -328,3 +328,47 @@ def test_the_scanner_reads_csv_header_columns_too(tmp_path) -> None:
     out = json.loads(subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
                                     capture_output=True, text=True, check=True).stdout)
     assert out["counts"] == {"pan": 1}, out
+
+
+def test_the_node_scanner_reads_parquet_and_errors_where_it_cannot(tmp_path):
+    """Parquet is binary: the scanner reads it (plaintext columns, card numbers in readable
+    columns) instead of skipping it, and a node without pyarrow makes ENC-004 an error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from field_encryption.keyrings import LocalKeyring, create_key_file
+    from field_encryption.parquet import ParquetCrypto, ParquetPolicy, keyring_resolver
+
+    data = tmp_path / "data"
+    data.mkdir()
+    table = pa.table({"txn": [1, 2], "credit_card": ["4539148803436467", "5500005555555559"],
+                      "memo": ["refund to 4539 1488 0343 6467", "none"]})
+    pq.write_table(table, data / "plain.parquet")
+    keyring = LocalKeyring.from_file(create_key_file(tmp_path / "dev.key"))
+    crypto = ParquetCrypto(keyring_resolver(lambda _name: keyring))
+    crypto.write_table(table, data / "pme-open-footer.parquet",
+                       ParquetPolicy({"pci": ["credit_card"]}, "footer", plaintext_footer=True))
+    crypto.write_table(table, data / "pme-closed.parquet",
+                       ParquetPolicy({"pci": ["credit_card", "memo"]}, "footer"))
+    job = {"dirs": [{"path": str(data), "fields": ["credit_card", "ssn"]}], "max_files": 100,
+           "shown": 20, "tool": str(Path(sys.executable).parent / "field-encrypt")}
+    proc = subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
+                          capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout)
+    assert (out["parquet_files"], out["binary_skipped"], out["errors"]) == (3, 0, [])
+    # plain.parquet: the card column in plaintext, two cards in it and one in memo;
+    # pme-open-footer.parquet: the card column encrypted, memo still leaks one
+    assert out["counts"] == {"plaintext-column": 1, "pan": 4}, out
+    assert any("pme-closed.parquet: Parquet with an encrypted footer" in n for n in out["notes"])
+    assert "4539148803436467" not in proc.stdout
+
+    without = ("import sys; sys.modules['pyarrow'] = None; "
+               "exec(compile(sys.argv.pop(1), 'scanner', 'exec'))")
+    proc = subprocess.run([sys.executable, "-c", without, encryption._SCANNER, json.dumps(job)],
+                          capture_output=True, text=True, check=True)
+    errors = json.loads(proc.stdout)["errors"]
+    assert len(errors) == 3 and all("cannot read Parquet" in e for e in errors), errors
