@@ -137,6 +137,7 @@ def spark_rate(master: str, source: Path, work: Path, endpoint: str, key: str,
     os.environ["PYSPARK_PYTHON"] = sys.executable
     builder = (SparkSession.builder.master(master).appName(f"bench {master}")
                .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.driver.bindAddress", "127.0.0.1")
                .config("spark.driver.host", "127.0.0.1"))
     for name, value in AWS_ENV.items():

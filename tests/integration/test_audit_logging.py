@@ -105,8 +105,10 @@ def _playbook(lab, *args: str) -> Run:
 
 
 def _audit(lab, out: Path, limit: str = NODES) -> Results:
+    """The AUD rules (profile audit): what this module's role enforces and its tests read.
+    The container battery (test_site.py) audits every rule."""
     proc = lab.m7guard("audit", "-i", str(lab.inventory), "--limit", limit, "--out", str(out),
-                       "--format", "json", check=False)
+                       "--profile", "audit", "--format", "json", check=False)
     assert proc.returncode in (0, 2), proc.stdout + proc.stderr
     return Results.load(out / "results.json")
 
@@ -408,7 +410,8 @@ def test_negative_retention_is_refused_naming_the_variable(story: Story) -> None
 
 def test_mutation_battery_on_the_vm(story: Story, lab, tmp_path: Path) -> None:
     """The AUD breaks of tests/battery/ that need vm1 (kernel auditing, auditd at boot), on
-    the hardened vm1: each turns its rule to fail and no rule that was not broken moves. vm1
+    the hardened vm1: each turns its rule to fail and no AUD rule that was not broken moves
+    (profile audit; the container battery compares every rule). vm1
     audits slowly (software emulation), so a round breaks several rules at once (one break of
     each; share=True); each property still has its own round. AUD-007 (chrony synchronised)
     is not compared on vm1: under software emulation the VM's clock runs unevenly and chrony
