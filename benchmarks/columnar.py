@@ -22,7 +22,6 @@ Needs the `test` extras (pyarrow, pyspark, pandas, moto[server]) and Java 17.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
@@ -33,60 +32,29 @@ from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent / "tests"))  # the table and counter the tests use
 
 import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from columnarkit import SENSITIVE, KmsRequests, card_table, counting_kms_requests  # noqa: E402
+from moto_deployments import AWS_ENV  # noqa: E402
 
 from field_encryption import FieldEncryption, LocalKeyring, create_key_file  # noqa: E402
 from field_encryption.arrow_fields import encrypt_batch  # noqa: E402
 from field_encryption.keyrings import AwsKmsKeyring  # noqa: E402
 from field_encryption.parquet import ParquetCrypto, ParquetPolicy, keyring_resolver  # noqa: E402
 
-SENSITIVE = ["pan", "ssn", "name"]
 POLICY = ParquetPolicy(column_keys={"pci": ["pan", "ssn"], "pii": ["name"]},
                        footer_key="footer", plaintext_footer=True)
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def table(rows: int) -> pa.Table:
-    ids = pa.array(range(rows), pa.int64())
-    text = pc.cast(ids, pa.string())
-    return pa.table({
-        "id": ids,
-        "pan": pc.binary_join_element_wise("4111", pc.utf8_lpad(text, 12, "0"), ""),
-        "ssn": pc.binary_join_element_wise("078-05-", pc.utf8_lpad(text, 4, "0"), ""),
-        "name": pc.binary_join_element_wise("holder ", text, ""),
-        "amount": pc.multiply(pc.cast(ids, pa.float64()), 0.01),
-        "merchant": pc.binary_join_element_wise("m", pc.cast(pc.bit_wise_and(ids, 255),
-                                                             pa.string()), ""),
-    })
-
-
-class Requests(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if '"POST / HTTP' in record.getMessage():
-            self.count += 1
-
-
-def moto() -> tuple[Any, str, Requests]:
+def moto() -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    counter = Requests()
-    logger = logging.getLogger("werkzeug")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(counter)
-    logger.propagate = False
-    return server, f"http://{host}:{port}", counter
+    return server, f"http://{host}:{port}"
 
 
 def new_key(endpoint: str) -> str:
@@ -96,7 +64,7 @@ def new_key(endpoint: str) -> str:
         KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["Arn"]
 
 
-def parquet_writes(data: pa.Table, work: Path, endpoint: str, counter: Requests,
+def parquet_writes(data: pa.Table, work: Path, endpoint: str, counter: KmsRequests,
                    runs: int = 5) -> dict[str, float]:
     keyring = AwsKmsKeyring(new_key(endpoint), endpoint_url=endpoint, region="us-east-1")
     crypto = ParquetCrypto(keyring_resolver(lambda _name: keyring))
@@ -129,7 +97,7 @@ def envelope_rate(data: pa.Table, key_file: Path) -> float:
 
 
 def spark_rate(master: str, source: Path, work: Path, endpoint: str, key: str,
-               counter: Requests, runs: int = 2) -> tuple[float, int]:
+               counter: KmsRequests, runs: int = 2) -> tuple[float, int]:
     from pyspark.sql import SparkSession
 
     from field_encryption.spark import KeyringSpec, encrypt_columns
@@ -167,17 +135,18 @@ def main() -> int:
     parser.add_argument("--spark-rows", type=int, default=400_000)
     args = parser.parse_args()
     os.environ.update(AWS_ENV)
-    server, endpoint, counter = moto()
+    server, endpoint = moto()
     work = Path(tempfile.mkdtemp(prefix="m7guard-columnar-"))
     try:
-        data = table(args.rows)
-        pme = parquet_writes(data, work, endpoint, counter)
-        rate = envelope_rate(data, create_key_file(work / "bench.key"))
-        source = work / "spark-input.parquet"
-        pq.write_table(table(args.spark_rows), source)
-        key = new_key(endpoint)
-        one, calls_one = spark_rate("local[1]", source, work, endpoint, key, counter)
-        two, calls_two = spark_rate("local[2]", source, work, endpoint, key, counter)
+        with counting_kms_requests() as counter:
+            data = card_table(args.rows)
+            pme = parquet_writes(data, work, endpoint, counter)
+            rate = envelope_rate(data, create_key_file(work / "bench.key"))
+            source = work / "spark-input.parquet"
+            pq.write_table(card_table(args.spark_rows), source)
+            key = new_key(endpoint)
+            one, calls_one = spark_rate("local[1]", source, work, endpoint, key, counter)
+            two, calls_two = spark_rate("local[2]", source, work, endpoint, key, counter)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

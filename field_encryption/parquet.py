@@ -368,46 +368,9 @@ def _atomic_tree(destination: Path, fill: Callable[[Path], int]) -> int:
     return count
 
 
-def encrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path,
-                    policy: ParquetPolicy) -> int:
-    """Encrypt a Parquet file or dataset folder into destination (file or folder); returns
-    the number of rows. Each file gets its own keys (pyarrow makes new properties per file)."""
-    import pyarrow.parquet as pq
-
-    source, destination = Path(source), Path(destination)
+def _transform_files(source: Path, destination: Path, one: Callable[[Path, Path], int]) -> int:
+    """one(src, dst) for a file, or for each file of a folder into a new folder."""
     files = dataset_files(source)
-    if source.is_file():
-        table = pq.read_table(source)
-        crypto.write_table(table, destination, policy)
-        return table.num_rows
-
-    def fill(temp: Path) -> int:
-        rows = 0
-        for rel in files:
-            table = pq.read_table(source / rel, partitioning=None)
-            (temp / rel).parent.mkdir(parents=True, exist_ok=True)
-            crypto.write_table(table, temp / rel, policy)
-            rows += table.num_rows
-        return rows
-
-    return _atomic_tree(destination, fill)
-
-
-def decrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path) -> int:
-    """Decrypt (and authenticate) a Parquet file or dataset folder into plain Parquet."""
-    import pyarrow.parquet as pq
-
-    from field_encryption.atomic import atomic_output
-
-    source, destination = Path(source), Path(destination)
-    files = dataset_files(source)
-
-    def one(src: Path, dst: Path) -> int:
-        table = crypto.read_table(src)
-        with atomic_output(dst, binary=True) as handle:
-            pq.write_table(table, handle)
-        return table.num_rows
-
     if source.is_file():
         return one(source, destination)
 
@@ -419,6 +382,35 @@ def decrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path) -> i
         return rows
 
     return _atomic_tree(destination, fill)
+
+
+def encrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path,
+                    policy: ParquetPolicy) -> int:
+    """Encrypt a Parquet file or dataset folder into destination (file or folder); returns
+    the number of rows. Each file gets its own keys (pyarrow makes new properties per file)."""
+    import pyarrow.parquet as pq
+
+    def one(src: Path, dst: Path) -> int:
+        table = pq.read_table(src, partitioning=None)
+        crypto.write_table(table, dst, policy)
+        return table.num_rows
+
+    return _transform_files(Path(source), Path(destination), one)
+
+
+def decrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path) -> int:
+    """Decrypt (and authenticate) a Parquet file or dataset folder into plain Parquet."""
+    import pyarrow.parquet as pq
+
+    from field_encryption.atomic import atomic_output
+
+    def one(src: Path, dst: Path) -> int:
+        table = crypto.read_table(src)
+        with atomic_output(dst, binary=True) as handle:
+            pq.write_table(table, handle)
+        return table.num_rows
+
+    return _transform_files(Path(source), Path(destination), one)
 
 
 def rewrap_dataset(crypto: ParquetCrypto, source: Path) -> int:
@@ -531,21 +523,6 @@ def fields_mode(path: Path) -> bool:
         return HEADER_COLUMN in pq.read_schema(first).names
     except OSError:  # an encrypted footer: Parquet Modular Encryption
         return False
-
-
-def _transform_files(source: Path, destination: Path, one: Callable[[Path, Path], int]) -> int:
-    files = dataset_files(source)
-    if source.is_file():
-        return one(source, destination)
-
-    def fill(temp: Path) -> int:
-        rows = 0
-        for rel in files:
-            (temp / rel).parent.mkdir(parents=True, exist_ok=True)
-            rows += one(source / rel, temp / rel)
-        return rows
-
-    return _atomic_tree(destination, fill)
 
 
 def encrypt_fields_dataset(fe: Any, source: Path, destination: Path, columns: Sequence[str],

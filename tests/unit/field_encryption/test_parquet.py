@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from columnarkit import SENSITIVE, card_table
 
 from field_encryption.cli import main
 from field_encryption.errors import ConfigurationError, DecryptionError, FieldEncryptionError
@@ -27,25 +27,8 @@ from field_encryption.parquet import (
     verify_dataset,
 )
 
-SENSITIVE = ["pan", "ssn", "name"]
 POLICY = ParquetPolicy(column_keys={"pci": ["pan", "ssn"], "pii": ["name"]}, footer_key="footer",
                        plaintext_footer=True)
-
-
-def _table(rows: int) -> Any:
-    import pyarrow.compute as pc
-
-    ids = pa.array(range(rows), pa.int64())
-    as_text = pc.cast(ids, pa.string())
-    return pa.table({
-        "id": ids,
-        "pan": pc.binary_join_element_wise("4111", pc.utf8_lpad(as_text, 12, "0"), ""),
-        "ssn": pc.binary_join_element_wise("078-05-", pc.utf8_lpad(as_text, 4, "0"), ""),
-        "name": pc.binary_join_element_wise("holder ", as_text, ""),
-        "amount": pc.multiply(pc.cast(ids, pa.float64()), 0.01),
-        "merchant": pc.binary_join_element_wise("m", pc.cast(pc.bit_wise_and(ids, 255),
-                                                             pa.string()), ""),
-    })
 
 
 def _kms(endpoint: str, arn: str) -> AwsKmsKeyring:
@@ -61,7 +44,7 @@ def kms_crypto(moto_endpoint: str, new_kms_key) -> tuple[ParquetCrypto, str]:
 
 def test_a_million_rows_three_sensitive_columns_round_trip(tmp_path: Path, kms_crypto) -> None:
     crypto, _ = kms_crypto
-    table = _table(1_000_000)
+    table = card_table(1_000_000)
     path = tmp_path / "cards.parquet"
     crypto.write_table(table, path, POLICY)
 
@@ -86,7 +69,7 @@ def test_the_default_footer_is_encrypted(tmp_path: Path, local_keyring: LocalKey
     policy = ParquetPolicy(column_keys={"pci": ["pan"]}, footer_key="footer")
     assert policy.describe()["plaintext_footer"] is False
     path = tmp_path / "f.parquet"
-    crypto.write_table(_table(100), path, policy)
+    crypto.write_table(card_table(100), path, policy)
     with pytest.raises(OSError):
         pq.read_table(path, columns=["id"])
     assert crypto.read_table(path).num_rows == 100
@@ -106,7 +89,7 @@ def _column_chunk(crypto: ParquetCrypto, path: Path, name: str) -> tuple[int, in
 def test_a_changed_byte_in_an_encrypted_page_fails(tmp_path: Path, kms_crypto) -> None:
     crypto, _ = kms_crypto
     path = tmp_path / "t.parquet"
-    crypto.write_table(_table(5000), path, POLICY)
+    crypto.write_table(card_table(5000), path, POLICY)
     start, size = _column_chunk(crypto, path, "pan")
     data = bytearray(path.read_bytes())
     data[start + size // 2] ^= 0x01
@@ -121,7 +104,7 @@ def test_a_changed_plaintext_footer_fails_with_the_key(tmp_path: Path, kms_crypt
     change (here a row count in the footer's metadata)."""
     crypto, _ = kms_crypto
     path = tmp_path / "t.parquet"
-    crypto.write_table(_table(300), path, POLICY)
+    crypto.write_table(card_table(300), path, POLICY)
     data = bytearray(path.read_bytes())
     footer_len = int.from_bytes(data[-8:-4], "little")
     footer_start = len(data) - 8 - footer_len
@@ -136,7 +119,7 @@ def test_a_wrong_kms_key_cannot_read(tmp_path: Path, kms_crypto, moto_endpoint: 
                                      new_kms_key) -> None:
     crypto, _ = kms_crypto
     path = tmp_path / "t.parquet"
-    crypto.write_table(_table(100), path, POLICY)
+    crypto.write_table(card_table(100), path, POLICY)
     other = _kms(moto_endpoint, new_kms_key())
     with pytest.raises(FieldEncryptionError):
         ParquetCrypto(keyring_resolver(lambda _name: other)).read_table(path)
@@ -145,7 +128,7 @@ def test_a_wrong_kms_key_cannot_read(tmp_path: Path, kms_crypto, moto_endpoint: 
 def test_a_missing_footer_key_is_a_clear_error(tmp_path: Path, local_keyring) -> None:
     crypto = ParquetCrypto(keyring_resolver(lambda _name: local_keyring))
     path = tmp_path / "t.parquet"
-    crypto.write_table(_table(100), path, ParquetPolicy({"pci": ["pan"]}, "footer"))
+    crypto.write_table(card_table(100), path, ParquetPolicy({"pci": ["pan"]}, "footer"))
 
     def only_pci(name: str) -> LocalKeyring:
         if name != "pci":
@@ -166,12 +149,12 @@ def test_the_policy_refuses_what_parquet_cannot_hold(tmp_path: Path, local_keyri
     crypto = ParquetCrypto(keyring_resolver(lambda _name: local_keyring))
     target = tmp_path / "t.parquet"
     with pytest.raises(ConfigurationError, match="no column 'card'"):
-        crypto.write_table(_table(10), target, ParquetPolicy({"pci": ["card"]}, "footer"))
+        crypto.write_table(card_table(10), target, ParquetPolicy({"pci": ["card"]}, "footer"))
     assert not target.exists() and sorted(os.listdir(tmp_path)) == ["dev-key.json"]
 
 
 def _dataset(tmp_path: Path, rows: int = 2000) -> Path:
-    table = _table(rows).append_column("region", pa.array(
+    table = card_table(rows).append_column("region", pa.array(
         ["eu" if i % 3 else "us" for i in range(rows)]))
     folder = tmp_path / "plain"
     pq.write_to_dataset(table, folder, partition_cols=["region"])
@@ -220,7 +203,7 @@ def test_rewrap_moves_the_keys_to_a_new_kms_key(tmp_path: Path, moto_endpoint: s
     old, new = _kms(moto_endpoint, new_kms_key()), _kms(moto_endpoint, new_kms_key())
     path = tmp_path / "t.parquet"
     policy = ParquetPolicy({"pci": ["pan"]}, "footer", external_key_material=True)
-    ParquetCrypto(keyring_resolver(lambda _n: old)).write_table(_table(500), path, policy)
+    ParquetCrypto(keyring_resolver(lambda _n: old)).write_table(card_table(500), path, policy)
     data_before = path.read_bytes()
     ParquetCrypto(keyring_resolver(lambda _n: old),
                   keyring_resolver(lambda _n: new)).rewrap(path)
@@ -230,7 +213,7 @@ def test_rewrap_moves_the_keys_to_a_new_kms_key(tmp_path: Path, moto_endpoint: s
         ParquetCrypto(keyring_resolver(lambda _n: old)).read_table(path)
     inside = tmp_path / "inside.parquet"
     ParquetCrypto(keyring_resolver(lambda _n: old)).write_table(
-        _table(5), inside, ParquetPolicy({"pci": ["pan"]}, "footer"))
+        card_table(5), inside, ParquetPolicy({"pci": ["pan"]}, "footer"))
     with pytest.raises(ConfigurationError, match="key material is inside the file"):
         ParquetCrypto(keyring_resolver(lambda _n: old)).rewrap(inside)
 

@@ -6,7 +6,6 @@ asked a few times per executor process, not per row, and the spark-submit job ru
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from columnarkit import KmsRequests, counting_kms_requests
 from moto_deployments import AWS_ENV
 
 from field_encryption.cli import main
@@ -51,28 +51,10 @@ def spark() -> Iterator[Any]:
         os.environ["PYSPARK_PYTHON"] = saved
 
 
-class _Requests(logging.Handler):
-    """Counts the requests the moto server answers (its werkzeug access log)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if '"POST / HTTP' in record.getMessage():
-            self.count += 1
-
-
 @pytest.fixture
-def kms_requests() -> Iterator[_Requests]:
-    handler = _Requests()
-    logger = logging.getLogger("werkzeug")
-    old = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old)
+def kms_requests() -> Iterator[KmsRequests]:
+    with counting_kms_requests() as handler:
+        yield handler
 
 
 def _plain_dataset(folder: Path) -> pa.Table:
