@@ -160,3 +160,18 @@ def test_a_proof_kind_is_fail_error_or_pass() -> None:
 def test_node_ids_are_checked_against_the_file(node_id: str, wrong: str | None) -> None:
     found = node_id_problem(node_id, ROOT)
     assert (found is None) if wrong is None else (wrong in found)
+
+
+def test_every_parametrized_proof_id_is_collected_by_pytest() -> None:
+    """The node ids with parameters ([PRE-010], [the play reboots the host]) name test
+    cases pytest really collects; node_id_problem checks the function only."""
+    import subprocess
+    import sys
+
+    ids = sorted({p.test for p in load_proofs(TESTS) if "[" in p.test})
+    files = sorted({i.split("::")[0] for i in ids})
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                           "-p", "no:randomly", *files], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+    collected = {line.strip() for line in proc.stdout.splitlines()}
+    assert ids and [i for i in ids if i not in collected] == [], proc.stdout[-2000:]
