@@ -19,6 +19,7 @@ from battery import LAB_RUNS, all_breaks
 from m7guard.catalog.proof import Proof
 
 ENC = "tests/unit/checks/test_encryption.py::"
+DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
 AUD_LAB = "tests/integration/test_audit_logging.py::"
@@ -80,6 +81,23 @@ UNIT: list[Proof] = [
               "installed)", IDN_LAB + "test_fresh_node_fails_every_idn_check", IDN_STAND_IN),
         Proof(rule, "pass", "after the identity play",
               IDN_LAB + "test_hardened_node_passes_and_exemption_is_waived", IDN_STAND_IN))),
+    # the same rules on a hardened node's evidence with one property broken (unit)
+    Proof("IDN-012", "fail", "one security file loosened, owned by root, or missing",
+          DF_UNIT + "test_idn_012_fails_for_one_file_broken", "unit (Data Fabric evidence)"),
+    Proof("IDN-012", "pass", "the hardened files", DF_UNIT +
+          "test_idn_012_passes_on_the_hardened_files", "unit (Data Fabric evidence)"),
+    Proof("IDN-013", "fail", "a cluster without secure=true",
+          DF_UNIT + "test_idn_013_fails_when_a_cluster_is_not_secured",
+          "unit (Data Fabric evidence)"),
+    Proof("IDN-013", "pass", "a secured cluster",
+          DF_UNIT + "test_idn_013_passes_on_a_secured_cluster", "unit (Data Fabric evidence)"),
+    Proof("AUD-010", "fail", "one audit setting off (feature, cluster, data, retention)",
+          DF_UNIT + "test_aud_010_fails_for_one_audit_setting_off",
+          "unit (Data Fabric evidence)"),
+    Proof("AUD-010", "error", "maprcli cannot reach the CLDB",
+          DF_UNIT + "test_aud_010_when_maprcli_fails_is_an_error", "unit (Data Fabric evidence)"),
+    Proof("AUD-010", "pass", "every audit setting on",
+          DF_UNIT + "test_aud_010_passes_with_every_audit_on", "unit (Data Fabric evidence)"),
     Proof("AUD-010", "fail", "Data Fabric auditing off (the fresh stand-in)",
           AUD_LAB + "test_check_fails_on_a_fresh_vm[AUD-010]", AUD_STAND_IN),
     Proof("AUD-010", "pass", "after the audit_logging play",

@@ -1,0 +1,145 @@
+"""The Data Fabric rules no battery break covers (the battery's lab has no Data Fabric layout):
+each passes on a hardened node's evidence and fails when one property of it is broken.
+
+The evidence is what the checks read on a node: `stat` of the security files in
+/opt/mapr/conf (IDN-012), mapr-clusters.conf (IDN-013) and the JSON of `maprcli config load`
+and `maprcli audit info` (AUD-010), in the shapes HPE Ezmeral Data Fabric 7.x documents
+(../shared/reference/mapr.md): a stand-in for the cluster, which cannot be installed here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from m7guard.catalog import load_catalog
+from m7guard.checks import audit_logging, identity
+
+ROOT = Path(__file__).resolve().parents[3]
+CATALOG = load_catalog(ROOT / "policies")
+CONF = "/opt/mapr/conf"
+
+HARDENED_STAT = {
+    "maprserverticket": "mapr mapr 600",
+    "cldb.key": "mapr mapr 600",
+    "ssl_keystore": "mapr mapr 400",
+    "ssl_truststore": "mapr mapr 444",
+    "dare.master.key": "mapr mapr 600",
+    "mapr.keytab": "mapr mapr 600",
+}
+
+
+def params(rule_id: str) -> dict[str, Any]:
+    return CATALOG.parameters_for(CATALOG.rule(rule_id), CATALOG.profile("baseline"))
+
+
+def _stat_host(fake_host, files: dict[str, str]):
+    listing = "".join(f"{CONF}/{name} {line}\n" for name, line in files.items())
+    return fake_host({"stat -c": listing})
+
+
+def test_idn_012_passes_on_the_hardened_files(expect, fake_host) -> None:
+    evidence: dict[str, Any] = {}
+    expect.run(identity.test_idn_012, _stat_host(fake_host, HARDENED_STAT), evidence=evidence)
+    assert evidence["files"]["cldb.key"] == "mapr:mapr 0600"
+
+
+@pytest.mark.parametrize(("name", "line", "words"), [
+    ("cldb.key", "mapr mapr 644", "cldb.key is mapr:mapr 0644"),
+    ("dare.master.key", "root mapr 600", "dare.master.key is root:mapr"),
+    ("ssl_truststore", "mapr mapr 644", "ssl_truststore is mapr:mapr 0644"),
+    ("maprserverticket", None, "maprserverticket is missing"),
+])
+def test_idn_012_fails_for_one_file_broken(expect, fake_host, name: str, line: str | None,
+                                           words: str) -> None:
+    files = dict(HARDENED_STAT)
+    if line is None:
+        del files[name]
+    else:
+        files[name] = line
+    message = expect.fail(identity.test_idn_012, _stat_host(fake_host, files), evidence={})
+    assert words in message
+
+
+def _files_host(fake_host, files: dict[str, str]):
+    """Answers read_files' one round trip (its marker taken from the command)."""
+
+    def answer(command: str) -> str:
+        marker = re.search(r'echo \\?"(@@m7g-[0-9a-f]+) \$f', command)
+        assert marker, command
+        m = marker.group(1)
+        return "".join(f"{m} {path}\n{text}\n" for path, text in files.items()) + f"{m} end\n"
+
+    return fake_host({"@@m7g-": answer})
+
+
+CLUSTERS = f"{CONF}/mapr-clusters.conf"
+
+
+def test_idn_013_passes_on_a_secured_cluster(expect, fake_host) -> None:
+    host = _files_host(fake_host, {CLUSTERS: "m7.lab secure=true cldb1:7222 cldb2:7222"})
+    evidence: dict[str, Any] = {}
+    expect.run(identity.test_idn_013, host, evidence=evidence)
+    assert evidence["clusters"] == ["m7.lab secure=true cldb1:7222 cldb2:7222"]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("m7.lab secure=false cldb1:7222", "clusters not secured"),
+    ("m7.lab cldb1:7222", "clusters not secured"),
+    ("m7.lab secure=true cldb1:7222\ndr.lab secure=false cldb9:7222", "dr.lab"),
+    ("# m7.lab secure=true cldb1:7222", "names no cluster"),
+])
+def test_idn_013_fails_when_a_cluster_is_not_secured(expect, fake_host, text: str,
+                                                    words: str) -> None:
+    message = expect.fail(identity.test_idn_013, _files_host(fake_host, {CLUSTERS: text}),
+                          evidence={})
+    assert words in message
+
+
+def test_idn_013_without_the_file_fails(expect, fake_host) -> None:
+    assert "does not exist" in expect.fail(identity.test_idn_013, _files_host(fake_host, {}),
+                                           evidence={})
+
+
+FEATURE = {"mfs.feature.audit.support": "1"}
+AUDIT = {"cluster": {"enabled": "1"}, "data": {"enabled": "1", "retentionDays": "365"}}
+
+
+def _maprcli_host(fake_host, feature: dict, info: dict):
+    return fake_host({
+        "config load -keys mfs.feature.audit.support": json.dumps({"data": [feature]}),
+        "audit info": json.dumps({"data": [info]}),
+    })
+
+
+def test_aud_010_passes_with_every_audit_on(expect, fake_host) -> None:
+    evidence: dict[str, Any] = {}
+    expect.run(audit_logging.test_aud_010, _maprcli_host(fake_host, FEATURE, AUDIT),
+               params=params("AUD-010"), evidence=evidence)
+    assert evidence["audit"]["data"]["enabled"] == "1"
+
+
+@pytest.mark.parametrize(("feature", "info", "words"), [
+    ({"mfs.feature.audit.support": "0"}, AUDIT, "mfs.feature.audit.support is not 1"),
+    (FEATURE, {**AUDIT, "cluster": {"enabled": "0"}}, "cluster administration auditing is off"),
+    (FEATURE, {**AUDIT, "data": {"enabled": "0", "retentionDays": "365"}},
+     "data access auditing is off"),
+    (FEATURE, {**AUDIT, "data": {"enabled": "1", "retentionDays": "7"}},
+     "data audit retention is 7 days"),
+])
+def test_aud_010_fails_for_one_audit_setting_off(expect, fake_host, feature: dict, info: dict,
+                                                 words: str) -> None:
+    message = expect.fail(audit_logging.test_aud_010, _maprcli_host(fake_host, feature, info),
+                          params=params("AUD-010"), evidence={})
+    assert words in message
+
+
+def test_aud_010_when_maprcli_fails_is_an_error(expect, fake_host, out) -> None:
+    host = fake_host({"config load": out(1, "", "ERROR (10009) - Couldn't connect to the CLDB"),
+                      "audit info": json.dumps({"data": [AUDIT]})})
+    assert "CLDB" in expect.error(audit_logging.test_aud_010, host, params=params("AUD-010"),
+                                  evidence={})
