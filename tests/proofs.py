@@ -20,6 +20,7 @@ from m7guard.catalog.proof import Proof
 
 ENC = "tests/unit/checks/test_encryption.py::"
 DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
+NODE_CLAIMS = "tests/unit/checks/test_node_claims.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
 AUD_LAB = "tests/integration/test_audit_logging.py::"
@@ -108,6 +109,12 @@ UNIT: list[Proof] = [
           KERN_VM + "test_every_check_passes_after_the_play[PERF-012]", PERF_STAND_IN),
     Proof("PERF-012", "pass", "a container node sized from IMDSv2",
           KERN_CT + "test_audit_on_containers", "lab container nodes"),
+    Proof("NET-009", "fail", "mfs.conf gone, its whitelist removed, widened, or overridden",
+          NODE_CLAIMS + "test_net_009_fails_for_mfs_open_beyond_the_cluster",
+          "unit (node evidence)"),
+    Proof("NET-009", "pass", "the cluster subnet only",
+          NODE_CLAIMS + "test_net_009_passes_with_the_cluster_subnet_only",
+          "unit (node evidence)"),
     Proof("NET-009", "fail", "MFS listening on every address (fresh node2 with mfs.conf)",
           NET_LAB + "test_net_checks_fail_on_fresh_nodes[NET-009]", "lab node2 (mfs.conf)"),
     Proof("NET-009", "pass", "after the zero_trust_network play",

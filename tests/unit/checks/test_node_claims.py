@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from m7guard.checks.support.plugin import AuditContext
 
 
@@ -97,11 +99,13 @@ class _NetNode:
     filters nothing."""
 
     def __init__(self, variables: dict[str, Any], declared: dict[str, Any],
-                 listening: str = "", live: str = '{"nftables": []}') -> None:
+                 listening: str = "", live: str = '{"nftables": []}',
+                 mfs_conf: str | None = "mfs.subnets.whitelist=0.0.0.0/0\n") -> None:
         self.backend = _Backend(variables)
         self.declared = declared
         self.listening = listening
         self.live = live
+        self.mfs_conf = mfs_conf
 
     def run(self, command: str, *args: Any) -> _Out:
         import json
@@ -111,7 +115,7 @@ class _NetNode:
             "persisted_exists": False, "enabled": "enabled", "active": "active",
             "ss": {"rc": 0, "out": self.listening, "err": ""},
             "declaration": json.dumps(self.declared),
-            "mfs_conf": "mfs.subnets.whitelist=0.0.0.0/0\n"}))
+            "mfs_conf": self.mfs_conf}))
 
 
 class _Request:
@@ -244,3 +248,32 @@ def test_templated_services_are_rendered_with_the_hosts_variables() -> None:
     assert {"mcs", "hue", "cldb"} <= set(state.declaration.services)
     state, _ = _netstate({"group_names": ["m7_nodes"], **lab}, WIDE)
     assert set(state.declaration.services) == {"ssh"}
+
+
+@pytest.mark.parametrize(("mfs_conf", "words"), [
+    (None, "mfs.conf does not exist"),
+    ("mfs.server.ip=10.89.1.5\n", "mfs.subnets.whitelist is not set"),
+    ("mfs.subnets.whitelist=10.89.1.0/24,10.89.0.0/24\n", "outside the cluster"),
+    ("mfs.subnets.whitelist=10.89.1.0/24\nmfs.subnets.whitelist=0.0.0.0/0\n",
+     "outside the cluster"),
+])
+def test_net_009_fails_for_mfs_open_beyond_the_cluster(expect, mfs_conf: str | None,
+                                                        words: str) -> None:
+    """A hardened node's mfs.conf (the cluster subnet only) with one thing broken: the file
+    gone, the whitelist removed, a subnet added, a later line that widens it."""
+    from m7guard.checks import network
+
+    node = _NetNode({"group_names": ["m7_nodes"], **LAB_VARS}, WIDE, mfs_conf=mfs_conf)
+    state = network.netstate.__wrapped__(_Request(), node, {})
+    assert words in expect.fail(network.test_net_009, netstate=state, evidence={})
+
+
+def test_net_009_passes_with_the_cluster_subnet_only(expect) -> None:
+    from m7guard.checks import network
+
+    node = _NetNode({"group_names": ["m7_nodes"], **LAB_VARS}, WIDE,
+                    mfs_conf="mfs.server.ip=10.89.1.5\nmfs.subnets.whitelist=10.89.1.0/24\n")
+    state = network.netstate.__wrapped__(_Request(), node, {})
+    evidence: dict[str, Any] = {}
+    expect.run(network.test_net_009, netstate=state, evidence=evidence)
+    assert evidence["mfs.subnets.whitelist"] == "10.89.1.0/24"
