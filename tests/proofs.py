@@ -92,6 +92,12 @@ UNIT: list[Proof] = [
           "unit (Data Fabric evidence)"),
     Proof("IDN-013", "pass", "a secured cluster",
           DF_UNIT + "test_idn_013_passes_on_a_secured_cluster", "unit (Data Fabric evidence)"),
+    Proof("IDN-014", "fail", "keytab path, keytab principal, web principal or a PAM service "
+          "asking for a code", DF_UNIT + "test_idn_014_fails_for_one_login_setting_broken",
+          "unit (Data Fabric evidence)"),
+    Proof("IDN-014", "pass", "the hardened login configuration",
+          DF_UNIT + "test_idn_014_passes_on_the_hardened_login_configuration",
+          "unit (Data Fabric evidence)"),
     Proof("AUD-010", "fail", "one audit setting off (feature, cluster, data, retention)",
           DF_UNIT + "test_aud_010_fails_for_one_audit_setting_off",
           "unit (Data Fabric evidence)"),

@@ -2,8 +2,9 @@
 each passes on a hardened node's evidence and fails when one property of it is broken.
 
 The evidence is what the checks read on a node: `stat` of the security files in
-/opt/mapr/conf (IDN-012), mapr-clusters.conf (IDN-013) and the JSON of `maprcli config load`
-and `maprcli audit info` (AUD-010), in the shapes HPE Ezmeral Data Fabric 7.x documents
+/opt/mapr/conf (IDN-012), mapr-clusters.conf (IDN-013), mapr.login.conf with the keytab's
+principals and the PAM services of the Java login (IDN-014), and the JSON of `maprcli config
+load` and `maprcli audit info` (AUD-010), in the shapes HPE Ezmeral Data Fabric 7.x documents
 (../shared/reference/mapr.md): a stand-in for the cluster, which cannot be installed here.
 """
 
@@ -143,3 +144,59 @@ def test_aud_010_when_maprcli_fails_is_an_error(expect, fake_host, out) -> None:
                       "audit info": json.dumps({"data": [AUDIT]})})
     assert "CLDB" in expect.error(audit_logging.test_aud_010, host, params=params("AUD-010"),
                                   evidence={})
+
+
+LOGIN_CONF = f"{CONF}/mapr.login.conf"
+HARDENED_JAAS = """
+MAPR_SERVER_KERBEROS {
+  com.sun.security.auth.module.Krb5LoginModule required
+    useKeyTab=true keyTab="/opt/mapr/conf/mapr.keytab" storeKey=true doNotPrompt=true
+    principal="mapr/m7.lab@M7GUARD.LAB";
+};
+MAPR_WEBSERVER_KERBEROS {
+  com.sun.security.auth.module.Krb5LoginModule required
+    useKeyTab=true keyTab="/opt/mapr/conf/mapr.keytab" storeKey=true doNotPrompt=true
+    principal="HTTP/node1.m7.lab@M7GUARD.LAB";
+};
+jpamLogin {
+  net.sf.jpam.jaas.JpamLoginModule Sufficient serviceName="mapr-admin";
+};
+"""
+KEYTAB = ("Keytab name: FILE:/opt/mapr/conf/mapr.keytab\nKVNO Principal\n"
+          "---- ------\n"
+          "   2 mapr/m7.lab@M7GUARD.LAB (aes256-cts-hmac-sha1-96)\n"
+          "   2 HTTP/node1.m7.lab@M7GUARD.LAB (aes256-cts-hmac-sha1-96)\n")
+PAM = {"/etc/pam.d/mapr-admin": "auth required pam_krb5.so minimum_uid=1000\n",
+       "/etc/pam.d/sshd": "auth required pam_krb5.so\nauth required pam_oath.so usersfile=x\n"}
+
+
+def _login_host(fake_host, jaas: str, keytab: str = KEYTAB):
+    files_host = _files_host(fake_host, {LOGIN_CONF: jaas})
+    files_host.answers["klist -k -e"] = keytab
+    return files_host
+
+
+def test_idn_014_passes_on_the_hardened_login_configuration(expect, fake_host) -> None:
+    evidence: dict[str, Any] = {}
+    expect.run(identity.test_idn_014, _login_host(fake_host, HARDENED_JAAS), pam_files=PAM,
+               evidence=evidence)
+    assert evidence["jpamLogin services"] == ["mapr-admin"]
+
+
+@pytest.mark.parametrize(("jaas", "keytab", "words"), [
+    (HARDENED_JAAS.replace('keyTab="/opt/mapr/conf/mapr.keytab" storeKey=true doNotPrompt=true\n'
+                           '    principal="mapr/', 'keyTab="/tmp/mapr.keytab" storeKey=true '
+                           'doNotPrompt=true\n    principal="mapr/'),
+     KEYTAB, "MAPR_SERVER_KERBEROS does not use /opt/mapr/conf/mapr.keytab"),
+    (HARDENED_JAAS, KEYTAB.replace("   2 mapr/m7.lab@M7GUARD.LAB (aes256-cts-hmac-sha1-96)\n",
+                                   ""), "is not in /opt/mapr/conf/mapr.keytab"),
+    (HARDENED_JAAS.replace('serviceName="mapr-admin"', 'serviceName="sshd"'), KEYTAB,
+     "asks for a one-time code"),
+    (HARDENED_JAAS.replace('principal="HTTP/node1', 'principal="host/node1'), KEYTAB,
+     "is not HTTP/"),
+])
+def test_idn_014_fails_for_one_login_setting_broken(expect, fake_host, jaas: str, keytab: str,
+                                                    words: str) -> None:
+    message = expect.fail(identity.test_idn_014, _login_host(fake_host, jaas, keytab),
+                          pam_files=PAM, evidence={})
+    assert words in message
