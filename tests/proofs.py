@@ -5,9 +5,10 @@
   rule on a hardened lab node, and a pass-proof, since the battery breaks a rule only where
   the hardened audit passed it (tests/battery/runner.py).
 - The rules no battery break covers (battery.left_out() says why): the tests below. Where a
-  rule reads a Data Fabric file or tool, the lab gives it a stand-in install (Data Fabric
-  cannot be installed here): the fail-proof is the fresh stand-in node, the pass-proof the
-  node after its role ran.
+  rule reads a Data Fabric file or tool (Data Fabric cannot be installed here), a unit test
+  breaks one property of a hardened node's evidence in the shapes the vendor documents, and
+  the lab's stand-in install shows the fresh node failing and the node after its role
+  passing.
 - The PRE-* rules judge the deployment's inventory (and its AWS account with --aws) before
   anything runs: unit tests break one input each.
 """
@@ -109,6 +110,12 @@ UNIT: list[Proof] = [
           AUD_LAB + "test_check_fails_on_a_fresh_vm[AUD-010]", AUD_STAND_IN),
     Proof("AUD-010", "pass", "after the audit_logging play",
           AUD_LAB + "test_check_passes_on_vm_after_the_play[AUD-010]", AUD_STAND_IN),
+    Proof("PERF-012", "fail", "an executor, the MapR heap or the cores too large, a size unset",
+          DF_UNIT + "test_perf_012_fails_for_one_size_that_does_not_fit",
+          "unit (Data Fabric evidence)"),
+    Proof("PERF-012", "pass", "sizes that fit the node",
+          DF_UNIT + "test_perf_012_passes_when_the_sizes_fit_the_node",
+          "unit (Data Fabric evidence)"),
     Proof("PERF-012", "fail", "JVM heaps not set in env_override.sh (the fresh stand-in)",
           KERN_VM + "test_every_check_fails_on_a_fresh_vm[PERF-012]", PERF_STAND_IN),
     Proof("PERF-012", "pass", "after the kernel_tuning play",

@@ -3,8 +3,9 @@ each passes on a hardened node's evidence and fails when one property of it is b
 
 The evidence is what the checks read on a node: `stat` of the security files in
 /opt/mapr/conf (IDN-012), mapr-clusters.conf (IDN-013), mapr.login.conf with the keytab's
-principals and the PAM services of the Java login (IDN-014), and the JSON of `maprcli config
-load` and `maprcli audit info` (AUD-010), in the shapes HPE Ezmeral Data Fabric 7.x documents
+principals and the PAM services of the Java login (IDN-014), the JSON of `maprcli config
+load` and `maprcli audit info` (AUD-010) and env_override.sh against the node's memory and
+cores (PERF-012), in the shapes HPE Ezmeral Data Fabric 7.x documents
 (../shared/reference/mapr.md): a stand-in for the cluster, which cannot be installed here.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from m7guard.catalog import load_catalog
-from m7guard.checks import audit_logging, identity
+from m7guard.checks import audit_logging, identity, performance
 
 ROOT = Path(__file__).resolve().parents[3]
 CATALOG = load_catalog(ROOT / "policies")
@@ -199,4 +200,38 @@ def test_idn_014_fails_for_one_login_setting_broken(expect, fake_host, jaas: str
                                                     words: str) -> None:
     message = expect.fail(identity.test_idn_014, _login_host(fake_host, jaas, keytab),
                           pam_files=PAM, evidence={})
+    assert words in message
+
+
+ENV_OVERRIDE = ('export MAPR_MEMORY_OPTS="-Xms4g -Xmx4g"\nexport SPARK_DRIVER_MEMORY=2g\n'
+                "export SPARK_EXECUTOR_MEMORY=8g\nexport SPARK_EXECUTOR_CORES=2\n")
+
+
+def _env_host(fake_host, env: str, memory_kb: int = 32 * 1024 * 1024, cpus: int = 8):
+    """Answers performance._read's one round trip: env_override.sh, meminfo, the cores."""
+    from m7guard.checks.performance import MARK
+
+    sections = {"env": env, "meminfo": f"MemTotal:       {memory_kb} kB\n", "cpus": f"{cpus}\n"}
+    return fake_host({f"{MARK} env": "".join(f"{MARK} {name}\n{text}"
+                                             for name, text in sections.items())})
+
+
+def test_perf_012_passes_when_the_sizes_fit_the_node(expect, fake_host) -> None:
+    evidence: dict[str, Any] = {}
+    expect.run(performance.test_perf_012, _env_host(fake_host, ENV_OVERRIDE),
+               params=params("PERF-012"), evidence=evidence)
+    assert evidence["used_mib"] <= evidence["budget_mib"]
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    (ENV_OVERRIDE.replace("SPARK_EXECUTOR_MEMORY=8g", "SPARK_EXECUTOR_MEMORY=40g"), "exceed"),
+    (ENV_OVERRIDE.replace("-Xmx4g", "-Xmx30g"), "exceed"),
+    (ENV_OVERRIDE.replace("SPARK_EXECUTOR_CORES=2", "SPARK_EXECUTOR_CORES=16"),
+     "SPARK_EXECUTOR_CORES is 16"),
+    (ENV_OVERRIDE.replace("export SPARK_DRIVER_MEMORY=2g\n", ""), "SPARK_DRIVER_MEMORY"),
+])
+def test_perf_012_fails_for_one_size_that_does_not_fit(expect, fake_host, env: str,
+                                                       words: str) -> None:
+    message = expect.fail(performance.test_perf_012, _env_host(fake_host, env),
+                          params=params("PERF-012"), evidence={})
     assert words in message
