@@ -196,6 +196,9 @@ def run_job(argv: Sequence[str] | None = None) -> int:
     builder = SparkSession.builder.appName(f"field-encryption {args.action}")
     if args.master:
         builder = builder.master(args.master)
+        if args.master.startswith("local"):  # one machine: the driver listens on loopback
+            builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
+                       .config("spark.driver.host", "127.0.0.1"))
     spark = builder.getOrCreate()
     try:
         df = spark.read.parquet(args.input)
