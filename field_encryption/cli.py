@@ -30,12 +30,10 @@ from field_encryption.cache import CacheLimits
 from field_encryption.client import LEGACY_HEADER_VERSION, FieldEncryption
 from field_encryption.errors import ConfigurationError, FieldEncryptionError, TamperError
 from field_encryption.keyrings import (
-    AwsKmsKeyring,
     Keyring,
-    LocalKeyring,
-    MultiKeyring,
     create_key_file,
 )
+from field_encryption.keyrings.spec import KeyringSpec
 from field_encryption.paths import FieldSpec
 from field_encryption.streams import (
     CsvWriter,
@@ -78,22 +76,12 @@ class KeyringOptions:
         if self.local_key:
             if self.dr_key_ids:
                 raise click.UsageError("--kms-dr-key-id needs --kms-key-id")
-            return LocalKeyring.from_file(self.local_key)
+            return KeyringSpec(local_key=self.local_key).build()
         if not self.kms_key_id:
             raise click.UsageError(f"a keyring is needed: pass {what}")
-        primary = AwsKmsKeyring(
-            self.kms_key_id,
-            region=self.region,
-            profile=self.profile,
-            endpoint_url=self.endpoint_url,
-        )
-        if not self.dr_key_ids:
-            return primary
-        others = [
-            AwsKmsKeyring(k, profile=self.profile, endpoint_url=self.endpoint_url)
-            for k in self.dr_key_ids
-        ]
-        return MultiKeyring(primary, others)
+        return KeyringSpec(kms_key_id=self.kms_key_id, dr_key_ids=self.dr_key_ids,
+                           region=self.region, profile=self.profile,
+                           endpoint_url=self.endpoint_url).build()
 
 
 def keyring_options(prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -52,8 +52,9 @@ from field_encryption.errors import (
     PathError,
     TamperError,
 )
-from field_encryption.keyrings import AwsKmsKeyring, Keyring, LocalKeyring, MultiKeyring
+from field_encryption.keyrings import Keyring
 from field_encryption.keyrings.base import EncryptedDataKey, key_id_for
+from field_encryption.keyrings.spec import KeyringSpec
 from field_encryption.paths import Concrete, FieldSpec
 from field_encryption.selection import (
     MISSING,
@@ -1219,17 +1220,12 @@ def _build_keyring(
     if key_provider == "aws_kms":
         if not key_id:
             raise ConfigurationError("key_provider='aws_kms' needs key_id (KMS key ARN or alias)")
-        primary = AwsKmsKeyring(key_id, region=region, profile=profile, endpoint_url=endpoint_url)
-        if not additional_key_ids:
-            return primary
-        others = [
-            AwsKmsKeyring(k, profile=profile, endpoint_url=endpoint_url) for k in additional_key_ids
-        ]
-        return MultiKeyring(primary, others)
+        return KeyringSpec(kms_key_id=key_id, dr_key_ids=tuple(additional_key_ids),
+                           region=region, profile=profile, endpoint_url=endpoint_url).build()
     if key_provider == "local":
         if key_file is None:
             raise ConfigurationError("key_provider='local' needs key_file (a local key file)")
-        return LocalKeyring.from_file(key_file)
+        return KeyringSpec(local_key=key_file).build()
     raise ConfigurationError(
         f"key_provider must be 'aws_kms' or 'local' (or pass keyring=...), not {key_provider!r}"
     )

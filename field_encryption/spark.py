@@ -41,38 +41,7 @@ from field_encryption.arrow_fields import (
 from field_encryption.cache import CacheLimits
 from field_encryption.client import FieldEncryption
 from field_encryption.errors import ConfigurationError
-from field_encryption.keyrings import AwsKmsKeyring, Keyring, LocalKeyring, MultiKeyring
-
-
-@dataclass(frozen=True)
-class KeyringSpec:
-    """How an executor builds its keyring: a KMS key (with keys in other regions that wrap
-    each data key too), or a local key file. Picklable; holds no secret."""
-
-    kms_key_id: str | None = None
-    dr_key_ids: tuple[str, ...] = ()
-    region: str | None = None
-    profile: str | None = None
-    endpoint_url: str | None = None
-    local_key: str | None = None
-
-    def __post_init__(self) -> None:
-        if bool(self.kms_key_id) == bool(self.local_key):
-            raise ConfigurationError("KeyringSpec: give kms_key_id or local_key (one of them)")
-        if self.local_key and self.dr_key_ids:
-            raise ConfigurationError("KeyringSpec: dr_key_ids need kms_key_id")
-
-    def build(self) -> Keyring:
-        if self.local_key:
-            return LocalKeyring.from_file(self.local_key)
-        assert self.kms_key_id is not None
-        primary = AwsKmsKeyring(self.kms_key_id, region=self.region, profile=self.profile,
-                                endpoint_url=self.endpoint_url)
-        if not self.dr_key_ids:
-            return primary
-        return MultiKeyring(primary, [
-            AwsKmsKeyring(k, profile=self.profile, endpoint_url=self.endpoint_url)
-            for k in self.dr_key_ids])
+from field_encryption.keyrings.spec import KeyringSpec
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from field_encryption.keyrings.base import (
 )
 from field_encryption.keyrings.local import LocalKeyring, create_key_file
 from field_encryption.keyrings.multi import MultiKeyring
+from field_encryption.keyrings.spec import KeyringSpec
 
 __all__ = [
     "DATA_KEY_LEN",
@@ -17,6 +18,7 @@ __all__ = [
     "EncryptedDataKey",
     "EncryptionContext",
     "Keyring",
+    "KeyringSpec",
     "LocalKeyring",
     "MultiKeyring",
     "create_key_file",
