@@ -134,9 +134,11 @@ def decrypt_batch(fe: FieldEncryption, batch: Any, columns: Sequence[str],
             row[header] = json.loads(text) if isinstance(text, str) else text
         except ValueError:
             raise FormatError(f"the {header!r} column holds a header that is not JSON") from None
-        done = fe.decrypt_fields(row, record_id=record_id)
+        # the columns asked for: a row whose header does not list one of them (a value left
+        # in plaintext, or a header taken from another row) fails instead of passing through
+        done = fe.decrypt_fields(row, list(columns), record_id=record_id)
         for column in columns:
-            out[column].append(done.get(column))
+            out[column].append(done[column])
     if infer:
         arrays = {c: (_typed(pa, out[c], types[c]) if c in types else pa.array(out[c]))
                   for c in columns}

@@ -28,9 +28,11 @@ bit data keys. A plaintext footer is an explicit choice, reported by `describe()
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -88,6 +90,11 @@ class ParquetPolicy:
                 raise ConfigurationError(
                     f"master key name {name!r}: letters, digits and _ . / - only (Parquet's key "
                     "properties separate with : , ;); map the name to a KMS key id or ARN")
+        if self.footer_key in self.column_keys:
+            raise ConfigurationError(
+                f"footer_key {self.footer_key!r} is also a column key: give the footer its own "
+                "master key, so a reader can tell a column stored in plaintext from an "
+                "encrypted one (verify reads the footer with the footer key alone)")
         for master, columns in self.column_keys.items():
             if isinstance(columns, str) or not columns:
                 raise ConfigurationError(f"column_keys[{master!r}]: a list of column names")
@@ -233,10 +240,23 @@ class ParquetCrypto:
                 f"column_keys: no column {', '.join(map(repr, missing))} in the table "
                 f"(columns: {', '.join(table.schema.names)})")
         destination = Path(destination)
-        temp = destination.with_name(f".{destination.name}.fe-tmp")
+        if not destination.parent.is_dir():
+            raise ConfigurationError(f"output directory {destination.parent} does not exist")
+        if policy.external_key_material and (destination.exists()
+                                             or _key_material(destination).exists()):
+            # the data and its key material are two files: replacing both cannot be one
+            # step, so an existing pair is never overwritten
+            raise ConfigurationError(f"{destination} exists: with external key material "
+                                     "write to a new path")
+        fd, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".fe-tmp",
+                                    dir=destination.parent)
+        os.close(fd)
+        temp = Path(name)
         try:
             props = self.encryption_properties(policy, temp)
             pq.write_table(table, temp, encryption_properties=props, **write_options)
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
             if policy.external_key_material:
                 _key_material(temp).replace(_key_material(destination))
             temp.replace(destination)
@@ -258,10 +278,52 @@ class ParquetCrypto:
         except (OSError, ValueError) as exc:  # pyarrow: OSError, ArrowInvalid (a ValueError)
             raise _decryption_error(source, exc) from None
 
-    def rewrap(self, source: Path, new_policy: ParquetPolicy | None = None) -> None:
+    def plaintext_columns(self, source: Path, names: Sequence[str]) -> list[str]:
+        """The columns of a file with an encrypted footer that read with the footer key
+        alone, that is, stored in plaintext. The footer's master key is the one a reader
+        asks for to read the schema; each column is then read by a reader that has no
+        other key."""
+        import pyarrow.parquet as pq
+
+        source = Path(source)
+        asked: list[str] = []
+
+        def recording(name: str) -> Keyring:
+            asked.append(name)
+            return self._resolve(name)
+
+        footer_reader = ParquetCrypto(recording)
+        try:
+            pq.read_schema(source, decryption_properties=footer_reader.decryption_properties(
+                source))
+        except (OSError, ValueError) as exc:
+            raise _decryption_error(source, exc) from None
+        footer = set(asked)
+
+        def footer_only(name: str) -> Keyring:
+            if name not in footer:
+                raise _NotTheFooterKey(name)
+            return self._resolve(name)
+
+        limited = ParquetCrypto(footer_only)
+        plain = []
+        for column in names:
+            try:
+                pq.read_table(source, columns=[column],
+                              decryption_properties=limited.decryption_properties(source))
+            except _NotTheFooterKey:
+                continue
+            except (OSError, ValueError) as exc:
+                if "decrypt" in str(exc).lower():
+                    continue
+                raise _decryption_error(source, exc) from None
+            plain.append(column)
+        return plain
+
+    def rewrap(self, source: Path) -> None:
         """Wrap a file's keys under the current master keys (after rotation of the KMS key,
-        or to move to other master key identifiers given by new_policy). Only files written
-        with external key material can be rewrapped without rewriting the data."""
+        or under the keyrings of wrap_resolve). Only files written with external key material
+        can be rewrapped without rewriting the data."""
         source = Path(source)
         if not _key_material(source).exists():
             raise ConfigurationError(
@@ -269,6 +331,10 @@ class ParquetCrypto:
                 " beside it); write with external_key_material=True to rewrap in place, or "
                 "decrypt and encrypt again")
         self._factory.rotate_master_keys(self._kms_config, str(source), double_wrapping=True)
+
+
+class _NotTheFooterKey(ConfigurationError):
+    """A reader holding only the footer key was asked for another master key."""
 
 
 def _has_column(schema: Any, dotted: str) -> bool:
@@ -388,10 +454,11 @@ def encrypt_dataset(crypto: ParquetCrypto, source: Path, destination: Path,
                     policy: ParquetPolicy) -> int:
     """Encrypt a Parquet file or dataset folder into destination (file or folder); returns
     the number of rows. Each file gets its own keys (pyarrow makes new properties per file)."""
-    import pyarrow.parquet as pq
 
     def one(src: Path, dst: Path) -> int:
-        table = pq.read_table(src, partitioning=None)
+        if encrypted_footer(src):
+            raise ConfigurationError(f"{src} is already encrypted (its footer is)")
+        table = _read_plain(src)
         crypto.write_table(table, dst, policy)
         return table.num_rows
 
@@ -438,9 +505,11 @@ def _probe(path: Path, column: str) -> bool:
     import pyarrow.parquet as pq
 
     try:
-        pq.read_table(path, columns=[column])
-    except OSError:
-        return False
+        pq.read_table(path, columns=[column], partitioning=None)
+    except (OSError, ValueError) as exc:
+        if "decrypt" in str(exc).lower():  # the column's metadata is encrypted
+            return False
+        raise FormatError(f"{path}: column {column} is not readable ({exc})") from None
     return True
 
 
@@ -453,7 +522,6 @@ def verify_dataset(source: Path, required: Sequence[str], crypto: ParquetCrypto 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from field_encryption import scan
 
     source = Path(source)
     files = dataset_files(source)
@@ -463,24 +531,24 @@ def verify_dataset(source: Path, required: Sequence[str], crypto: ParquetCrypto 
                                "plaintext_footer": None}
     for rel in files:
         path = base / rel
+        closed = encrypted_footer(path)
+        summary["plaintext_footer"] = not closed
+        if closed and crypto is None:
+            raise ConfigurationError(
+                f"{path}: the footer is encrypted, so the columns cannot be listed without "
+                "the key: pass the keyring (--kms-key-id or --local-key)")
         try:
-            schema = pq.read_schema(path)
-            summary["plaintext_footer"] = True
-        except OSError as exc:
-            if crypto is None:
-                raise ConfigurationError(
-                    f"{path}: the footer is encrypted, so the columns cannot be listed without "
-                    "the key: pass the keyring (--kms-key-id or --local-key)") from exc
-            schema = pq.read_schema(path, decryption_properties=crypto.decryption_properties(
-                path))
-            summary["plaintext_footer"] = False
+            schema = pq.read_schema(path, decryption_properties=(
+                crypto.decryption_properties(path) if closed and crypto else None))
+        except (OSError, ValueError) as exc:
+            raise _decryption_error(path, exc) from None
         names = schema.names
         missing = [c for c in required if c.split(".")[0] not in names]
         for column in missing:
             findings.append(ColumnFinding(str(rel), column, "missing-column",
                                           detail="a required column is not in the file"))
-        plain = ([c for c in names if _probe(path, c)]
-                 if summary["plaintext_footer"] else [])
+        plain = (crypto.plaintext_columns(path, names) if closed and crypto
+                 else [c for c in names if _probe(path, c)])
         encrypted = [c for c in names if c not in plain]
         summary["encrypted_columns"][str(rel)] = encrypted
         for column in required:
@@ -490,22 +558,35 @@ def verify_dataset(source: Path, required: Sequence[str], crypto: ParquetCrypto 
         if crypto is not None:
             table = crypto.read_table(path)  # authenticates every encrypted page
         elif plain:
-            table = pq.read_table(path, columns=plain)
+            table = _read_plain(path, plain)
         else:
             table = pa.table({})
         summary["rows"] += table.num_rows
-        for column in plain:
-            values = table.column(column) if column in table.column_names else None
-            if values is None or not (pa.types.is_string(values.type)
-                                      or pa.types.is_large_string(values.type)):
-                continue
-            for value in values.to_pylist():
-                if value is None:
-                    continue
-                for kind, masked in scan.scan_text(value, column):
-                    if len(findings) < max_findings:
-                        findings.append(ColumnFinding(str(rel), column, kind, masked))
+        for finding in _scan_columns(table.select(plain) if plain else pa.table({})):
+            if len(findings) < max_findings:
+                findings.append(ColumnFinding(str(rel), finding.path, finding.kind,
+                                              finding.masked))
     return findings, summary
+
+
+def _read_plain(path: Path, columns: Sequence[str] | None = None) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=list(columns) if columns else None,
+                             partitioning=None)
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{path}: not readable as Parquet ({exc})") from None
+
+
+def _scan_columns(table: Any) -> Iterator[Any]:
+    """Card numbers and SSNs in every value of the table's columns, nested values and
+    integers included (field_encryption.scan; a whole field ciphertext is passed over)."""
+    from field_encryption import scan
+
+    for batch in table.to_batches(max_chunksize=65_536):
+        for row in batch.to_pylist():
+            yield from scan.scan_record(row)
 
 
 # -- fields mode: the library's per-field envelope in Parquet columns (Spark's output) ------
@@ -519,10 +600,22 @@ def fields_mode(path: Path) -> bool:
 
     path = Path(path)
     first = path if path.is_file() else path / dataset_files(path)[0]
+    if encrypted_footer(first):  # Parquet Modular Encryption with its footer encrypted
+        return False
     try:
         return HEADER_COLUMN in pq.read_schema(first).names
-    except OSError:  # an encrypted footer: Parquet Modular Encryption
-        return False
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{first}: not readable as Parquet ({exc})") from None
+
+
+def encrypted_footer(path: Path) -> bool:
+    """Whether a Parquet file ends with PARE, the magic of an encrypted footer."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-4, 2)
+            return fh.read(4) == b"PARE"
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def encrypt_fields_dataset(fe: Any, source: Path, destination: Path, columns: Sequence[str],
@@ -535,7 +628,12 @@ def encrypt_fields_dataset(fe: Any, source: Path, destination: Path, columns: Se
     from field_encryption.atomic import atomic_output
 
     def one(src: Path, dst: Path) -> int:
-        parquet = pq.ParquetFile(src)
+        if encrypted_footer(src):
+            raise ConfigurationError(f"{src} is already encrypted (its footer is)")
+        try:
+            parquet = pq.ParquetFile(src)
+        except (OSError, ValueError) as exc:
+            raise FormatError(f"{src}: not readable as Parquet ({exc})") from None
         schema = encrypted_schema(parquet.schema_arrow, columns, fe.header_field)
         rows = 0
         with atomic_output(dst, binary=True) as handle, pq.ParquetWriter(handle,
@@ -558,7 +656,7 @@ def decrypt_fields_dataset(fe: Any, source: Path, destination: Path,
     from field_encryption.atomic import atomic_output
 
     def one(src: Path, dst: Path) -> int:
-        table = pq.read_table(src)
+        table = _read_plain(src).combine_chunks()  # one batch: one type per column
         batches = table.to_batches()
         columns = encrypted_columns(batches[0], fe.header_field) if batches else []
         out = [decrypt_batch(fe, b, columns, record_id_column=record_id_column, infer=True)
@@ -586,10 +684,7 @@ def verify_fields_dataset(source: Path, required: Sequence[str], fe: Any = None,
     """Findings of a field-encrypted Parquet file or folder: a required column holding a
     value that is not a field ciphertext, card numbers and SSNs in the other string columns,
     and with fe every row authenticated and decrypted."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from field_encryption import scan
     from field_encryption.arrow_fields import decrypt_batch, encrypted_columns
     from field_encryption.envelope import is_ciphertext
 
@@ -605,7 +700,7 @@ def verify_fields_dataset(source: Path, required: Sequence[str], fe: Any = None,
             findings.append(finding)
 
     for rel in files:
-        table = pq.read_table(base / rel)
+        table = _read_plain(base / rel)
         summary["rows"] += table.num_rows
         names = table.column_names
         batches = table.to_batches()
@@ -620,14 +715,9 @@ def verify_fields_dataset(source: Path, required: Sequence[str], fe: Any = None,
                 if value is not None and not is_ciphertext(value):
                     add(ColumnFinding(str(rel), column, "unencrypted-field",
                                       detail="a value of a sensitive column is not encrypted"))
-        for column in names:
-            values = table.column(column)
-            if column == HEADER_COLUMN or not pa.types.is_string(values.type):
-                continue
-            for value in values.to_pylist():
-                if isinstance(value, str) and not is_ciphertext(value):
-                    for kind, masked in scan.scan_text(value, column):
-                        add(ColumnFinding(str(rel), column, kind, masked))
+        others = [c for c in names if c != HEADER_COLUMN]
+        for finding in _scan_columns(table.select(others)):
+            add(ColumnFinding(str(rel), finding.path, finding.kind, finding.masked))
         if fe is not None:
             for batch in batches:
                 try:

@@ -19,7 +19,9 @@ from typing import Any
 
 import click
 
+from field_encryption.cache import CacheLimits
 from field_encryption.client import FieldEncryption
+from field_encryption.errors import FormatError
 from field_encryption.keyrings import Keyring
 from field_encryption.parquet import (
     ParquetCrypto,
@@ -77,7 +79,10 @@ def _paths(kwargs: dict[str, Any], folder_in_place: bool = False) -> tuple[Path,
 
 
 def _fields_encryptor(keyring: Keyring, kwargs: dict[str, Any]) -> FieldEncryption:
-    return FieldEncryption(keyring=keyring, namespace=kwargs["namespace"], record_id_field=None)
+    limits = (CacheLimits(max_age=kwargs["max_key_age"], max_uses=kwargs["max_key_uses"])
+              if "max_key_uses" in kwargs else None)
+    return FieldEncryption(keyring=keyring, namespace=kwargs["namespace"], record_id_field=None,
+                           cache_limits=limits)
 
 
 def _record_id_column(source: Path, kwargs: dict[str, Any]) -> str | None:
@@ -89,7 +94,10 @@ def _record_id_column(source: Path, kwargs: dict[str, Any]) -> str | None:
     if name is None:
         return None
     first = source if source.is_file() else source / dataset_files(source)[0]
-    names = pq.read_schema(first).names
+    try:
+        names = pq.read_schema(first).names
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{first}: not readable as Parquet ({exc})") from None
     if name in names:
         return name
     if name == "_id":

@@ -417,13 +417,21 @@ def parquet_scan(path, fields):
         return
     try:
         names = pq.read_schema(path).names
-    except OSError:
+    except Exception as exc:
+        # only a file that ends in PARE (Parquet's encrypted-footer magic) is one whose
+        # footer is encrypted; a truncated, corrupt or unreadable file is an error
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(-4, 2)
+                magic = fh.read(4)
+        except OSError:
+            magic = b""
+        if magic != b"PARE":
+            out["errors"].append(f"{path}: not readable as Parquet ({exc})")
+            return
         out["parquet_files"] += 1
         out["notes"].append(f"{path}: Parquet with an encrypted footer, nothing readable "
                             "without the key")
-        return
-    except Exception as exc:
-        out["errors"].append(f"{path}: not readable as Parquet ({exc})")
         return
     wanted = [f for f in fields if f in names]
     try:

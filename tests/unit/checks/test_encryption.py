@@ -372,3 +372,27 @@ def test_the_node_scanner_reads_parquet_and_errors_where_it_cannot(tmp_path):
                           capture_output=True, text=True, check=True)
     errors = json.loads(proc.stdout)["errors"]
     assert len(errors) == 3 and all("cannot read Parquet" in e for e in errors), errors
+
+
+def test_the_node_scanner_reports_a_damaged_parquet_file_as_an_error(tmp_path):
+    """Only a file ending in PARE counts as 'encrypted footer'; a truncated one is an error,
+    never a file scanned clean."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data"
+    data.mkdir()
+    whole = data / "cut.parquet"
+    pq.write_table(pa.table({"credit_card": ["4539148803436467"]}), whole)
+    whole.write_bytes(whole.read_bytes()[:-30])
+    job = {"dirs": [{"path": str(data), "fields": ["credit_card"]}], "max_files": 100,
+           "shown": 20, "tool": str(Path(sys.executable).parent / "field-encrypt")}
+    proc = subprocess.run([sys.executable, "-c", encryption._SCANNER, json.dumps(job)],
+                          capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout)
+    assert out["parquet_files"] == 0 and len(out["errors"]) == 1, out
+    assert "cut.parquet: not readable as Parquet" in out["errors"][0]

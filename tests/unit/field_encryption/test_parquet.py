@@ -258,3 +258,70 @@ def test_the_local_keyring_keeps_32_byte_keys_for_records(local_key_file: Path) 
     with pytest.raises(FieldEncryptionError):
         keyring.unwrap(short, {"t": "x"})
     assert keyring.unwrap(short, {"t": "x"}, key_lengths=(16,)) == b"k" * 16
+
+
+def test_verify_with_the_key_finds_a_plaintext_column_under_an_encrypted_footer(
+        tmp_path: Path, local_keyring: LocalKeyring) -> None:
+    """Columns outside column_keys stay plaintext pages even when the footer is encrypted:
+    verify reads each column with the footer key alone to tell them apart."""
+    crypto = ParquetCrypto(keyring_resolver(lambda _name: local_keyring))
+    path = tmp_path / "half.parquet"
+    crypto.write_table(card_table(50), path, ParquetPolicy({"pci": ["pan"]}, "footer"))
+    findings, summary = verify_dataset(path, ["pan", "ssn"], crypto)
+    assert [(f.column, f.kind) for f in findings
+            if f.kind == "plaintext-column"] == [("ssn", "plaintext-column")]
+    assert summary["encrypted_columns"]["half.parquet"] == ["pan"]
+    assert summary["plaintext_footer"] is False
+    with pytest.raises(ConfigurationError, match="footer is encrypted"):
+        verify_dataset(path, ["pan"])
+    with pytest.raises(ConfigurationError, match="also a column key"):
+        ParquetPolicy({"footer": ["pan"]}, "footer")
+
+
+def test_verify_scans_numbers_and_nested_values_too(tmp_path: Path) -> None:
+    table = pa.table({"card_number": pa.array([4539148803436467], pa.int64()),
+                      "customer": [{"name": "x", "card": "5500 0055 5555 5559"}]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    findings, _ = verify_dataset(tmp_path / "t.parquet", [])
+    assert sorted((f.column, f.masked) for f in findings) == [
+        ("card_number", "************6467"), ("customer.card", "**** **** **** 5559")]
+
+
+def test_a_row_whose_header_leaves_a_column_out_fails(tmp_path: Path, local_key_file: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Fields mode: a later row whose pan is plaintext, beside a valid header that lists
+    only its ssn, is refused by decrypt (not returned as decrypted) and found by verify."""
+    key = ["--local-key", str(local_key_file)]
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(card_table(2).select(["id", "pan", "ssn"]), plain)
+    for name, fields in (("both", ["-f", "pan", "-f", "ssn"]), ("ssn", ["-f", "ssn"])):
+        assert main(["encrypt", str(plain), "-o", str(tmp_path / f"{name}.parquet"),
+                     "--parquet-mode", "fields", "--record-id-field", "id", *fields,
+                     *key]) == 0
+    both = pq.read_table(tmp_path / "both.parquet")
+    ssn_only = pq.read_table(tmp_path / "ssn.parquet")
+    # row 0 genuine (pan and ssn encrypted); row 1 from the ssn-only file: pan in plaintext
+    forged = pa.concat_tables([both.slice(0, 1), ssn_only.slice(1, 1).cast(both.schema)])
+    pq.write_table(forged, tmp_path / "forged.parquet")
+    capsys.readouterr()
+    assert main(["decrypt", str(tmp_path / "forged.parquet"), "-o",
+                 str(tmp_path / "out.parquet"), "--record-id-field", "id", *key]) == 1
+    assert "pan is not among the record's encrypted fields" in capsys.readouterr().err
+    assert not (tmp_path / "out.parquet").exists()
+    assert main(["verify", str(tmp_path / "forged.parquet"), "-f", "pan", "-f", "ssn",
+                 "--record-id-field", "id", *key]) == 2
+    out = capsys.readouterr().out
+    assert "unencrypted-field in column pan" in out and "decrypt-failed" in out
+
+
+def test_a_corrupt_parquet_file_is_a_clear_error(tmp_path: Path, local_key_file: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(card_table(10), bad)
+    bad.write_bytes(bad.read_bytes()[:-20] + b"PAR1")
+    capsys.readouterr()
+    code = main(["encrypt", str(bad), "-o", str(tmp_path / "x.parquet"), "-f", "pan",
+                 "--local-key", str(local_key_file)])
+    err = capsys.readouterr().err
+    assert code == 1 and "bad.parquet: not readable as Parquet" in err, err
+    assert "Traceback" not in err and not (tmp_path / "x.parquet").exists()
