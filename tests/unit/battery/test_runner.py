@@ -109,7 +109,7 @@ def test_every_host_rule_is_broken_or_left_out_with_a_reason() -> None:
     assert not_run() == [], "breaks no lab test runs (battery.LAB_RUNS)"
     assert all(why.strip() for why in left_out().values())
     print(f"\nbattery: {len(covered)} of {len(host_rules)} host rules broken by a lab test; "
-          f"left out {len(left_out())} (each proven by unit tests: tests/proofs.py)")
+          f"left out {len(left_out())} (each proven by the tests tests/proofs.py names)")
 
 
 def test_a_witness_seeing_the_break_is_counted_not_a_problem() -> None:
