@@ -8,6 +8,8 @@
 See docs/field-encryption.md for the formats, key rotation and the ``field-encrypt`` CLI.
 """
 
+__version__ = "0.1.0"  # of both distributions, m7guard and field-encryption
+
 from field_encryption.cache import CacheLimits, DataKeyCache
 from field_encryption.client import FieldEncryption
 from field_encryption.errors import (

@@ -1,3 +1,5 @@
 """m7guard: compliance hardening and audit for Data Fabric clusters on EC2 M7i."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("m7guard")  # set once, in field_encryption/__init__.py
