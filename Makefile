@@ -42,8 +42,8 @@ test-unit: venv ## the unit tests alone (no lab)
 test-integration: deps test-tools ## the lab-backed tests alone
 	@bash scripts/pytest.sh tests/integration
 
-test: deps test-tools lint ## everything: lint, unit and lab integration tests
-	@bash scripts/pytest.sh --durations=40 tests
+test: deps test-tools lint ## everything: lint, unit and lab integration tests (scripts/suite.py)
+	@$(PY) scripts/suite.py --durations=25
 
 demo: deps venv ## build the lab, run site.yml, show the inventory and node facts
 	@bash scripts/demo.sh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -94,3 +95,14 @@ def play_recap(output: str) -> dict[str, dict[str, int]]:
     for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
         out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
     return out
+
+
+def configure_collector(lab: LabHandle) -> None:
+    """The collector as syslog and time server (tests/fixtures/audit_logging/collector.yml).
+    Tests of both tracks of `make test` ask for it: a lock keeps two runs of the play on the
+    collector from meeting."""
+    lock = lab_paths().state / "collector.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        lab.playbook("tests/fixtures/audit_logging/collector.yml", timeout=900)

@@ -354,7 +354,10 @@ class Lab:
         started = time.monotonic()
         self.say(f"waiting for {len(pending)} nodes to boot and answer SSH")
         entries = self._known_hosts_entries()
-        self.paths.known_hosts.write_text(known_hosts_lines(entries))
+        # replaced, never rewritten in place: SSH clients of the running lab read it meanwhile
+        tmp = self.paths.known_hosts.with_suffix(".tmp")
+        tmp.write_text(known_hosts_lines(entries))
+        os.replace(tmp, self.paths.known_hosts)
         kicks: dict[str, int] = {}
         while pending:
             for name in sorted(pending):

@@ -155,7 +155,8 @@ LAB_RUNS = {
     "data nodes": LabRun("tests/integration/test_site.py::"
                          "test_mutation_battery_on_the_hardened_data_nodes",
                          "lab container data nodes", DATA_NODES),
-    "vm1 audit": LabRun("tests/integration/test_audit_logging.py::test_mutation_battery_on_the_vm",
+    "vm1 audit": LabRun("tests/integration/test_audit_logging.py::"
+                        "test_mutation_battery_on_the_vm[vm1]",
                         "lab vm1", ("vm1",), ("AUD",)),
     "vm1 kernel": LabRun("tests/integration/test_kernel_tuning_vm.py::"
                          "test_mutation_battery_on_the_vm", "lab vm1", ("vm1",), ("KERN", "PERF")),

@@ -34,9 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = first + rest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lab_lifecycle: takes the lab down and up; runs first")
-
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _LAB_USED and os.environ.get("M7GUARD_KEEP_LAB") != "1":

@@ -23,7 +23,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from m7guard.audit.results import Results
 
-pytestmark = [pytest.mark.lab, pytest.mark.vm]
+pytestmark = [pytest.mark.lab, pytest.mark.whole_lab]
 
 ROOT = Path(__file__).resolve().parents[2]
 SARIF_TOOL = ROOT / "tests/tools/node_modules/.bin/sarif-multitool"

@@ -3,8 +3,10 @@
 Per-namespace keys (net.ipv4.*, net.ipv6.*) are changed inside the container node node3;
 keys of the host kernel (kernel.*, fs.*) are changed only on the VM node vm1, never from a
 container. Each scenario sets running values with `sysctl -w` and persisted values with files
-in /etc/sysctl.d/, runs `m7guard audit --limit node3,vm1`, and the original running values
-are restored and the files removed afterwards.
+in /etc/sysctl.d/, runs `m7guard audit --limit NODE`, and the original running values
+are restored and the files removed afterwards. Each node has its own run of the scenarios
+(the fixture is parametrized by node), so that vm1's cases run beside the container tests
+(marker vm) and node3's with them.
 
 Scenarios:
   compliant      running and persisted values allowed                       -> pass
@@ -27,7 +29,7 @@ import pytest
 from m7guard.audit.results import Results
 from m7guard.checks.support.sysctl import is_namespaced
 
-pytestmark = [pytest.mark.lab, pytest.mark.vm]
+pytestmark = [pytest.mark.lab]
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINER, VM = "node3", "vm1"
@@ -112,13 +114,13 @@ class Scenario:
     pytest_tail: str
 
 
-def _audit(lab, out: Path) -> int:
+def _audit(lab, node: str, out: Path) -> int:
     proc = lab.m7guard(
         "audit",
         "-i",
         str(lab.inventory),
         "--limit",
-        f"{CONTAINER},{VM}",
+        node,
         "--profile",
         "kernel",
         "--out",
@@ -157,39 +159,32 @@ def _plain_pytest(lab) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def scenarios(lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
-    saved: dict[str, dict[str, str]] = {}
-    for node in (CONTAINER, VM):
-        keys = list(_values(node, 0))
-        raw = lab.ssh(node, "sysctl -n " + " ".join(keys)).stdout.split("\n")
-        saved[node] = dict(zip(keys, (v.strip() for v in raw), strict=False))
+def scenarios(request: pytest.FixtureRequest, lab,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
+    """The three scenarios on one node (the test's parameter)."""
+    node = request.param
+    keys = list(_values(node, 0))
+    raw = lab.ssh(node, "sysctl -n " + " ".join(keys)).stdout.split("\n")
+    saved = dict(zip(keys, (v.strip() for v in raw), strict=False))
     plan = {
-        "compliant": {
-            n: [
-                _write(GOOD_FILE, _conf(_values(n, 0))),
-                f"rm -f {BAD_FILE}",
-                _sysctl_w(_values(n, 0)),
-            ]
-            for n in (CONTAINER, VM)
-        },
-        "running-drift": {n: [_sysctl_w(_values(n, 1))] for n in (CONTAINER, VM)},
-        "persisted-bad": {
-            n: [_sysctl_w(_values(n, 0)), _write(BAD_FILE, _conf(_values(n, 1)))]
-            for n in (CONTAINER, VM)
-        },
+        "compliant": [
+            _write(GOOD_FILE, _conf(_values(node, 0))),
+            f"rm -f {BAD_FILE}",
+            _sysctl_w(_values(node, 0)),
+        ],
+        "running-drift": [_sysctl_w(_values(node, 1))],
+        "persisted-bad": [_sysctl_w(_values(node, 0)), _write(BAD_FILE, _conf(_values(node, 1)))],
     }
     done: dict[str, Scenario] = {}
     try:
-        for name, commands in plan.items():
-            for node, cmds in commands.items():
-                lab.ssh(node, " && ".join(cmds))
-            out = tmp_path_factory.mktemp(name)
-            code = _audit(lab, out)
-            pytest_exit, tail = _plain_pytest(lab)
+        for name, cmds in plan.items():
+            lab.ssh(node, " && ".join(cmds))
+            out = tmp_path_factory.mktemp(f"{name}-{node}")
+            code = _audit(lab, node, out)
+            pytest_exit, tail = _plain_pytest(lab) if node == CONTAINER else (0, "")
             done[name] = Scenario(Results.load(out / "results.json"), code, pytest_exit, tail)
     finally:
-        for node, values in saved.items():
-            lab.ssh(node, f"rm -f {GOOD_FILE} {BAD_FILE} && {_sysctl_w(values)}")
+        lab.ssh(node, f"rm -f {GOOD_FILE} {BAD_FILE} && {_sysctl_w(saved)}")
     return done
 
 
@@ -197,12 +192,27 @@ def _result(s: Scenario, node: str, rule: str) -> dict:
     return next(r for r in s.results.results if r["host"] == node and r["rule"] == rule)
 
 
-def _cases() -> list[tuple[str, str]]:
-    return [(CONTAINER, r) for r in NAMESPACED_RULES] + [(VM, r) for r in sorted(RULES)]
+def _node(node: str):
+    """The node as the parameter of the scenarios fixture: vm1's cases carry the vm marker."""
+    return pytest.param(node, marks=pytest.mark.vm, id=node) if node == VM else pytest.param(
+        node, id=node)
 
 
-@pytest.mark.parametrize(("node", "rule"), _cases())
-def test_compliant_node_passes(scenarios: dict[str, Scenario], node: str, rule: str) -> None:
+def _cases() -> list:
+    return [
+        pytest.param(node, rule, marks=[pytest.mark.vm] if node == VM else [], id=f"{node}-{rule}")
+        for node in (CONTAINER, VM) for rule in _rules_for(node)
+    ]
+
+
+def _nodes(*nodes: str) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("scenarios", [_node(n) for n in nodes], indirect=True)
+
+
+@pytest.mark.parametrize(("scenarios", "rule"), _cases(), indirect=["scenarios"])
+def test_compliant_node_passes(request: pytest.FixtureRequest,
+                               scenarios: dict[str, Scenario], rule: str) -> None:
+    node = request.node.callspec.params["scenarios"]
     r = _result(scenarios["compliant"], node, rule)
     assert r["state"] == "pass", r
     for record in r["evidence"]["sysctl"]:
@@ -211,8 +221,10 @@ def test_compliant_node_passes(scenarios: dict[str, Scenario], node: str, rule: 
         ).startswith("/usr/lib/sysctl.d/99-protect-links.conf"), record
 
 
-@pytest.mark.parametrize(("node", "rule"), _cases())
-def test_running_value_drift_fails(scenarios: dict[str, Scenario], node: str, rule: str) -> None:
+@pytest.mark.parametrize(("scenarios", "rule"), _cases(), indirect=["scenarios"])
+def test_running_value_drift_fails(request: pytest.FixtureRequest,
+                                   scenarios: dict[str, Scenario], rule: str) -> None:
+    node = request.node.callspec.params["scenarios"]
     r = _result(scenarios["running-drift"], node, rule)
     assert r["state"] == "fail", r
     keys, _good, bad = RULES[rule]
@@ -220,10 +232,11 @@ def test_running_value_drift_fails(scenarios: dict[str, Scenario], node: str, ru
         assert f"{key} is {bad} at run time; allowed:" in r["message"]
 
 
-@pytest.mark.parametrize(("node", "rule"), _cases())
+@pytest.mark.parametrize(("scenarios", "rule"), _cases(), indirect=["scenarios"])
 def test_later_sysctl_file_with_a_bad_value_fails(
-    scenarios: dict[str, Scenario], node: str, rule: str
+    request: pytest.FixtureRequest, scenarios: dict[str, Scenario], rule: str
 ) -> None:
+    node = request.node.callspec.params["scenarios"]
     r = _result(scenarios["persisted-bad"], node, rule)
     assert r["state"] == "fail", r
     keys, _good, bad = RULES[rule]
@@ -234,6 +247,7 @@ def test_later_sysctl_file_with_a_bad_value_fails(
     assert any(o.startswith(GOOD_FILE) for o in overridden)
 
 
+@_nodes(CONTAINER)
 @pytest.mark.parametrize("rule", GLOBAL_RULES)
 def test_host_kernel_keys_are_notapplicable_on_a_container(
     scenarios: dict[str, Scenario], rule: str
@@ -245,12 +259,14 @@ def test_host_kernel_keys_are_notapplicable_on_a_container(
         assert "/run/.containerenv exists" in r["message"]
 
 
+@_nodes(CONTAINER, VM)
 def test_audit_exit_code_follows_the_node_state(scenarios: dict[str, Scenario]) -> None:
     assert scenarios["compliant"].exit_code == 0
     assert scenarios["running-drift"].exit_code == 2
     assert scenarios["persisted-bad"].exit_code == 2
 
 
+@_nodes(CONTAINER)
 def test_plain_pytest_runs_the_checks(scenarios: dict[str, Scenario]) -> None:
     n = len(NAMESPACED_RULES)
     assert scenarios["compliant"].pytest_exit == 0
@@ -261,6 +277,7 @@ def test_plain_pytest_runs_the_checks(scenarios: dict[str, Scenario]) -> None:
     )
 
 
+@_nodes(VM)
 def test_evidence_is_recorded(scenarios: dict[str, Scenario]) -> None:
     r = _result(scenarios["running-drift"], VM, "KERN-003")
     (record,) = r["evidence"]["sysctl"]

@@ -17,7 +17,7 @@ from labkit import BIN, ROOT, LabHandle, lab_model, run_m7guard
 from m7guard.lab.image import ImageCache
 from m7guard.lab.spec import LAB_LABEL
 
-pytestmark = pytest.mark.lab_lifecycle
+pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
 
 LAB = lab_model()
 SPEC = LAB.spec

@@ -22,7 +22,7 @@ from battery import breaks_of
 from battery import left_out as battery_left_out
 from battery.runner import Cells, isolated_first
 from battery.runner import run as battery_run
-from labkit import LabHandle, lab_paths, play_recap
+from labkit import LabHandle, configure_collector, lab_paths, play_recap
 from motokit import AWS_ENV, moto_server
 from netsim import lab as netlab
 
@@ -61,7 +61,7 @@ def site(lab: LabHandle, kms: str, tmp_path_factory: pytest.TempPathFactory):
     for node in NODES:
         lab.m7guard("lab", "reset", node)
     lab.playbook("tests/lab/kdc.yml")
-    lab.playbook("tests/fixtures/audit_logging/collector.yml")
+    configure_collector(lab)
     kerberos_vars = lab_paths().state / "kerberos" / "kerberos_mfa.yml"
 
     nodes = netlab.inventory_vars(lab)
