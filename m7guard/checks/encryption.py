@@ -413,7 +413,8 @@ def parquet_scan(path, fields):
         from field_encryption import parquet as fp
     except ImportError as exc:
         out["errors"].append(f"{path}: a Parquet file, and the scanner cannot read Parquet "
-                             f"({exc}): install pyarrow next to field-encrypt")
+                             f"({exc}): install pyarrow next to field-encrypt (the role "
+                             "field_encryption does, given field_encryption_columnar_wheelhouse)")
         return
     try:
         names = pq.read_schema(path).names

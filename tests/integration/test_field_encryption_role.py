@@ -16,6 +16,12 @@ One module-scoped story, each step asserted by its own test:
   --check broken  reports changes and changes nothing (KMS and nodes as they were)
   repaired        a normal run restores KMS and the configuration; with the plaintext
                   files removed every check passes again
+  columnar        on node3, with a wheelhouse of pyarrow and pandas downloaded here for
+                  the node's Python: the library is installed with its executor extra
+                  (second run changed=0), the venv's Python runs the code Spark executors
+                  run (field_encryption.arrow_fields) and reads Parquet, and ENC-004 finds a
+                  card number in a Parquet file on node3 where node1, without the wheels,
+                  reports it cannot read the file (error, never pass)
 Bad input (alias, region, empty field policy, relative data directory, wildcard policy)
 fails before anything changes, on the nodes or in KMS.
 """
@@ -25,6 +31,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labkit import play_recap
 from motokit import AWS_ENV, moto_server
 
 from m7guard.audit.results import Results
@@ -186,6 +195,8 @@ def test_01_bad_input_fails_before_any_change(story: Story) -> None:
          "field_encryption_data_dirs"),
         (["-e", json.dumps({"field_encryption_kms_key_policy": open_policy})],
          "wildcard principal without a Condition"),
+        (["-e", f"field_encryption_columnar_wheelhouse={story.work}"],
+         "field_encryption_columnar_wheelhouse"),
     ]
     for extra, expected in cases:
         name = f"bad {expected}"
@@ -308,3 +319,79 @@ def test_07_a_normal_run_repairs_and_every_check_passes_again(story: Story) -> N
     for node in NODES:
         for rule in RULES:
             assert states[(node, rule)]["state"] == "pass", (node, rule, states[(node, rule)])
+
+
+# --- columnar: the executor extra from a wheelhouse -----------------------------------------
+
+EXECUTOR_ROUND_TRIP = """
+import json, pyarrow as pa, pandas
+from field_encryption import FieldEncryption
+from field_encryption.arrow_fields import decrypt_batch, encrypt_batch
+fe = FieldEncryption(key_provider="local", key_file="/root/dev-key.json")
+batch = pa.record_batch({"id": ["1", "2"], "card": ["CARD", "4111111111111111"]})
+sealed = encrypt_batch(fe, batch, ["card"], record_id_column="id")
+opened = decrypt_batch(fe, sealed, ["card"], record_id_column="id")
+print(json.dumps({"pyarrow": pa.__version__, "pandas": pandas.__version__,
+                  "sealed": sealed.column("card").to_pylist(),
+                  "opened": opened.column("card").to_pylist()}))
+""".replace("CARD", PAN_DIGITS)
+PARQUET_LEAK = f"{USERS_DIR}/cards.parquet"
+
+
+def _wheelhouse(work: Path) -> Path:
+    """Wheels of the executor extra (requirements/parquet.txt, executor.txt) for the lab
+    nodes' Python (Debian 12: CPython 3.11, glibc 2.36), downloaded from the package index."""
+    root = Path(__file__).resolve().parents[2]
+    wanted = [line.strip() for name in ("parquet.txt", "executor.txt")
+              for line in (root / "requirements" / name).read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    house = work / "wheelhouse"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+         "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
+         "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+         "--dest", str(house), *wanted],
+        capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return house
+
+
+def test_08_the_columnar_wheels_serve_parquet_and_spark_executors(story: Story) -> None:
+    house = _wheelhouse(story.work)
+    extra = ("-e", f"field_encryption_columnar_wheelhouse={house}")
+    runs = {}
+    for name in ("columnar", "columnar again"):
+        proc = story.lab.playbook("playbooks/encryption.yml", "--limit", "node3",
+                                  "-e", f"@{story.vars_file}", *extra)
+        runs[name] = play_recap(proc.stdout)["node3"]
+    assert runs["columnar"]["changed"] > 0 and runs["columnar again"]["changed"] == 0, runs
+
+    venv = "/opt/m7guard/venv/bin"
+    out = story.lab.ssh("node3", f"{venv}/python -c {shlex.quote(EXECUTOR_ROUND_TRIP)}").stdout
+    seen = json.loads(out)
+    assert seen["opened"] == [PAN_DIGITS, "4111111111111111"], seen
+    assert PAN_DIGITS not in json.dumps(seen["sealed"])
+    listed = story.lab.ssh("node3", f"{venv}/pip list --disable-pip-version-check").stdout
+    assert re.search(r"^field-encryption\s", listed, re.M), listed
+    assert not re.search(r"^m7guard\s", listed, re.M), listed  # the library, not the framework
+
+    # a card number in a Parquet file: read on node3, unreadable (error) on node1
+    write = (f"import pyarrow as pa, pyarrow.parquet as pq; pq.write_table(pa.table("
+             f"{{'_id': [1], 'credit_card': ['{PAN}']}}), '/root/cards.parquet')")
+    story.lab.ssh("node3", f"{venv}/python -c {shlex.quote(write)}")
+    parquet = story.lab.ssh("node3", "base64 -w0 /root/cards.parquet").stdout.strip()
+    for node in ("node1", "node3"):
+        story.lab.ssh(node, f"echo {parquet} | base64 -d > {PARQUET_LEAK}")
+    try:
+        states = {(r["host"], r["rule"]): r for r in story.audit("parquet").results}
+    finally:
+        for node in ("node1", "node3"):
+            story.lab.ssh(node, f"rm -f {PARQUET_LEAK} /root/cards.parquet")
+    found = states[("node3", "ENC-004")]
+    assert found["state"] == "fail", found
+    assert any(f["kind"] == "pan" and f["at"].startswith(PARQUET_LEAK)
+               for f in found["evidence"]["findings"]), found["evidence"]
+    unread = states[("node1", "ENC-004")]
+    assert unread["state"] == "error", unread
+    assert "field_encryption_columnar_wheelhouse" in unread["message"], unread
+    assert PAN not in story.audit_text["parquet"] and PAN_DIGITS not in story.audit_text["parquet"]

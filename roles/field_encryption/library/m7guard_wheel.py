@@ -19,7 +19,8 @@ DOCUMENTATION = r"""
 module: m7guard_wheel
 short_description: Build a project's wheel (pip wheel --no-deps) into a directory
 description:
-  - Copies the project's packaging files and packages to a fresh directory under O(dest)
+  - Copies the project's packaging files (those of O(project) when given), its
+    C(requirements/) directory and the packages named to a fresh directory under O(dest)
     and runs C(pip wheel --no-deps) there, so builds never write into the checkout and
     runs in parallel do not share a build tree.
   - SOURCE_DATE_EPOCH is fixed, so the same sources give a byte-identical wheel and a copy
@@ -36,6 +37,11 @@ options:
     description: Directory to build in (created when missing).
     type: path
     required: true
+  project:
+    description:
+      - Directory whose C(pyproject.toml) and C(README.md) describe the distribution, when
+        it is not O(source) itself (this repository's C(packaging/field-encryption)).
+    type: path
   packages:
     description: Top-level entries of the project to copy besides the packaging files.
     type: list
@@ -70,6 +76,7 @@ sha256:
 
 
 PACKAGING_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "MANIFEST.in")
+DATA_DIRS = ("requirements",)  # read by the pyproject files (their extras)
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
 EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
 
@@ -89,17 +96,22 @@ def wheel_facts(path: Path) -> dict[str, Any]:
     }
 
 
-def build(source: Path, dest: Path, packages: list[str]) -> dict[str, Any]:
+def build(source: Path, dest: Path, packages: list[str],
+          project: Path | None = None) -> dict[str, Any]:
     if source.is_file() and source.suffix == ".whl":
         return wheel_facts(source)
-    if not (source / "pyproject.toml").is_file():
-        raise WheelError(f"{source} has no pyproject.toml and is not a .whl file")
+    project = project or source
+    if not (project / "pyproject.toml").is_file():
+        raise WheelError(f"{project} has no pyproject.toml and is not a .whl file")
     dest.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="src-", dir=dest))
     try:
         for name in PACKAGING_FILES:
-            if (source / name).is_file():
-                shutil.copy2(source / name, work / name)
+            if (project / name).is_file():
+                shutil.copy2(project / name, work / name)
+        for name in DATA_DIRS:
+            if (source / name).is_dir():
+                shutil.copytree(source / name, work / name, ignore=IGNORE)
         for name in packages:
             if not (source / name).is_dir():
                 raise WheelError(f"{source} has no package directory {name}")
@@ -127,6 +139,7 @@ def main() -> None:
         argument_spec={
             "source": {"type": "path", "required": True},
             "dest": {"type": "path", "required": True},
+            "project": {"type": "path"},
             "packages": {
                 "type": "list",
                 "elements": "str",
@@ -136,8 +149,9 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
+        project = module.params["project"]
         result = build(Path(module.params["source"]), Path(module.params["dest"]),
-                       module.params["packages"])
+                       module.params["packages"], Path(project) if project else None)
     except (WheelError, OSError, subprocess.SubprocessError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **result)

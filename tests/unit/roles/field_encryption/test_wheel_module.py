@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -36,3 +39,62 @@ def test_a_wheel_file_is_used_as_it_is(wheel_module, tmp_path):
 def test_a_directory_without_pyproject_is_refused(wheel_module, tmp_path):
     with pytest.raises(wheel_module.WheelError, match=r"no pyproject\.toml"):
         wheel_module.build(tmp_path, tmp_path / "out", ["field_encryption"])
+
+
+def test_the_field_encryption_distribution_is_the_library_alone(wheel_module, tmp_path):
+    built = wheel_module.build(ROOT, tmp_path / "fe", ["field_encryption"],
+                               ROOT / "packaging" / "field-encryption")
+    assert built["filename"].startswith("field_encryption-") and built["name"] == "field_encryption"
+    wheel = zipfile.ZipFile(built["path"])
+    names = wheel.namelist()
+    assert {n.split("/")[0] for n in names} == {"field_encryption",
+                                                  built["filename"][:-len("-py3-none-any.whl")]
+                                                  + ".dist-info"}
+    meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "Name: field-encryption" in meta
+    required = [line.split(":", 1)[1].strip() for line in meta.splitlines()
+                if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert required == ["cryptography>=38", "boto3>=1.26", "click>=8.1"]
+    extras = {line.split(":", 1)[1].strip() for line in meta.splitlines()
+              if line.startswith("Provides-Extra:")}
+    assert extras == {"parquet", "executor", "spark"}
+    # the extras read requirements/, the file m7guard's own extras read too
+    assert 'Requires-Dist: pyarrow>=16; extra == "executor"' in meta
+    entry_points = wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "field-encrypt = field_encryption.cli:main" in entry_points
+    assert "m7guard" not in entry_points
+    from field_encryption import __version__
+    assert f"Version: {__version__}" in meta
+
+
+def test_the_field_encryption_wheel_installs_alone_and_round_trips(wheel_module, tmp_path):
+    """In a fresh venv, from the package index: the wheel brings its three dependencies and
+    nothing of m7guard, and its field-encrypt round-trips a record."""
+    built = wheel_module.build(ROOT, tmp_path / "fe", ["field_encryption"],
+                               ROOT / "packaging" / "field-encryption")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    proc = subprocess.run([*pip, "install", "--quiet", built["path"]], capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listed = subprocess.run([*pip, "list", "--format=json"], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    installed = {d["name"].lower() for d in json.loads(listed)}
+    assert {"field-encryption", "cryptography", "boto3", "click"} <= installed
+    assert not installed & {"m7guard", "ansible-core", "pytest", "pyyaml", "rich", "jinja2",
+                            "pyarrow", "pandas"}, installed
+    tool = str(venv / "bin" / "field-encrypt")
+    key, plain, sealed, opened = (tmp_path / n for n in ("k.json", "p.jsonl", "s.jsonl",
+                                                          "o.jsonl"))
+    plain.write_text(json.dumps({"_id": 1, "ssn": "078-05-1120"}) + "\n")
+    for args in (["keys", "local-new", str(key)],
+                 ["encrypt", str(plain), "-o", str(sealed), "--local-key", str(key),
+                  "--table", "t", "-f", "ssn"],
+                 ["decrypt", str(sealed), "-o", str(opened), "--local-key", str(key),
+                  "--table", "t"]):
+        run = subprocess.run([tool, *args], capture_output=True, text=True, timeout=120,
+                             check=False)
+        assert run.returncode == 0, (args, run.stderr)
+    assert "078-05-1120" not in sealed.read_text()
+    assert json.loads(opened.read_text()) == {"_id": 1, "ssn": "078-05-1120"}
