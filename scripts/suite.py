@@ -1,20 +1,22 @@
-"""`make test`: the whole suite on one lab, in two phases, with vm1's work beside the rest.
+"""`make test`: the whole suite on one lab, with vm1's work beside the rest.
 
 vm1 runs under software emulation: its tests are the longest part of the suite and keep
 one core busy, while the container tests keep the other. So, after the tests that need the
-lab to themselves, two pytest processes share the lab:
+lab to themselves, the rest runs as parallel pytest processes sharing the lab:
 
   phase 1   the lab lifecycle tests (they take the lab down and up, and leave it up) and the
             tests that read every node at once (marker whole_lab); nothing else runs.
-  phase 2   at the same time:
-              vm     the tests that change vm1 (marker vm; they change no other node but
-                     read the collector), then the unit tests;
-              nodes  the tests that change container nodes (marker lab, not vm).
+  phase 2   side by side:
+              vm1     the tests that change vm1 (marker vm; they change no other node but
+                      read the collector);
+              nodes   the tests that change container nodes (marker lab, not vm);
+              unit    the tests without the lab, started when either of the others ends.
 
-The three selections cover every test exactly once (tests/unit/test_suite_phases.py). The
-lab's own commands are serialised by its lock, so a reset in one process waits for the
-other's. The lab is taken down at the end unless M7GUARD_KEEP_LAB=1. Arguments are passed
-to every pytest run. Exit status: 0 when every run passed, else 1; pytest's exit code 5 (no
+Every run collects the same paths, and the four marker selections cover every test exactly
+once (tests/unit/test_suite_phases.py). The lab's own commands are serialised by its lock,
+so a node reset in one process waits for the other's. Each run's output is printed when it
+ends. The lab is taken down at the end unless M7GUARD_KEEP_LAB=1. Arguments are passed to
+every pytest run. Exit status: 0 when every run passed, else 1; pytest's exit code 5 (no
 test collected) counts as a failure (scripts/pytest.sh).
 """
 
@@ -30,22 +32,49 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTEST = ["bash", str(ROOT / "scripts" / "pytest.sh")]
-INTEGRATION, UNIT = "tests/integration", "tests/unit"
 
 EXCLUSIVE = "lab_lifecycle or whole_lab"
-VM = f"not ({EXCLUSIVE}) and (vm or not lab)"
-NODES = f"not ({EXCLUSIVE}) and lab and not vm"
-# (name, marker expression, paths): phase 2 runs the last two side by side
-PHASE_1 = ("lab to itself", EXCLUSIVE, (INTEGRATION,))
-PHASE_2 = (("vm1 and unit", VM, (INTEGRATION, UNIT)), ("container nodes", NODES, (INTEGRATION,)))
+PATHS = ("tests",)
+# (name, marker expression)
+PHASE_1 = ("lab to itself", EXCLUSIVE)
+VM = ("vm1", f"not ({EXCLUSIVE}) and vm")
+NODES = ("container nodes", f"not ({EXCLUSIVE}) and not vm and lab")
+UNIT = ("unit", f"not ({EXCLUSIVE}) and not vm and not lab")
+SELECTIONS = (PHASE_1, VM, NODES, UNIT)
 
 
 def _say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def _command(expr: str, paths: tuple[str, ...], args: list[str]) -> list[str]:
-    return [*PYTEST, *args, "-m", expr, *paths]
+def _command(expr: str, args: list[str]) -> list[str]:
+    return [*PYTEST, *args, "-m", expr, *PATHS]
+
+
+class _Run:
+    """One pytest process of phase 2, its output kept in a file until it ends."""
+
+    def __init__(self, name: str, expr: str, args: list[str], env: dict[str, str],
+                 tmp: Path) -> None:
+        self.name, self.log = name, tmp / f"{name.replace(' ', '-')}.log"
+        self.started = time.monotonic()
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(_command(expr, args), cwd=ROOT, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        _say(f"{name}: started ({expr})")
+
+    def report(self) -> int:
+        rc = self.proc.returncode
+        minutes = (time.monotonic() - self.started) / 60
+        _say(f"{self.name}: exit {rc} after {minutes:.1f} min; its output:")
+        sys.stdout.write(self.log.read_text(errors="replace"))
+        sys.stdout.flush()
+        return rc
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:  # interrupted: end the run and its pytest
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
 
 
 def _lab_down() -> None:
@@ -64,37 +93,31 @@ def main(args: list[str]) -> int:
     env = {**os.environ, "M7GUARD_KEEP_LAB": "1"}  # the lab outlives each pytest run
     started = time.monotonic()
     failed: list[str] = []
-    background: subprocess.Popen[bytes] | None = None
+    runs: list[_Run] = []
     try:
-        name, expr, paths = PHASE_1
+        name, expr = PHASE_1
         _say(f"phase 1: the tests that need the {name} ({expr})")
-        if subprocess.run(_command(expr, paths, args), cwd=ROOT, env=env,
-                          check=False).returncode != 0:
+        if subprocess.run(_command(expr, args), cwd=ROOT, env=env, check=False).returncode:
             failed.append(f"phase 1 ({name})")
             _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
             return 1
-
-        (bg_name, bg_expr, bg_paths), (fg_name, fg_expr, fg_paths) = PHASE_2
+        _say("phase 2: vm1 and the container nodes side by side, then the unit tests")
         with tempfile.TemporaryDirectory(prefix="m7guard-suite-") as tmp:
-            log = Path(tmp) / "vm.log"
-            _say(f"phase 2: {bg_name} ({bg_expr}) in the background, its output follows the "
-                 f"{fg_name} tests ({fg_expr})")
-            with log.open("wb") as out:
-                background = subprocess.Popen(_command(bg_expr, bg_paths, args), cwd=ROOT,
-                                              env=env, stdout=out, stderr=subprocess.STDOUT,
-                                              start_new_session=True)
-                fg = subprocess.run(_command(fg_expr, fg_paths, args), cwd=ROOT, env=env,
-                                    check=False).returncode
-                bg = background.wait()
-                background = None
-            _say(f"phase 2: {bg_name}")
-            sys.stdout.write(log.read_text(errors="replace"))
-            sys.stdout.flush()
-        failed += [n for n, rc in ((fg_name, fg), (bg_name, bg)) if rc != 0]
+            pending = [UNIT]
+            runs = [_Run(*VM, args, env, Path(tmp)), _Run(*NODES, args, env, Path(tmp))]
+            active = list(runs)
+            while active:
+                time.sleep(2)
+                for run in [r for r in active if r.proc.poll() is not None]:
+                    active.remove(run)
+                    if run.report() != 0:
+                        failed.append(run.name)
+                    if pending:
+                        runs.append(_Run(*pending.pop(), args, env, Path(tmp)))
+                        active.append(runs[-1])
     finally:
-        if background is not None:  # interrupted: end the background run and its pytest
-            os.killpg(background.pid, signal.SIGTERM)
-            background.wait(timeout=60)
+        for run in runs:
+            run.stop()
         if not keep:
             _lab_down()
         minutes = (time.monotonic() - started) / 60

@@ -10,7 +10,7 @@ nothing; the lab's collector node receives forwarded records over TCP; touching
 /etc/sudoers on vm1 leaves an audit record with the rule's key; after a reboot of vm1 the
 rules are loaded again. node2 is replaced again at the end, so later tests get a clean node.
 
-Each node has its own story (the fixture `story` is parametrized by node): vm1's tests carry
+Each node has its own story (told once per node, on first use): vm1's tests carry
 the vm marker and run beside the container tests in `make test` (scripts/suite.py).
 
 Nothing here runs auditctl in a container: the role never does, and the checks that would
@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,26 +260,36 @@ def _node_story(lab, tmp: pytest.TempPathFactory) -> Story:
 
 
 @pytest.fixture(scope="module")
-def story(request: pytest.FixtureRequest, lab,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
-    """One node's story, the node being the test's parameter: vm1 (its own kernel) or node2
-    (a container). Each runs in its own track of `make test` (scripts/suite.py)."""
-    node = request.param
-    made = (_vm_story if node == VM else _node_story)(lab, tmp_path_factory)
-    print(f"\naudit_logging on {node}, seconds per step: {made.timings}, "
-          f"total {sum(made.timings.values()):.0f}")
-    yield made
-    if node == VM:  # vm1 loses the Data Fabric layout
+def stories(lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Story]]:
+    """node -> its story, told once per node on first use: vm1 (its own kernel) or node2 (a
+    container). Each runs in its own track of `make test` (scripts/suite.py), so neither
+    process touches the other's node."""
+    told: dict[str, Story] = {}
+
+    def get(node: str) -> Story:
+        if node not in told:
+            told[node] = (_vm_story if node == VM else _node_story)(lab, tmp_path_factory)
+            print(f"\naudit_logging on {node}, seconds per step: {told[node].timings}, "
+                  f"total {sum(told[node].timings.values()):.0f}")
+        return told[node]
+
+    yield get
+    if VM in told:  # vm1 loses the Data Fabric layout
         lab.ssh(VM, "rm -rf /opt/mapr /var/lib/maprcli-recorder", check=False)
-    else:  # later tests get a clean node2
+    if CONTAINER in told:  # later tests get a clean node2
         lab.m7guard("lab", "reset", CONTAINER, check=False)
 
 
+@pytest.fixture
+def story(stories: Callable[[str], Story], node: str) -> Story:
+    return stories(node)
+
+
 def _on(*nodes: str) -> pytest.MarkDecorator:
-    """The story of each node named; vm1's carries the vm marker."""
+    """The story of each node named; vm1's cases carry the vm marker."""
     return pytest.mark.parametrize(
-        "story", [pytest.param(n, id=n, marks=[pytest.mark.vm] if n == VM else [])
-                  for n in nodes], indirect=True)
+        "node", [pytest.param(n, id=n, marks=[pytest.mark.vm] if n == VM else [])
+                 for n in nodes])
 
 
 def _result(results: Results, node: str, rule: str) -> dict:

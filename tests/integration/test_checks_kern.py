@@ -4,9 +4,9 @@ Per-namespace keys (net.ipv4.*, net.ipv6.*) are changed inside the container nod
 keys of the host kernel (kernel.*, fs.*) are changed only on the VM node vm1, never from a
 container. Each scenario sets running values with `sysctl -w` and persisted values with files
 in /etc/sysctl.d/, runs `m7guard audit --limit NODE`, and the original running values
-are restored and the files removed afterwards. Each node has its own run of the scenarios
-(the fixture is parametrized by node), so that vm1's cases run beside the container tests
-(marker vm) and node3's with them.
+are restored and the files removed afterwards. Each node has its own run of the scenarios,
+made when a test first asks for that node, so that vm1's cases run beside the container
+tests (marker vm) and node3's with them, and neither process touches the other's node.
 
 Scenarios:
   compliant      running and persisted values allowed                       -> pass
@@ -21,6 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,11 +159,9 @@ def _plain_pytest(lab) -> tuple[int, str]:
     return proc.returncode, proc.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="module")
-def scenarios(request: pytest.FixtureRequest, lab,
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
-    """The three scenarios on one node (the test's parameter)."""
-    node = request.param
+def _run_scenarios(lab, node: str, tmp_path_factory: pytest.TempPathFactory,
+                   ) -> dict[str, Scenario]:
+    """The three scenarios on one node."""
     keys = list(_values(node, 0))
     raw = lab.ssh(node, "sysctl -n " + " ".join(keys)).stdout.split("\n")
     saved = dict(zip(keys, (v.strip() for v in raw), strict=False))
@@ -188,14 +187,22 @@ def scenarios(request: pytest.FixtureRequest, lab,
     return done
 
 
+@pytest.fixture(scope="module")
+def scenarios_of(lab, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Callable[[str], dict[str, Scenario]]:
+    """node -> its three scenarios, run once per node on first use."""
+    made: dict[str, dict[str, Scenario]] = {}
+
+    def get(node: str) -> dict[str, Scenario]:
+        if node not in made:
+            made[node] = _run_scenarios(lab, node, tmp_path_factory)
+        return made[node]
+
+    return get
+
+
 def _result(s: Scenario, node: str, rule: str) -> dict:
     return next(r for r in s.results.results if r["host"] == node and r["rule"] == rule)
-
-
-def _node(node: str):
-    """The node as the parameter of the scenarios fixture: vm1's cases carry the vm marker."""
-    return pytest.param(node, marks=pytest.mark.vm, id=node) if node == VM else pytest.param(
-        node, id=node)
 
 
 def _cases() -> list:
@@ -206,14 +213,13 @@ def _cases() -> list:
 
 
 def _nodes(*nodes: str) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize("scenarios", [_node(n) for n in nodes], indirect=True)
+    return pytest.mark.parametrize("node", [
+        pytest.param(n, marks=[pytest.mark.vm] if n == VM else [], id=n) for n in nodes])
 
 
-@pytest.mark.parametrize(("scenarios", "rule"), _cases(), indirect=["scenarios"])
-def test_compliant_node_passes(request: pytest.FixtureRequest,
-                               scenarios: dict[str, Scenario], rule: str) -> None:
-    node = request.node.callspec.params["scenarios"]
-    r = _result(scenarios["compliant"], node, rule)
+@pytest.mark.parametrize(("node", "rule"), _cases())
+def test_compliant_node_passes(scenarios_of, node: str, rule: str) -> None:
+    r = _result(scenarios_of(node)["compliant"], node, rule)
     assert r["state"] == "pass", r
     for record in r["evidence"]["sysctl"]:
         assert record["persisted_in"] in (f"{GOOD_FILE}:{i}" for i in range(1, 40)) or (
@@ -221,23 +227,18 @@ def test_compliant_node_passes(request: pytest.FixtureRequest,
         ).startswith("/usr/lib/sysctl.d/99-protect-links.conf"), record
 
 
-@pytest.mark.parametrize(("scenarios", "rule"), _cases(), indirect=["scenarios"])
-def test_running_value_drift_fails(request: pytest.FixtureRequest,
-                                   scenarios: dict[str, Scenario], rule: str) -> None:
-    node = request.node.callspec.params["scenarios"]
-    r = _result(scenarios["running-drift"], node, rule)
+@pytest.mark.parametrize(("node", "rule"), _cases())
+def test_running_value_drift_fails(scenarios_of, node: str, rule: str) -> None:
+    r = _result(scenarios_of(node)["running-drift"], node, rule)
     assert r["state"] == "fail", r
     keys, _good, bad = RULES[rule]
     for key in keys:
         assert f"{key} is {bad} at run time; allowed:" in r["message"]
 
 
-@pytest.mark.parametrize(("scenarios", "rule"), _cases(), indirect=["scenarios"])
-def test_later_sysctl_file_with_a_bad_value_fails(
-    request: pytest.FixtureRequest, scenarios: dict[str, Scenario], rule: str
-) -> None:
-    node = request.node.callspec.params["scenarios"]
-    r = _result(scenarios["persisted-bad"], node, rule)
+@pytest.mark.parametrize(("node", "rule"), _cases())
+def test_later_sysctl_file_with_a_bad_value_fails(scenarios_of, node: str, rule: str) -> None:
+    r = _result(scenarios_of(node)["persisted-bad"], node, rule)
     assert r["state"] == "fail", r
     keys, _good, bad = RULES[rule]
     assert "at run time" not in r["message"]
@@ -249,25 +250,26 @@ def test_later_sysctl_file_with_a_bad_value_fails(
 
 @_nodes(CONTAINER)
 @pytest.mark.parametrize("rule", GLOBAL_RULES)
-def test_host_kernel_keys_are_notapplicable_on_a_container(
-    scenarios: dict[str, Scenario], rule: str
-) -> None:
-    for scenario in scenarios.values():
-        r = _result(scenario, CONTAINER, rule)
+def test_host_kernel_keys_are_notapplicable_on_a_container(scenarios_of, node: str,
+                                                           rule: str) -> None:
+    for scenario in scenarios_of(node).values():
+        r = _result(scenario, node, rule)
         assert r["state"] == "notapplicable"
         assert "condition not_container does not hold" in r["message"]
         assert "/run/.containerenv exists" in r["message"]
 
 
 @_nodes(CONTAINER, VM)
-def test_audit_exit_code_follows_the_node_state(scenarios: dict[str, Scenario]) -> None:
+def test_audit_exit_code_follows_the_node_state(scenarios_of, node: str) -> None:
+    scenarios = scenarios_of(node)
     assert scenarios["compliant"].exit_code == 0
     assert scenarios["running-drift"].exit_code == 2
     assert scenarios["persisted-bad"].exit_code == 2
 
 
 @_nodes(CONTAINER)
-def test_plain_pytest_runs_the_checks(scenarios: dict[str, Scenario]) -> None:
+def test_plain_pytest_runs_the_checks(scenarios_of, node: str) -> None:
+    scenarios = scenarios_of(node)
     n = len(NAMESPACED_RULES)
     assert scenarios["compliant"].pytest_exit == 0
     assert scenarios["compliant"].pytest_tail.startswith(f"{n} passed, {len(GLOBAL_RULES)} skipped")
@@ -278,8 +280,8 @@ def test_plain_pytest_runs_the_checks(scenarios: dict[str, Scenario]) -> None:
 
 
 @_nodes(VM)
-def test_evidence_is_recorded(scenarios: dict[str, Scenario]) -> None:
-    r = _result(scenarios["running-drift"], VM, "KERN-003")
+def test_evidence_is_recorded(scenarios_of, node: str) -> None:
+    r = _result(scenarios_of(node)["running-drift"], node, "KERN-003")
     (record,) = r["evidence"]["sysctl"]
     assert record == record | {
         "key": "kernel.randomize_va_space",

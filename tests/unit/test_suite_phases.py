@@ -1,6 +1,7 @@
-"""`make test` (scripts/suite.py) runs every test exactly once: its three marker selections
-cover every combination of the suite's lab markers once, and every integration module says
-whether it needs the lab (a module without a marker would run beside the lab tests)."""
+"""`make test` (scripts/suite.py) runs every test exactly once: its four marker selections
+over the same paths cover every combination of the suite's lab markers once, and every
+integration module says that it needs the lab (a module without the marker would run with
+the unit tests, beside the lab tests)."""
 
 from __future__ import annotations
 
@@ -24,21 +25,20 @@ def _suite():
 
 
 SUITE = _suite()
-SELECTIONS = [SUITE.PHASE_1, *SUITE.PHASE_2]
+SELECTIONS = SUITE.SELECTIONS
 
 
 @pytest.mark.parametrize("marks", [
     frozenset(c) for n in range(len(MARKERS) + 1) for c in itertools.combinations(MARKERS, n)
 ], ids=lambda m: "+".join(sorted(m)) or "none")
 def test_every_marker_combination_runs_in_exactly_one_selection(marks: frozenset[str]) -> None:
-    chosen = [name for name, expr, _paths in SELECTIONS
+    chosen = [name for name, expr in SELECTIONS
               if Expression.compile(expr).evaluate(lambda m, **_kw: m in marks)]
     assert len(chosen) == 1, (sorted(marks), chosen)
 
 
-def test_unit_tests_run_in_the_vm_track_and_lab_tests_are_marked() -> None:
-    _name, _expr, paths = SUITE.PHASE_2[0]
-    assert "tests/unit" in paths
+def test_every_run_collects_the_whole_suite_and_lab_tests_are_marked() -> None:
+    assert SUITE.PATHS == ("tests",)
     for module in sorted((ROOT / "tests" / "integration").glob("test_*.py")):
         marks = set()
         for node in ast.parse(module.read_text()).body:
