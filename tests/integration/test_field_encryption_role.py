@@ -16,12 +16,13 @@ One module-scoped story, each step asserted by its own test:
   --check broken  reports changes and changes nothing (KMS and nodes as they were)
   repaired        a normal run restores KMS and the configuration; with the plaintext
                   files removed every check passes again
-  columnar        on node3, with a wheelhouse of pyarrow and pandas downloaded here for
-                  the node's Python: the library is installed with its executor extra
-                  (second run changed=0), the venv's Python runs the code Spark executors
-                  run (field_encryption.arrow_fields) and reads Parquet, and ENC-004 finds a
-                  card number in a Parquet file on node3 where node1, without the wheels,
-                  reports it cannot read the file (error, never pass)
+  columnar        on node3, with a wheelhouse of pyarrow and pandas for the node's Python
+                  (tests/tools/wheelhouse/nodes, from scripts/test-tools.sh): the library
+                  is installed with its executor extra (second run changed=0), the venv's
+                  Python runs the code Spark executors run (field_encryption.arrow_fields)
+                  and reads Parquet, and ENC-004 finds a card number in a Parquet file on
+                  node3 where node1, without the wheels, reports it cannot read the file
+                  (error, never pass)
 Bad input (alias, region, empty field policy, relative data directory, wildcard policy)
 fails before anything changes, on the nodes or in KMS.
 """
@@ -31,8 +32,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -338,26 +337,17 @@ print(json.dumps({"pyarrow": pa.__version__, "pandas": pandas.__version__,
 PARQUET_LEAK = f"{USERS_DIR}/cards.parquet"
 
 
-def _wheelhouse(work: Path) -> Path:
+def _wheelhouse() -> Path:
     """Wheels of the executor extra (requirements/parquet.txt, executor.txt) for the lab
-    nodes' Python (Debian 12: CPython 3.11, glibc 2.36), downloaded from the package index."""
-    root = Path(__file__).resolve().parents[2]
-    wanted = [line.strip() for name in ("parquet.txt", "executor.txt")
-              for line in (root / "requirements" / name).read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
-    house = work / "wheelhouse"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-         "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
-         "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
-         "--dest", str(house), *wanted],
-        capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return house
+    nodes' Python (Debian 12: CPython 3.11), downloaded by scripts/test-tools.sh."""
+    house = Path(__file__).resolve().parents[2] / "tests" / "tools" / "wheelhouse"
+    if not (house / ".complete").is_file():
+        pytest.fail("tests/tools/wheelhouse is missing: run scripts/test-tools.sh", pytrace=False)
+    return house / "nodes"
 
 
 def test_08_the_columnar_wheels_serve_parquet_and_spark_executors(story: Story) -> None:
-    house = _wheelhouse(story.work)
+    house = _wheelhouse()
     extra = ("-e", f"field_encryption_columnar_wheelhouse={house}")
     runs = {}
     for name in ("columnar", "columnar again"):

@@ -68,15 +68,20 @@ def test_the_field_encryption_distribution_is_the_library_alone(wheel_module, tm
 
 
 def test_the_field_encryption_wheel_installs_alone_and_round_trips(wheel_module, tmp_path):
-    """In a fresh venv, from the package index: the wheel brings its three dependencies and
-    nothing of m7guard, and its field-encrypt round-trips a record."""
+    """In a fresh venv, without a package index (the dependencies' wheels come from
+    tests/tools/wheelhouse/host, which scripts/test-tools.sh downloads): the wheel brings its
+    three dependencies and nothing of m7guard, and its field-encrypt round-trips a record."""
+    house = ROOT / "tests" / "tools" / "wheelhouse" / "host"
+    if not (house.parent / ".complete").is_file():
+        pytest.fail("tests/tools/wheelhouse is missing: run scripts/test-tools.sh", pytrace=False)
     built = wheel_module.build(ROOT, tmp_path / "fe", ["field_encryption"],
                                ROOT / "packaging" / "field-encryption")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    proc = subprocess.run([*pip, "install", "--quiet", built["path"]], capture_output=True,
-                          text=True, timeout=900, check=False)
+    proc = subprocess.run([*pip, "install", "--quiet", "--no-index", "--find-links", str(house),
+                           built["path"]], capture_output=True, text=True, timeout=900,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     listed = subprocess.run([*pip, "list", "--format=json"], capture_output=True, text=True,
                             check=True, timeout=120).stdout
