@@ -19,7 +19,7 @@ help: ## list the targets
 deps: ## install the system packages the lab and tests need (apt-get, only what is missing)
 	@bash scripts/deps.sh
 
-$(STAMP): pyproject.toml $(wildcard requirements/*.txt)
+$(STAMP): pyproject.toml $(wildcard requirements/*.txt) field_encryption/__init__.py
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
 	@$(PY) -m pip install -q -e '.[test,dev]'
