@@ -24,10 +24,9 @@ DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
 NODE_CLAIMS = "tests/unit/checks/test_node_claims.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
-AUD_LAB = "tests/integration/test_audit_logging.py::"
 NET_LAB = "tests/integration/test_network_segmentation.py::"
 SAFETY_LAB = "tests/integration/test_network_safety.py::"
-KERN_VM = "tests/integration/test_kernel_tuning_vm.py::"
+VM1 = "tests/integration/test_vm1.py::"
 KERN_CT = "tests/integration/test_kernel_tuning_containers.py::"
 PRE = "tests/unit/preflight/test_preflight.py::"
 BROKEN_INVENTORY = PRE + "test_a_broken_inventory_fails_naming_host_and_variable"
@@ -107,9 +106,9 @@ UNIT: list[Proof] = [
     Proof("AUD-010", "pass", "every audit setting on",
           DF_UNIT + "test_aud_010_passes_with_every_audit_on", "unit (Data Fabric evidence)"),
     Proof("AUD-010", "fail", "Data Fabric auditing off (the fresh stand-in)",
-          AUD_LAB + "test_check_fails_on_a_fresh_vm[AUD-010-vm1]", AUD_STAND_IN),
+          VM1 + "test_every_check_fails_on_a_fresh_vm[AUD-010]", AUD_STAND_IN),
     Proof("AUD-010", "pass", "after the audit_logging play",
-          AUD_LAB + "test_check_passes_on_vm_after_the_play[AUD-010-vm1]", AUD_STAND_IN),
+          VM1 + "test_every_audit_check_passes_after_the_play[AUD-010]", AUD_STAND_IN),
     Proof("PERF-012", "fail", "an executor, the MapR heap or the cores too large, a size unset",
           DF_UNIT + "test_perf_012_fails_for_one_size_that_does_not_fit",
           "unit (Data Fabric evidence)"),
@@ -117,9 +116,10 @@ UNIT: list[Proof] = [
           DF_UNIT + "test_perf_012_passes_when_the_sizes_fit_the_node",
           "unit (Data Fabric evidence)"),
     Proof("PERF-012", "fail", "JVM heaps not set in env_override.sh (the fresh stand-in)",
-          KERN_VM + "test_every_check_fails_on_a_fresh_vm[PERF-012]", PERF_STAND_IN),
+          VM1 + "test_every_check_fails_on_a_fresh_vm[PERF-012]", PERF_STAND_IN),
     Proof("PERF-012", "pass", "after the kernel_tuning play",
-          KERN_VM + "test_every_check_passes_after_the_play[PERF-012]", PERF_STAND_IN),
+          VM1 + "test_every_kernel_check_passes_after_the_play_and_the_reboot[PERF-012]",
+          PERF_STAND_IN),
     Proof("PERF-012", "pass", "a container node sized from IMDSv2",
           KERN_CT + "test_audit_on_containers", "lab container nodes"),
     Proof("NET-009", "fail", "mfs.conf gone, its whitelist removed, widened, or overridden",

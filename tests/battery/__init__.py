@@ -3,8 +3,8 @@
 Each Break names the rule it must turn to `fail` (or `error`, where the break removes the
 evidence), a shell command that breaks exactly one property of that rule on a node hardened
 by playbooks/site.yml, and a command that restores the hardened state exactly. The battery
-(tests/battery/runner.py; run by test_site.py on the container data nodes, by
-test_audit_logging.py and test_kernel_tuning_vm.py on vm1) applies breaks in rounds, audits
+(tests/battery/runner.py; run by test_site.py on the container data nodes and by
+test_vm1.py on vm1) applies breaks in rounds, audits
 the nodes, requires each broken rule to have changed as expected and every rule not broken
 to be as in the hardened audit, then restores (the plan of rounds is in runner.py).
 
@@ -155,11 +155,11 @@ LAB_RUNS = {
     "data nodes": LabRun("tests/integration/test_site.py::"
                          "test_mutation_battery_on_the_hardened_data_nodes",
                          "lab container data nodes", DATA_NODES),
-    "vm1 audit": LabRun("tests/integration/test_audit_logging.py::"
-                        "test_mutation_battery_on_the_vm[vm1]",
+    "vm1 audit": LabRun("tests/integration/test_vm1.py::test_mutation_battery_of_the_audit_rules",
                         "lab vm1", ("vm1",), ("AUD",)),
-    "vm1 kernel": LabRun("tests/integration/test_kernel_tuning_vm.py::"
-                         "test_mutation_battery_on_the_vm", "lab vm1", ("vm1",), ("KERN", "PERF")),
+    "vm1 kernel": LabRun("tests/integration/test_vm1.py::"
+                         "test_mutation_battery_of_the_kernel_rules", "lab vm1", ("vm1",),
+                         ("KERN", "PERF")),
 }
 
 

@@ -2,8 +2,8 @@
 
 AUD-001, AUD-003 and AUD-004 judge the kernel's audit subsystem, which a container shares
 with its host (notapplicable there): their breaks run on vm1, the qemu VM with its own
-kernel, hardened by audit_logging as tests/integration/test_audit_logging.py leaves it: with
-audit_logging_reboot_ok, so the loaded rules are immutable (-e 2) until a reboot, which no
+kernel, hardened by kernel_tuning and audit_logging as tests/integration/test_vm1.py leaves
+it: with audit_logging_reboot_ok, so the loaded rules are immutable (-e 2) until a reboot, which no
 break may cause. The kernel's rules and its audit switch therefore cannot be changed; the
 breaks change what is persisted, what auditd does with the records, and the service.
 Stopping or killing auditd, or `auditctl -e 0`, is not used: AUD-002 (no daemon receives the

@@ -13,7 +13,7 @@ breaks run on vm1 only, a qemu VM with its own kernel, hardened by kernel_tuning
 audit_logging). The per-namespace net.ipv4/net.ipv6 keys run on the containers, whose network
 namespace is their own. /sys (transparent huge pages, NVMe queues, nvme_core), IRQs and
 irqbalance are the host's too: PERF-007, PERF-009, PERF-010 and PERF-011 run on vm1, whose
-emulated NVMe drive is nvme0n1 (tests/integration/test_kernel_tuning_vm.py).
+emulated NVMe drive is nvme0n1 (tests/integration/test_vm1.py).
 
 Breaks listed in AIDE_WATCHED change a file under /etc (the only place the property lives):
 AIDE sees the change, so AUD-008 turns fail on that node too during the round.

@@ -8,7 +8,7 @@ on 127.0.0.1. After site.yml the reachability matrix measured with real TCP conn
 equal the one zero_trust_network's variables declare, a second run must change nothing, and
 the PCI DSS audit of the three nodes must fail only where the lab itself stands in the way
 (each such rule is listed below with its reason). vm1 is left out: its kernel-wide roles are
-proven by test_kernel_tuning_vm.py and test_audit_logging.py, and it has no cluster zone.
+proven by test_vm1.py, and it has no cluster zone.
 """
 
 from __future__ import annotations
