@@ -119,7 +119,6 @@ class Vm1:
     after: Results  # after both roles and the reboot: the same rules
     tuning: Tuning
     audit_logging: Story  # its fresh and later audits are the two above
-    policies: Path  # with the profile PROFILE
     timings: dict[str, float]
 
 
@@ -186,7 +185,7 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
                   persisted_after_reboot=persisted, **done)
     tuning = Tuning(tuned, again, reboot, expected, running_converged, running_rebooted,
                     nvme_converged, nvme_rebooted, (boot_fresh, boot_converged, boot_rebooted))
-    return Vm1(fresh_results, after, tuning, story, policies, lap.t)
+    return Vm1(fresh_results, after, tuning, story, lap.t)
 
 
 @pytest.fixture(scope="module")
