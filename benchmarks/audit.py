@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from m7guard.audit.results import Results
 from m7guard.audit.runner import AuditOptions, run_audit
+from m7guard.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 

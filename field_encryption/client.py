@@ -1112,6 +1112,11 @@ class FieldEncryption:
         return envelope.to_string(env)
 
     # -- rotation ---------------------------------------------------------------------------
+    # rewrap authenticates each record (its MAC, with the data key unwrapped by the source
+    # keyring), then changes only the header's wrapped keys (``_fe.w``) through the
+    # destination keyring's ``rewrap`` (KMS ReEncrypt for KMS keys) and the record MAC that
+    # covers them; field ciphertexts and the data key id stay byte for byte the same. rekey
+    # decrypts the record and encrypts the same fields again under a fresh data key.
     def rewrap(
         self,
         data: Mapping[str, Any],
@@ -1124,9 +1129,33 @@ class FieldEncryption:
         its MAC is renewed over the new wrapped keys. ``memo`` (a dict kept across calls)
         makes one key-service call per distinct (data key, wrapped keys) pair.
         """
-        from field_encryption.rotation import rewrap_record
-
-        return rewrap_record(self, data, destination, memo)
+        record = dict(data)
+        opened = self._open(record)
+        if opened.version != HEADER_VERSION:
+            raise FormatError(
+                "record is format 1: rewrap keeps records authenticated and cannot vouch for an "
+                "unauthenticated header; re-encrypt legacy records with rekey (--allow-legacy-v1)"
+            )
+        self._verify_random_fields(opened)
+        header = opened.header
+        # the memo is keyed on the whole (data key id, wrapped keys) pair, and consulted only
+        # once this record's wrapped keys were verified: a record only ever gets the rewrap of
+        # exactly the wrapped keys it carried
+        memo_key = (header["k"], canonical_json(header["w"]))
+        new_edks = memo.get(memo_key) if memo is not None else None
+        if new_edks is None:
+            edks = [EncryptedDataKey.from_json(item) for item in header["w"]]
+            rewrapped = destination.rewrap(edks, self._context, self.keyring)
+            new_edks = [e.to_json() for e in rewrapped]
+            if memo is not None:
+                memo[memo_key] = new_edks
+        new_w = [dict(e) for e in new_edks]
+        record[self.header_field] = {
+            **header,
+            "w": new_w,
+            "a": opened.materials.wrapped_tag(canonical_json(new_w)),
+        }
+        return record
 
     def rekey(
         self,
@@ -1140,9 +1169,44 @@ class FieldEncryption:
         ``destination`` (default: this object) supplies the keyring, vault and options;
         the new data key is never the record's old one. Blind indexes are carried over.
         """
-        from field_encryption.rotation import rekey_record
-
-        return rekey_record(self, data, destination, record_id)
+        target_fe = destination or self
+        header = self._header(dict(data))
+        listed = header.get("f")
+        if type(listed) is not list:
+            raise FormatError("record header: 'f' must be a list")
+        old_key = header.get("k")
+        algorithms: dict[str, int] = {}
+        for canonical in listed:
+            steps = self._concrete_path(canonical)[0]
+            value = walk(data, steps)
+            if value is not MISSING:
+                raw = (
+                    value
+                    if type(value) is bytes
+                    else (envelope.from_string(value) if type(value) is str else b"")
+                )
+                if len(raw) > 1:
+                    algorithms[canonical] = raw[1]
+        scopes = header.get("s") or {}
+        plain = self.decrypt_fields(data, record_id=record_id)
+        carried = data.get(self.index_field)
+        if type(carried) is not dict:
+            carried = None
+        targets = []
+        for canonical in listed:
+            steps = self._concrete_path(canonical)[0]
+            deterministic = algorithms.get(canonical) == envelope.ALG_AES_SIV_512
+            scope = scopes.get(canonical) if deterministic else None
+            spec = FieldSpec(paths.display(steps), deterministic=deterministic, join_scope=scope)
+            targets.append((make_target(steps, spec), paths.get(plain, steps)))
+        avoid = None
+        if type(old_key) is str:
+            try:
+                avoid = binascii.a2b_base64(old_key, strict_mode=True)
+            except (binascii.Error, ValueError):
+                avoid = None
+        rid = None if "r" in header else target_fe._record_id(plain, record_id)
+        return target_fe._encrypt_targets(plain, targets, rid, carried, avoid)
 
 
 def _binding(

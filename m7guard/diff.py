@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from m7guard.audit.results import FAILING_STATES, Results
 from m7guard.errors import M7guardError
+from m7guard.results import FAILING_STATES, Results
 
 
 @dataclass(frozen=True)

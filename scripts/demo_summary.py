@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "audit_logging"

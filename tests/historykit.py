@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from m7guard.audit.results import SCHEMA_VERSION, Results
+from m7guard.results import SCHEMA_VERSION, Results
 
 FRAMEWORKS = {
     "pci_dss_4": {

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERGE = "tests/fixtures/kernel_tuning/converge.yml"

@@ -13,78 +13,22 @@ Exit codes (like `oscap xccdf eval`, with error counted as failing):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from m7guard import history
-from m7guard.audit.results import FAIL_ON_CHOICES, STATE_LABELS, STATES, Results
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.audit.runner import Progress as ProgressHooks
 from m7guard.errors import M7guardError
 from m7guard.evidence.audit import bundle_options, prepare_signer, write_bundle
 from m7guard.inventory import inventory_option
 from m7guard.reports import FORMATS, parse_formats, render
-
-STATE_STYLE = {
-    "pass": "green",
-    "fail": "red",
-    "error": "magenta",
-    "notapplicable": "dim",
-    "waived": "yellow",
-    "notchecked": "cyan",
-}
-
-
-def summary_table(results: Results) -> Table:
-    table = Table(title=f"profile {results.data['profile']['id']}")
-    table.add_column("host")
-    for state in STATES:
-        table.add_column(STATE_LABELS.get(state, state), justify="right", style=STATE_STYLE[state])
-    for host, rows in results.by_host().items():
-        counts = results.counts(rows)
-        table.add_row(host, *(str(counts[s]) for s in STATES))
-    return table
-
-
-def print_results(
-    results: Results,
-    written: Mapping[str, Path],
-    fail_on: str,
-    err: Console,
-    skip_hosts: Collection[str] = (),
-) -> None:
-    """The summary table, the warnings (on err), the results failing at or above fail_on
-    (but those of skip_hosts) and the reports written. Messages are printed as written
-    (escaped, not read as markup) and lines are not wrapped."""
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(summary_table(results))
-    for warning in results.data["warnings"]:
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    for r in results.gating(fail_on):
-        if r["host"] in skip_hosts:
-            continue
-        console.print(
-            f"[red]{r['state'].upper()}[/red] {r['host']} {r['rule']} "
-            f"({results.severity(r['rule'])}): {escape(r['message'])}"
-        )
-    for a in results.expired_attestations(fail_on):
-        console.print(
-            f"[red]EXPIRED ATTESTATION[/red] {escape(a['requirement'])} by {escape(a['who'])} "
-            f"expired on {a['expiry']}: the requirement is not attested"
-        )
-    if fail_on != "none" and results.vacuous():
-        console.print(
-            "[red]NOTHING EVALUATED[/red] no result passed or failed (every result is "
-            "notapplicable, waived or not assessed): the audit proves nothing"
-        )
-    for fmt, path in written.items():
-        console.print(f"{fmt}: {path}")
+from m7guard.reports.console import print_results
+from m7guard.results import FAIL_ON_CHOICES
 
 
 @click.command()

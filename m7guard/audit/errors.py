@@ -5,7 +5,3 @@ from m7guard.errors import M7guardError
 
 class AuditError(M7guardError):
     """The audit itself could not run (exit code 1): bad inventory, catalog, profile or tool."""
-
-
-class ResultsError(M7guardError):
-    """A results file cannot be read or does not match the results schema."""

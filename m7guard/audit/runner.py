@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import signal
@@ -27,13 +26,6 @@ from typing import Any
 
 from m7guard import __version__
 from m7guard.audit.errors import AuditError
-from m7guard.audit.results import (
-    SCHEMA_VERSION,
-    Results,
-    framework_snapshot,
-    now_iso,
-    rule_snapshot,
-)
 from m7guard.catalog.attestations import (
     Attestation,
     expiry_warnings,
@@ -43,10 +35,21 @@ from m7guard.catalog.attestations import (
 from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.loader import catalog_digest
 from m7guard.catalog.model import Catalog, Profile
-from m7guard.catalog.validate import validate
 from m7guard.catalog.waivers import Waiver, decide, host_waiver_claims, load_waivers
 from m7guard.checks import CHECKS_DIR
 from m7guard.inventory import Inventory, InventoryError, Sources, describe, load_inventory
+from m7guard.results import (
+    SCHEMA_VERSION,
+    CollectedEvent,
+    HostEvent,
+    ResultEvent,
+    Results,
+    framework_snapshot,
+    now_iso,
+    read_event,
+    rule_snapshot,
+)
+from m7guard.validate import validate
 
 PYTEST_INI = "[pytest]\naddopts =\n"
 SSH_CONFIG = """\
@@ -83,14 +86,14 @@ class Progress:
 
     on_total: Callable[[int, list[str]], None] = lambda total, hosts: None
     on_host: Callable[[str, str | None], None] = lambda host, error: None
-    on_result: Callable[[dict[str, Any]], None] = lambda result: None
+    on_result: Callable[[ResultEvent], None] = lambda result: None
 
 
 @dataclass
 class _Events:
     collected: dict[str, list[str]] | None = None
-    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    results: list[dict[str, Any]] = field(default_factory=list)
+    hosts: dict[str, HostEvent] = field(default_factory=dict)
+    results: list[ResultEvent] = field(default_factory=list)
 
 
 def host_patterns(limit: str | None) -> str:
@@ -186,15 +189,15 @@ def _follow(
                 if not line.endswith("\n"):
                     break
                 offset = fh.tell()
-                event = json.loads(line)
-                if event["type"] == "collected":
-                    seen.collected = event["hosts"]
-                    total = sum(len(r) for r in event["hosts"].values())
-                    progress.on_total(total, sorted(event["hosts"]))
-                elif event["type"] == "host":
-                    seen.hosts[event["host"]] = event
-                    progress.on_host(event["host"], event["error"])
-                elif event["type"] == "result":
+                event = read_event(line)
+                if isinstance(event, CollectedEvent):
+                    seen.collected = event.hosts
+                    total = sum(len(r) for r in event.hosts.values())
+                    progress.on_total(total, sorted(event.hosts))
+                elif isinstance(event, HostEvent):
+                    seen.hosts[event.host] = event
+                    progress.on_host(event.host, event.error)
+                else:
                     seen.results.append(event)
                     progress.on_result(event)
 
@@ -315,10 +318,10 @@ def assemble(
     collected = seen.collected or {}
     hosts = []
     for name in sorted(collected):
-        event = seen.hosts.get(name, {})
-        error = event.get("error") if event else "the host was never read"
-        if event.get("waivers_raw"):
-            found, problems = host_waiver_claims(name, event["waivers_raw"], catalog)
+        event = seen.hosts.get(name)
+        error = event.error if event else "the host was never read"
+        if event and event.waivers_raw:
+            found, problems = host_waiver_claims(name, event.waivers_raw, catalog)
             for claim in found:
                 claims.setdefault((name, claim.rule), claim)
             warnings += problems
@@ -329,26 +332,26 @@ def assemble(
                 "name": name,
                 "reachable": not error,
                 "error": error,
-                "groups": event.get("groups"),
-                "facts": event.get("facts", {}),
-                "duration": event.get("duration", 0.0),
+                "groups": event.groups if event else None,
+                "facts": event.facts if event else {},
+                "duration": event.duration if event else 0.0,
             }
         )
-    got = {(r["host"], r["rule"]): r for r in seen.results}
+    got = {(r.host, r.rule): r for r in seen.results}
     results = []
     applied: dict[tuple[str, str, str], dict[str, Any]] = {}
     for host in sorted(collected):
         for rule_id in sorted(collected[host]):
-            event = got.get((host, rule_id))
+            result_event = got.get((host, rule_id))
             result: dict[str, Any] = {
                 "host": host,
                 "rule": rule_id,
-                "state": event["state"] if event else "error",
-                "message": event["message"]
-                if event
+                "state": result_event.state if result_event else "error",
+                "message": result_event.message
+                if result_event
                 else "no result recorded: the check run stopped",
-                "evidence": event["evidence"] if event else {},
-                "duration": event["duration"] if event else 0.0,
+                "evidence": result_event.evidence if result_event else {},
+                "duration": result_event.duration if result_event else 0.0,
                 "waiver": None,
             }
             claim = claims.get((host, rule_id))

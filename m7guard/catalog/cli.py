@@ -21,8 +21,8 @@ from m7guard.catalog.proof import (
     matrix,
     proof_problems,
 )
-from m7guard.catalog.validate import validate as validate_catalog
 from m7guard.checks import CHECKS_DIR
+from m7guard.validate import validate as validate_catalog
 
 policies_option = click.option(
     "--policies",

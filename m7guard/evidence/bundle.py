@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m7guard.audit.results import Results
 from m7guard.catalog.loader import catalog_digest, find_policies_dir
 from m7guard.catalog.waivers import HOST_FACT_PATH
 from m7guard.errors import M7guardError
 from m7guard.evidence import EvidenceError
 from m7guard.evidence.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae
 from m7guard.evidence.keys import Signer, key_id
+from m7guard.results import Results
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://m7guard.invalid/evidence/audit-summary/v1"

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from m7guard.audit.results import STATE_LABELS, STATES
 from m7guard.errors import M7guardError
 from m7guard.evidence import EvidenceError, VerificationError
 from m7guard.evidence.bundle import Packed, PackOptions, pack
@@ -30,6 +29,7 @@ from m7guard.evidence.keys import (
     public_pem,
 )
 from m7guard.evidence.verify import verify
+from m7guard.results import STATE_LABELS, STATES
 
 
 class _UsageExit1:

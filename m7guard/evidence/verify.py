@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m7guard.audit.results import Results
 from m7guard.errors import M7guardError
 from m7guard.evidence import EvidenceError, VerificationError
 from m7guard.evidence.bundle import (
@@ -34,6 +33,7 @@ from m7guard.evidence.bundle import (
 )
 from m7guard.evidence.dsse import INTOTO_PAYLOAD_TYPE, Envelope, pae
 from m7guard.evidence.keys import PublicKey, algorithm, key_id, verify_signature
+from m7guard.results import Results
 
 # a bundle holds reports and JSON: far below this; a bigger one is refused, not read
 MAX_BUNDLE_BYTES = 1 << 30

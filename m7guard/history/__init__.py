@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from m7guard.audit.results import Results
 from m7guard.history.analysis import (
     Filters,
     Lifecycle,
@@ -27,6 +26,7 @@ from m7guard.history.store import (
     Recorded,
     default_db_path,
 )
+from m7guard.results import Results
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m7guard.audit.results import FAILING_STATES, STATES, Results
 from m7guard.history.store import Audit, History, HistoryError
+from m7guard.results import FAILING_STATES, STATES, Results
 
 EVALUATED_STATES = frozenset({"pass", "fail", "error", "waived"})
 LIFECYCLE_STATUSES = ("new", "persisting", "fixed", "reopened", "pass")

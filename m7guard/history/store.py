@@ -29,9 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from m7guard.audit.errors import ResultsError
-from m7guard.audit.results import Results
 from m7guard.errors import M7guardError
+from m7guard.results import Results, ResultsError
 
 SCHEMA_VERSION = "1"
 ENV_DB = "M7GUARD_HISTORY_DB"

@@ -12,12 +12,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from m7guard.audit.cli import print_results
-from m7guard.audit.results import FAIL_ON_CHOICES
 from m7guard.errors import M7guardError
 from m7guard.inventory import inventory_option
 from m7guard.preflight.engine import PreflightOptions, run_preflight
 from m7guard.reports import FORMATS, parse_formats, render
+from m7guard.reports.console import print_results
+from m7guard.results import FAIL_ON_CHOICES
 
 
 @click.command()

@@ -12,20 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from m7guard import __version__
-from m7guard.audit.results import (
-    SCHEMA_VERSION,
-    Results,
-    framework_snapshot,
-    now_iso,
-    rule_snapshot,
-)
-from m7guard.catalog.validate import validate
 from m7guard.checks import rule_of
 from m7guard.errors import M7guardError
 from m7guard.inventory import Sources, describe
 from m7guard.preflight import checks as pre
 from m7guard.preflight.aws import AwsCheckError, AwsView
 from m7guard.preflight.intended import HostIntent, IntendedConfig
+from m7guard.results import (
+    SCHEMA_VERSION,
+    Results,
+    framework_snapshot,
+    now_iso,
+    rule_snapshot,
+)
+from m7guard.validate import validate
 
 AREA = "preflight"
 CONTROLLER = "controller"

@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from m7guard.audit.results import Results
 from m7guard.errors import M7guardError
+from m7guard.results import Results
 
 
 class ReportError(M7guardError):

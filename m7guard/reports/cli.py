@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from m7guard.audit.results import Results
 from m7guard.errors import M7guardError
 from m7guard.reports import FORMATS, parse_formats, render
+from m7guard.results import Results
 
 
 def _attest(results: Results, path: Path, policies: Path | None) -> Results:

@@ -11,8 +11,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from m7guard.audit.results import STATE_LABELS, STATES, Results
 from m7guard.catalog.model import SEVERITIES
+from m7guard.results import STATE_LABELS, STATES, Results
 
 STATE_LETTER = {
     "pass": "P",

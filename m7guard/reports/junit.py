@@ -10,7 +10,7 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 
 def _props(parent: ET.Element, pairs: list[tuple[str, str]]) -> None:

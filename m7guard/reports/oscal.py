@@ -17,7 +17,7 @@ import re
 import uuid
 from typing import Any
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 OSCAL_VERSION = "1.1.2"
 NS = "https://m7guard.invalid/ns/oscal"

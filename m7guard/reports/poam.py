@@ -27,8 +27,8 @@ import shlex
 import uuid
 from typing import Any
 
-from m7guard.audit.results import Results
 from m7guard.reports.oscal import NS, OSCAL_VERSION, _ts
+from m7guard.results import Results
 
 # Days from the audit to the remediation target of a failing rule, by its severity. Fixed
 # here (the POA&M is rendered from the results file alone); the same terms the example

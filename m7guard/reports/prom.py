@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 
 def _label(value: str) -> str:

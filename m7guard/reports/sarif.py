@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab, pytest.mark.whole_lab]
 

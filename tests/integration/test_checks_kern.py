@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from m7guard.audit.results import Results
 from m7guard.checks.support.sysctl import is_namespaced
+from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab]
 

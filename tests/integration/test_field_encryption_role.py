@@ -42,7 +42,7 @@ import pytest
 from labkit import play_recap
 from motokit import AWS_ENV, moto_server
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab]
 

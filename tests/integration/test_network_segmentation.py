@@ -23,7 +23,7 @@ import yaml
 from labkit import LabHandle, play_recap
 from netsim import lab as netlab
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab]
 

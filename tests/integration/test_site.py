@@ -26,8 +26,8 @@ from labkit import LabHandle, configure_collector, lab_paths, play_recap
 from motokit import AWS_ENV, moto_server
 from netsim import lab as netlab
 
-from m7guard.audit.results import Results
 from m7guard.history import History, lifecycle, lifecycles, load_snapshots
+from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab]
 

@@ -66,8 +66,8 @@ from kernel_tuning_kit import (
 )
 from labkit import configure_collector
 
-from m7guard.audit.results import Results
 from m7guard.checks.support.sysctl import is_namespaced
+from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 

@@ -13,7 +13,6 @@ or conditions). Waivers are applied by `m7guard audit` afterwards.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from m7guard.checks import CHECKS_DIR, is_check_module, rule_of, sysctl_keys_of
 from m7guard.checks.support.evidence import sanitize
 from m7guard.checks.support.snapshot import HostSnapshot, HostUnreachableError, gather
 from m7guard.checks.support.sysctl import SysctlCheck
+from m7guard.results import CollectedEvent, Event, HostEvent, ResultEvent, event_line
 
 NOTAPPLICABLE = "notapplicable: "
 _CTX = pytest.StashKey["AuditContext"]()
@@ -108,11 +108,11 @@ class AuditContext:
         assert self._profile is not None
         return self._profile
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         """Append one event line; an exclusive lock keeps lines whole across worker processes."""
         if self.events_path is None:
             return
-        line = json.dumps(event, sort_keys=True, default=str).encode() + b"\n"
+        line = event_line(event)
         with self._lock, self.events_path.open("ab") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             fh.write(line)
@@ -139,15 +139,14 @@ class AuditContext:
             self.snapshots.setdefault(snap.name, snap)
             snap = self.snapshots[snap.name]
         self.emit(
-            {
-                "type": "host",
-                "host": snap.name,
-                "groups": list(snap.groups) if snap.groups is not None else None,
-                "facts": snap.facts.to_dict(),
-                "error": snap.error,
-                "duration": round(snap.duration, 4),
-                "waivers_raw": snap.waivers_raw,
-            }
+            HostEvent(
+                host=snap.name,
+                groups=list(snap.groups) if snap.groups is not None else None,
+                facts=snap.facts.to_dict(),
+                error=snap.error,
+                duration=round(snap.duration, 4),
+                waivers_raw=snap.waivers_raw,
+            )
         )
         return snap
 
@@ -242,7 +241,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         name = host_name(host)
         per_host[name].append(rule_id)
         plan.setdefault(name, (host, set()))[1].update(_keys(item))
-    ctx.emit({"type": "collected", "hosts": {h: sorted(r) for h, r in per_host.items()}})
+    ctx.emit(CollectedEvent(hosts={h: sorted(r) for h, r in per_host.items()}))
     ctx.prefetch(plan)
 
 
@@ -472,15 +471,14 @@ def pytest_runtest_makereport(
         return
     duration = item.stash.get(_SETUP_TIME, 0.0) + (call.duration if call.when == "call" else 0.0)
     _ctx(item.config).emit(
-        {
-            "type": "result",
-            "host": host_name(host),
-            "rule": rule_id,
-            "state": state,
-            "message": _message(call)[:1000],
-            "evidence": sanitize(item.stash.get(_EVIDENCE, {})),
-            "duration": round(duration, 4),
-            "nodeid": item.nodeid,
-            "at": time.time(),
-        }
+        ResultEvent(
+            host=host_name(host),
+            rule=rule_id,
+            state=state,
+            message=_message(call)[:1000],
+            evidence=sanitize(item.stash.get(_EVIDENCE, {})),
+            duration=round(duration, 4),
+            nodeid=item.nodeid,
+            at=time.time(),
+        )
     )

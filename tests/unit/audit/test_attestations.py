@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from m7guard.audit.results import Results
 from m7guard.audit.runner import AuditOptions, _Events, assemble
 from m7guard.catalog import CatalogError, load_catalog
 from m7guard.catalog.attestations import load_attestations, read_attestations
 from m7guard.reports import html, junit, oscal, prom, sarif
+from m7guard.results import HostEvent, ResultEvent, Results
 
 REPO = Path(__file__).resolve().parents[3]
 POLICIES = REPO / "policies"
@@ -125,18 +125,16 @@ def test_missing_file_and_missing_policy(tmp_path: Path) -> None:
 def _events() -> _Events:
     return _Events(
         collected={"node1": ["KERN-005"]},
-        hosts={
-            "node1": {"type": "host", "host": "node1", "error": None, "groups": ["all"]},
-        },
+        hosts={"node1": HostEvent(host="node1", error=None, groups=["all"])},
         results=[
-            {
-                "host": "node1",
-                "rule": "KERN-005",
-                "state": "pass",
-                "message": "",
-                "evidence": {"running": "1"},
-                "duration": 0.01,
-            }
+            ResultEvent(
+                host="node1",
+                rule="KERN-005",
+                state="pass",
+                message="",
+                evidence={"running": "1"},
+                duration=0.01,
+            )
         ],
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from trestle.oscal.poam import PlanOfActionAndMilestones
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 from .conftest import run_audit_cli
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from m7guard.audit.results import Results
+from m7guard.results import Results
 
 REPO = Path(__file__).resolve().parents[3]
 POLICIES = str(REPO / "policies")

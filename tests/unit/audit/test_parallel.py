@@ -17,6 +17,7 @@ from m7guard.audit import runner
 from m7guard.audit.errors import AuditError
 from m7guard.audit.runner import AuditOptions, run_audit
 from m7guard.checks.support.plugin import AuditContext, partition
+from m7guard.results import ResultEvent
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -135,7 +136,8 @@ def test_event_lines_stay_whole_when_processes_write_at_once(tmp_path: Path) -> 
             code = 1
             try:
                 for n in range(25):
-                    ctx.emit({"type": "result", "worker": worker, "n": n, "evidence": evidence})
+                    ctx.emit(ResultEvent(host=f"w{worker}", rule=f"R-{n:03}", state="pass",
+                                         message="", evidence={"x": evidence}, duration=0.0))
                 code = 0
             finally:
                 os._exit(code)
@@ -145,8 +147,8 @@ def test_event_lines_stay_whole_when_processes_write_at_once(tmp_path: Path) -> 
     assert lines[-1] == b""
     got = [json.loads(line) for line in lines[:-1]]
     expected = [(w, n) for w in range(4) for n in range(25)]
-    assert sorted((e["worker"], e["n"]) for e in got) == expected
-    assert all(e["evidence"] == evidence for e in got)
+    assert sorted((int(e["host"][1:]), int(e["rule"][2:])) for e in got) == expected
+    assert all(e["evidence"] == {"x": evidence} for e in got)
 
 
 _FORKS_AND_HANGS = """

@@ -14,8 +14,9 @@ import yaml
 
 from m7guard.audit.runner import AuditOptions, _Events, assemble
 from m7guard.catalog import CatalogError, load_catalog
-from m7guard.catalog.validate import validate
 from m7guard.catalog.waivers import load_waivers
+from m7guard.results import HostEvent, ResultEvent
+from m7guard.validate import validate
 
 REPO = Path(__file__).resolve().parents[3]
 POLICIES = REPO / "policies"
@@ -36,24 +37,19 @@ def _events(state: str = "fail") -> _Events:
     return _Events(
         collected={"node1": ["KERN-005", "KERN-008"]},
         hosts={
-            "node1": {
-                "type": "host",
-                "host": "node1",
-                "error": None,
-                "groups": ["all"],
-                "facts": {},
-                "waivers_raw": json.dumps(CLAIM),
-            }
+            "node1": HostEvent(
+                host="node1", error=None, groups=["all"], waivers_raw=json.dumps(CLAIM)
+            )
         },
         results=[
-            {
-                "host": "node1",
-                "rule": rid,
-                "state": state,
-                "message": "kernel value is 0",
-                "evidence": {"running": "0"},
-                "duration": 0.01,
-            }
+            ResultEvent(
+                host="node1",
+                rule=rid,
+                state=state,
+                message="kernel value is 0",
+                evidence={"running": "0"},
+                duration=0.01,
+            )
             for rid in ("KERN-005", "KERN-008")
         ],
     )

@@ -12,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from m7guard.catalog.roles import named_rule_ids, role_task_problems, role_tasks
-from m7guard.catalog.validate import validate
 from m7guard.cli import cli
+from m7guard.validate import validate
 
 REPO = Path(__file__).resolve().parents[3]
 

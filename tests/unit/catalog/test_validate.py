@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from m7guard.catalog.validate import validate
 from m7guard.checks import CHECKS_DIR
+from m7guard.validate import validate
 
 
 def test_shipped_catalog_is_valid(run_cli, shipped_policies: Path) -> None:

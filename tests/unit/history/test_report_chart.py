@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from historykit import STARTED, make_audit, scenario_audits
 
 import m7guard.audit.cli as audit_cli
-from m7guard.audit.results import Results
 from m7guard.cli import cli
 from m7guard.history import History, lifecycle, record, report_chart
 from m7guard.reports import html, render
+from m7guard.results import Results
 
 DATA = Path(__file__).parent / "data"
 

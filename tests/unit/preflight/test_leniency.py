@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from unit.preflight.test_preflight import EXAMPLE, ROOT, edit, preflight
 
-from m7guard.audit.results import Results
 from m7guard.preflight import checks as pre
 from m7guard.preflight.intended import HostIntent
 from m7guard.preflight.publicnet import public_addresses, world_open
+from m7guard.results import Results
 
 AWS_RULES = {"PRE-011", "PRE-012", "PRE-013", "PRE-014", "PRE-015"}
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from m7guard.audit.results import SCHEMA_VERSION, Results
+from m7guard.results import SCHEMA_VERSION, Results
 
 RULE = {
     "title": "Kernel pointers are hidden",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from m7guard.audit.results import Results
 from m7guard.cli import cli
 from m7guard.diff import compare, render_markdown, render_text
+from m7guard.results import Results
 
 
 def _files(results: Results, tmp_path: Path) -> tuple[Path, Path]:

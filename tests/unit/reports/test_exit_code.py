@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from unit.reports.conftest import make_results
 
-from m7guard.audit.results import FAIL_ON_CHOICES, Results
+from m7guard.results import FAIL_ON_CHOICES, Results
 
 THRESHOLDS = [t for t in FAIL_ON_CHOICES if t != "none"]
 
@@ -76,7 +76,7 @@ def test_console_names_the_gating_results(
 ) -> None:
     from rich.console import Console
 
-    from m7guard.audit.cli import print_results
+    from m7guard.reports.console import print_results
 
     nothing = _only(results, **{"KERN-001": "notapplicable", "KERN-014": "notapplicable"})
     print_results(nothing, {}, "high", Console(stderr=True))

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from m7guard.audit.results import Results
 from m7guard.reports import prom
+from m7guard.results import Results
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "contrib" / "grafana" / "m7guard-dashboard.json"

@@ -10,8 +10,8 @@ from typing import Any
 
 from trestle.oscal.poam import PlanOfActionAndMilestones
 
-from m7guard.audit.results import Results
 from m7guard.reports import poam, render
+from m7guard.results import Results
 
 from .conftest import make_results
 

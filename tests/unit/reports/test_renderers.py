@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from m7guard.audit.results import Results
 from m7guard.errors import M7guardError
 from m7guard.reports import html, junit, oscal, parse_formats, prom, render, sarif
+from m7guard.results import Results
 
 
 def test_results_views(results: Results) -> None:

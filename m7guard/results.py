@@ -1,4 +1,5 @@
-"""The results file: one versioned JSON document from which every report is rendered.
+"""The results file: one versioned JSON document from which every report is rendered; and the
+events the checks write while they run, from which the audit builds it.
 
 Result states follow OpenSCAP: pass, fail, error, notapplicable, waived, notchecked. A waived
 result keeps what the check found in `evaluated_state`. notchecked ("not assessed") is a rule
@@ -12,14 +13,14 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 
-from m7guard.audit.errors import ResultsError
 from m7guard.catalog.model import SEVERITIES, Catalog, Profile, Rule, severity_rank
+from m7guard.errors import M7guardError
 
 SCHEMA_VERSION = "1.0"
 STATES: tuple[str, ...] = ("pass", "fail", "error", "notapplicable", "waived", "notchecked")
@@ -27,6 +28,11 @@ STATES: tuple[str, ...] = ("pass", "fail", "error", "notapplicable", "waived", "
 STATE_LABELS: dict[str, str] = {"notchecked": "not assessed"}
 FAILING_STATES = frozenset({"fail", "error"})
 FAIL_ON_CHOICES: tuple[str, ...] = (*SEVERITIES, "none")
+
+
+class ResultsError(M7guardError):
+    """A results file cannot be read or does not match the results schema."""
+
 
 _STR = {"type": "string"}
 _STRS = {"type": "array", "items": _STR}
@@ -164,6 +170,82 @@ def framework_snapshot(catalog: Catalog, framework_id: str) -> dict[str, Any]:
             {"id": r.id, "title": r.title, "evidence": r.evidence} for r in fw.requirements
         ],
     }
+
+
+# -- events -----------------------------------------------------------------------------
+# The checks' pytest process (m7guard.checks.support.plugin) appends one JSON line per event
+# to the file `m7guard audit` gives it (--m7guard-events); the audit (m7guard.audit.runner)
+# follows the file for its progress bar and builds the results file from it. These classes
+# are the one definition of an event's shape on both sides.
+
+
+@dataclass(frozen=True)
+class CollectedEvent:
+    """The rules collected per host, before any is evaluated."""
+
+    type: ClassVar[str] = "collected"
+    hosts: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    """A host was read (its snapshot), or `error` says why it could not be."""
+
+    type: ClassVar[str] = "host"
+    host: str
+    error: str | None
+    groups: list[str] | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+    # the waivers file the host keeps about itself, as read: a claim, never a waiver
+    waivers_raw: str = ""
+
+
+@dataclass(frozen=True)
+class ResultEvent:
+    """One rule evaluated on one host."""
+
+    type: ClassVar[str] = "result"
+    host: str
+    rule: str
+    state: str
+    message: str
+    evidence: dict[str, Any]
+    duration: float
+    nodeid: str = ""
+    at: float = 0.0
+
+
+Event = CollectedEvent | HostEvent | ResultEvent
+_EVENTS: dict[str, type[CollectedEvent] | type[HostEvent] | type[ResultEvent]] = {
+    cls.type: cls for cls in (CollectedEvent, HostEvent, ResultEvent)
+}
+
+
+def event_line(event: Event) -> bytes:
+    """The event as one JSON line (keys sorted; what JSON cannot hold is written as text)."""
+    data = {"type": event.type, **asdict(event)}
+    return json.dumps(data, sort_keys=True, default=str).encode() + b"\n"
+
+
+def read_event(line: str) -> Event:
+    """The event of one line; ResultsError names what is wrong with a line that is not one."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"event line is not JSON: {exc.msg}") from exc
+    kind = data.get("type") if isinstance(data, dict) else None
+    cls = _EVENTS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ResultsError(f"event line: unknown type {kind!r} (one of {', '.join(_EVENTS)})")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names - {"type"})
+    if unknown:
+        raise ResultsError(f"{kind} event: unknown fields {', '.join(unknown)}")
+    try:
+        return cls(**{k: v for k, v in data.items() if k != "type"})
+    except TypeError as exc:
+        raise ResultsError(f"{kind} event: {exc}") from exc
 
 
 @dataclass(frozen=True)

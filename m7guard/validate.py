@@ -1,4 +1,6 @@
-"""`m7guard catalog validate`: every policy file, and the rules tied one to one to checks."""
+"""`m7guard catalog validate`: every policy file, the rules tied one to one to checks (and to
+preflight's checks), the remediation roles and the waivers. It sits above the catalog, the checks
+and preflight, which it reads together."""
 
 from __future__ import annotations
 
