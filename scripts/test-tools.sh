@@ -5,9 +5,10 @@
 #     (@grafana/schema, TypeScript types) and typescript (tsc), pinned in
 #     tests/tools/package.json, into tests/tools/node_modules (git-ignored),
 #   - compliance-trestle and junitparser through the project's `test` extra,
-#   - tests/tools/wheelhouse (git-ignored): the wheels the field-encryption tests install
-#     without a package index: host/ the field-encryption wheel and its dependencies for
-#     this Python, nodes/ its executor extra for the lab nodes' Python (Debian 12, 3.11),
+#   - tests/tools/wheelhouse (git-ignored): the wheels the distribution tests install
+#     without a package index: host/ the field-encryption wheel's dependencies for this
+#     Python, framework/ the m7guard wheel's, nodes/ the executor extra for the lab nodes'
+#     Python (Debian 12, 3.11),
 #   - openssl, sha256sum and jq, the independent verifiers of evidence bundles.
 set -euo pipefail
 
@@ -61,29 +62,39 @@ if ! "$python" -c 'import trestle, junitparser' >/dev/null 2>&1; then
   echo "test-tools: installing the test extra (compliance-trestle, junitparser)"
   "$python" -m pip install -q -e "$root[test]"
 fi
-# the field-encryption wheels, fetched here so that the tests install them offline
+# the wheels the distribution tests install offline, fetched here: the dependencies of the
+# field-encryption wheel (host/) and of the m7guard wheel (framework/), and the executor extra
+# for the nodes' Python (nodes/); the tests build the two wheels themselves
 house="$tools/wheelhouse"
-if [ ! -f "$house/.complete" ] || [ "$house/.complete" -ot requirements/executor.txt ] \
-  || [ "$house/.complete" -ot packaging/field-encryption/pyproject.toml ]; then
-  echo "test-tools: downloading the field-encryption wheels into tests/tools/wheelhouse"
+if [ ! -f "$house/.complete" ] || [ ! -d "$house/framework" ] \
+  || [ "$house/.complete" -ot requirements/executor.txt ] \
+  || [ "$house/.complete" -ot packaging/field-encryption/pyproject.toml ] \
+  || [ "$house/.complete" -ot pyproject.toml ]; then
+  echo "test-tools: downloading the distributions' dependencies into tests/tools/wheelhouse"
   rm -rf "$house"
-  mkdir -p "$house/host" "$house/nodes"
-  wheel=$("$python" - "$root" "$house/build" <<'PY'
-import importlib.util, pathlib, sys
+  mkdir -p "$house/host" "$house/nodes" "$house/framework"
+  wheels=$("$python" - "$root" "$house/build" <<'PY'
+import importlib.util, pathlib, runpy, sys
 root, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 spec = importlib.util.spec_from_file_location(
     "m7guard_wheel", root / "roles/field_encryption/library/m7guard_wheel.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+shipped = runpy.run_path(str(root / "m7guard/locate.py"))["SHIPPED"]
 print(module.build(root, out, ["field_encryption"], root / "packaging/field-encryption")["path"])
+print(module.build(root, out, ["m7guard", "field_encryption", *shipped])["path"])
 PY
 )
-  "$python" -m pip download -q --disable-pip-version-check -d "$house/host" "$wheel"
+  fe_wheel=$(sed -n 1p <<<"$wheels")
+  m7_wheel=$(sed -n 2p <<<"$wheels")
+  "$python" -m pip download -q --disable-pip-version-check -d "$house/host" "$fe_wheel"
+  "$python" -m pip download -q --disable-pip-version-check -d "$house/framework" "$m7_wheel"
   "$python" -m pip download -q --disable-pip-version-check -d "$house/nodes" \
     --only-binary=:all: --implementation cp --python-version 3.11 \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
     -r requirements/parquet.txt -r requirements/executor.txt
-  rm -rf "$house/build" "$house/host"/field_encryption-*.whl  # the tests build their own
+  rm -rf "$house/build" "$house/host"/field_encryption-*.whl \
+    "$house/framework"/m7guard-*.whl  # the tests build their own
   touch "$house/.complete"
 fi
 echo "test-tools: ready"

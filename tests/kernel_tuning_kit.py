@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from m7guard import m7i
 from m7guard.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
-sizes = load_module("m7i_profile_filters", ROOT / "roles/m7i_profile/filter_plugins/m7i_profile.py")
+sizes = m7i
 tuning = load_module("kernel_tuning_filters",
                ROOT / "roles/kernel_tuning/filter_plugins/kernel_tuning.py")
 

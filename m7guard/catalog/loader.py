@@ -28,6 +28,7 @@ from m7guard.catalog.model import (
     Rule,
     Selector,
 )
+from m7guard.locate import shipped
 
 POLICIES_ENV = "M7GUARD_POLICIES"
 SCHEMA_KINDS = ("rule", "framework", "profile", "waivers")
@@ -44,14 +45,15 @@ _PARAM_TYPES: dict[str, Any] = {
 
 
 def find_policies_dir(explicit: Path | str | None = None) -> Path:
-    """The policies directory: explicit, $M7GUARD_POLICIES, ./policies, or the source tree's."""
+    """The policies directory: explicit, $M7GUARD_POLICIES, ./policies, or the catalog m7guard
+    ships (m7guard.locate: the source tree's, or the installed package's copy)."""
     candidates: list[Path] = []
     if explicit:
         candidates.append(Path(explicit))
     elif os.environ.get(POLICIES_ENV):
         candidates.append(Path(os.environ[POLICIES_ENV]))
     else:
-        candidates += [Path.cwd() / "policies", Path(__file__).resolve().parents[2] / "policies"]
+        candidates += [Path.cwd() / "policies", shipped("policies")]
     for candidate in candidates:
         if (candidate / "rules").is_dir():
             return candidate.resolve()

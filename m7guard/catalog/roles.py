@@ -23,6 +23,7 @@ import yaml
 
 from m7guard.catalog.errors import Problem
 from m7guard.catalog.model import Catalog
+from m7guard.locate import shipped
 
 RULE_ID = re.compile(r"^[A-Z]{2,5}-[0-9]{3}$")
 # KERN-001, or a run: KERN-001 .. KERN-016 (also KERN-001..016)
@@ -34,7 +35,6 @@ _TASK_FILE_KEYS = (
     "include_tasks",
 )
 _BLOCK_KEYS = ("block", "rescue", "always")
-SOURCE_ROLES = Path(__file__).resolve().parents[2] / "roles"
 
 
 class _Loader(yaml.SafeLoader):
@@ -156,8 +156,8 @@ def role_tasks(role_dir: Path) -> list[RoleTask]:
 
 
 def find_roles_dir(policies: Path, explicit: Path | None = None) -> Path | None:
-    """roles/ next to the policies directory, else the source tree's."""
-    for candidate in (explicit, policies.parent / "roles", SOURCE_ROLES):
+    """roles/ next to the policies directory, else the roles m7guard ships (m7guard.locate)."""
+    for candidate in (explicit, policies.parent / "roles", shipped("roles")):
         if candidate is not None and candidate.is_dir():
             return candidate
     return None

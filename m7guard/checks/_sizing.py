@@ -1,9 +1,10 @@
 """The M7i size of a checked host and the tuning values that size calls for.
 
-The size table and the derivations live once, in the roles' filter plugins
-(roles/m7i_profile/filter_plugins/m7i_profile.py, roles/kernel_tuning/filter_plugins/
-kernel_tuning.py); the checks load them from the source tree (or from $M7GUARD_ROLES) so
-that the check and the remediation can never disagree on a number.
+The size table lives once, in m7guard.m7i, which the m7i_profile role's filters use too; the
+tuning derivations live once, in the kernel_tuning role's filter plugin
+(roles/kernel_tuning/filter_plugins/kernel_tuning.py), which the checks load from the roles
+m7guard ships (m7guard.locate: the source tree's, or the installed package's copy), or from
+$M7GUARD_ROLES; so the check and the remediation can never disagree on a number.
 
 A host's instance type is the inventory's `m7i_instance_type` when the audit has an Ansible
 inventory, else the profile m7i_profile recorded on the host
@@ -21,10 +22,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from m7guard import m7i
+from m7guard.locate import shipped
+
 ROLES_ENV = "M7GUARD_ROLES"
 PROFILE_FACT = "/etc/ansible/facts.d/m7i_profile.fact"
 _PLUGINS = {
-    "m7i_profile": "m7i_profile/filter_plugins/m7i_profile.py",
     "kernel_tuning": "kernel_tuning/filter_plugins/kernel_tuning.py",
 }
 
@@ -35,7 +38,7 @@ class SizingUnavailableError(RuntimeError):
 
 def roles_dir() -> Path:
     explicit = os.environ.get(ROLES_ENV)
-    return Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "roles"
+    return Path(explicit) if explicit else shipped("roles")
 
 
 @cache
@@ -44,8 +47,8 @@ def plugin(name: str) -> ModuleType:
     path = roles_dir() / _PLUGINS[name]
     if not path.is_file():
         raise SizingUnavailableError(
-            f"{path} not found: run the checks from an m7guard source tree or set {ROLES_ENV} "
-            "to its roles/ directory"
+            f"{path} not found: m7guard's roles are missing from this installation; set "
+            f"{ROLES_ENV} to an m7guard roles/ directory"
         )
     module_name = f"_m7guard_sizing_{name}"
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -80,7 +83,6 @@ def recorded_profile(host: Any) -> dict[str, Any] | None:
 
 def host_profile(host: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(profile, how it was found) of a host; profile is None when its size is unknown."""
-    sizes = plugin("m7i_profile")
     pinned = inventory_type(host)
     recorded = recorded_profile(host)
     how: dict[str, Any] = {
@@ -90,7 +92,7 @@ def host_profile(host: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     if pinned:
         how["source"] = "inventory"
         try:
-            return sizes.profile(pinned, "inventory"), how
+            return m7i.profile(pinned, "inventory"), how
         except ValueError as exc:
             how["error"] = str(exc)
             return None, how

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from m7guard import m7i
 from m7guard.checks import rule
 from m7guard.preflight.argspecs import validate_host
 from m7guard.preflight.aws import AwsCheckError, AwsView
@@ -30,10 +31,7 @@ SCOPE_ATTR = "__m7guard_preflight_scope__"
 ROLE_ATTR = "__m7guard_preflight_role__"
 AWS_ATTR = "__m7guard_preflight_aws__"
 
-M7I_SIZES = frozenset({
-    "m7i.large", "m7i.xlarge", "m7i.2xlarge", "m7i.4xlarge", "m7i.8xlarge", "m7i.12xlarge",
-    "m7i.16xlarge", "m7i.24xlarge", "m7i.48xlarge", "m7i.metal-24xl", "m7i.metal-48xl",
-})
+M7I_SIZES = frozenset(m7i.BY_TYPE)
 
 _KEY_UUID = r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})"
 _ALIAS = r"alias/[A-Za-z0-9/_-]{1,250}"

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from m7guard.errors import M7guardError
 from m7guard.inventory import inventory_option
+from m7guard.locate import shipped_root
 from m7guard.preflight.engine import PreflightOptions, run_preflight
 from m7guard.reports import FORMATS, parse_formats, render
 from m7guard.reports.console import print_results
@@ -47,21 +48,23 @@ from m7guard.results import FAIL_ON_CHOICES
               show_default=True,
               help="Exit 2 if a rule of at least this severity fails, any rule errors "
                    "or nothing passed or failed (none: never).")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="The m7guard checkout (roles/, playbooks/, policies/).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A directory with roles/, playbooks/ and policies/ (default: those m7guard "
+                   "ships: the checkout's, or the installed package's).")
 @click.pass_context
 def preflight(ctx: click.Context, inventory: tuple[str, ...], profile: str, limit: str | None,
               aws: bool, aws_region: str | None, aws_profile: str | None,
               controller_address: str | None, playbook: Path | None,
               extra_vars: tuple[str, ...], out: Path, formats: str,
-              fail_on: str, root: Path) -> None:
+              fail_on: str, root: Path | None) -> None:
     """Verify a deployment before it happens: role variables, policy, playbooks, AWS."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         wanted = parse_formats(formats)
         with err.status("preflight: reading the inventory and the roles"):
             results = run_preflight(PreflightOptions(
-                inventory=inventory, root=root.resolve(), profile=profile, limit=limit,
+                inventory=inventory, root=root.resolve() if root else shipped_root(),
+                profile=profile, limit=limit,
                 aws=aws, aws_region=aws_region, aws_profile=aws_profile,
                 controller_address=controller_address, playbook=playbook,
                 extra_vars=list(extra_vars),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from kernel_tuning_kit import ROOT, sizes
+from kernel_tuning_kit import ROOT, load_module, sizes
 
 ROLE = ROOT / "roles" / "m7i_profile"
 
@@ -91,9 +91,12 @@ def test_generic_sizing_refuses_missing_or_negative_host_values(field: str) -> N
 
 
 def test_filter_errors_name_the_variable() -> None:
+    """The role's filters are m7guard.m7i's functions, with Ansible's error naming the
+    role's variable."""
     from ansible.errors import AnsibleFilterError
 
-    filters = sizes.FilterModule().filters()
+    plugin = load_module("m7i_profile_filters", ROLE / "filter_plugins" / "m7i_profile.py")
+    filters = plugin.FilterModule().filters()
     with pytest.raises(AnsibleFilterError, match=r"^m7i_profile_instance_type: 'm5\.large'"):
         filters["m7i_profile_of"]("m5.large")
     assert filters["m7i_profile_known_types"]("") == sizes.known_types()

@@ -10,18 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from m7guard.locate import SHIPPED
+
 ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_same_sources_give_the_same_wheel_and_the_checkout_is_untouched(wheel_module, tmp_path):
     watched = ("build", "dist", "m7guard.egg-info")
     before = {name: (ROOT / name).exists() for name in watched}
-    first = wheel_module.build(ROOT, tmp_path / "a", ["field_encryption", "m7guard"])
-    second = wheel_module.build(ROOT, tmp_path / "b", ["field_encryption", "m7guard"])
+    # m7guard's wheel: its packages, and the directories setup.py puts into it
+    sources = ["field_encryption", "m7guard", *SHIPPED]
+    first = wheel_module.build(ROOT, tmp_path / "a", sources)
+    second = wheel_module.build(ROOT, tmp_path / "b", sources)
     assert first["sha256"] == second["sha256"]
     assert first["filename"] == second["filename"] and first["name"] == "m7guard"
     names = zipfile.ZipFile(first["path"]).namelist()
     assert "field_encryption/cli.py" in names and "field_encryption/scan.py" in names
+    assert {"m7guard/_data/policies/profiles/baseline.yml", "m7guard/_data/playbooks/site.yml",
+            "m7guard/_data/roles/m7i_profile/filter_plugins/m7i_profile.py"} <= set(names)
     assert not any("__pycache__" in n for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "field-encrypt = field_encryption.cli:main" in zipfile.ZipFile(
@@ -31,7 +37,8 @@ def test_same_sources_give_the_same_wheel_and_the_checkout_is_untouched(wheel_mo
 
 
 def test_a_wheel_file_is_used_as_it_is(wheel_module, tmp_path):
-    built = wheel_module.build(ROOT, tmp_path / "w", ["field_encryption", "m7guard"])
+    built = wheel_module.build(ROOT, tmp_path / "w", ["field_encryption"],
+                               ROOT / "packaging" / "field-encryption")
     again = wheel_module.build(Path(built["path"]), tmp_path / "unused", [])
     assert again == built
 

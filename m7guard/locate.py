@@ -1,0 +1,36 @@
+"""Where the data m7guard ships is found: the rule catalog (policies/), the roles (roles/) and
+the playbooks (playbooks/).
+
+Run from a checkout, they are the source tree's own directories. An installed wheel carries a
+copy of each inside the package (m7guard/_data/, written by the build step in setup.py), so
+an installed m7guard validates its catalog, judges size-derived values with the roles' numbers
+and runs preflight over the roles exactly as a checkout does. Every part of m7guard that needs
+one of them asks here; options such as --policies and --roles still take precedence where a
+command has them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHIPPED = ("policies", "roles", "playbooks")
+SOURCE_TREE = Path(__file__).resolve().parents[1]
+PACKAGED = Path(__file__).resolve().parent / "_data"
+
+
+def from_checkout() -> bool:
+    """Whether m7guard runs from its source tree (a checkout, or an editable install of one)."""
+    return (SOURCE_TREE / "pyproject.toml").is_file() and (SOURCE_TREE / "policies").is_dir()
+
+
+def shipped(name: str) -> Path:
+    """The directory `name` (one of SHIPPED): the checkout's, else the installed copy's. The
+    path is returned whether or not it exists; the caller says what is missing."""
+    if name not in SHIPPED:
+        raise ValueError(f"{name!r} is not shipped with m7guard (one of {', '.join(SHIPPED)})")
+    return shipped_root() / name
+
+
+def shipped_root() -> Path:
+    """The directory holding all of SHIPPED: the source tree, or the installed copy."""
+    return SOURCE_TREE if from_checkout() else PACKAGED
