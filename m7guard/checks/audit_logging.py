@@ -13,8 +13,6 @@ import shlex
 import time
 from typing import Any
 
-import pytest
-
 from m7guard.checks import rule
 from m7guard.checks._audit_logging import (
     aide_summary,
@@ -29,9 +27,7 @@ from m7guard.checks._audit_logging import (
     selected_sources,
 )
 from m7guard.checks.support.snapshot import HostSnapshot
-from m7guard.checks.support.verdict import EvidenceError
-
-NOTAPPLICABLE = "notapplicable: "
+from m7guard.checks.support.verdict import EvidenceError, not_applicable
 
 
 def _run(host: Any, command: str) -> Any:
@@ -275,9 +271,9 @@ def test_aud_005(host: Any, host_snapshot: HostSnapshot, params: dict[str, Any],
     if fstype == "tmpfs":
         container = host_snapshot.facts.container  # as the inventory decided, not the node
         if container:
-            pytest.skip(f"{NOTAPPLICABLE}{journal_dir} is a tmpfs on a {container} container "
-                        f"node ({host_snapshot.facts.kind_source}): where the journal lives is "
-                        "the runtime's choice; verify on a VM or bare-metal node")
+            not_applicable(f"{journal_dir} is a tmpfs on a {container} container node "
+                           f"({host_snapshot.facts.kind_source}): where the journal lives is the "
+                           "runtime's choice; verify on a VM or bare-metal node")
         failures.append(f"{journal_dir} is on tmpfs: the journal is lost at reboot")
     if not files:
         failures.append(f"journald writes no system journal under {journal_dir}")

@@ -11,19 +11,15 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
-
-import pytest
 
 from m7guard.checks import rule
 from m7guard.checks._sizing import SizingUnavailableError, host_profile, network_targets
-from m7guard.checks.support.plugin import NOTAPPLICABLE
 from m7guard.checks.support.snapshot import HostSnapshot
-from m7guard.checks.support.sysctl import is_namespaced, normalize_value, proc_path
-from m7guard.checks.support.verdict import EvidenceError, conclude
+from m7guard.checks.support.sysctl import Predicate, SysctlCheck, one_of
+from m7guard.checks.support.verdict import EvidenceError, conclude, not_applicable
 
-Predicate = Callable[[str], bool]
 MARK = "@@m7g-perf"
 
 
@@ -33,52 +29,10 @@ MARK = "@@m7g-perf"
 def _require_sysctls(
     snap: HostSnapshot, evidence: dict[str, Any], wanted: dict[str, tuple[Predicate, str]]
 ) -> None:
-    """Every key's running and persisted value must satisfy its predicate.
-
-    On a container node the host kernel's keys are left out (recorded as such); when no key
-    is left the result is notapplicable.
-    """
+    """Every key's running and persisted value must satisfy its predicate (SysctlCheck)."""
     __tracebackhide__ = True
-    records: list[dict[str, Any]] = []
-    failures: list[str] = []
-    host_keys = [k for k in wanted if snap.facts.container and not is_namespaced(k)]
-    for key, (ok, describe) in wanted.items():
-        if key in host_keys:
-            continue
-        running = snap.running_value(key)
-        persisted = snap.config.effective(key)
-        record = {
-            "key": key,
-            "read": proc_path(key),
-            "running": running.value,
-            "persisted": persisted.value if persisted else None,
-            "persisted_in": persisted.where if persisted else None,
-            "wanted": describe,
-        }
-        if running.value is None:
-            failures.append(f"{key} cannot be read ({running.error or 'no such key'})")
-        elif not ok(normalize_value(running.value)):
-            failures.append(f"{key} is {running.value} at run time; wanted: {describe}")
-        if persisted is None:
-            failures.append(
-                f"{key} is not set in any sysctl configuration file; the running value is lost "
-                "at reboot"
-            )
-        elif not ok(persisted.value):
-            failures.append(f"{key} = {persisted.value} in {persisted.where}; wanted: {describe}")
-        record["compliant"] = not any(f.startswith(f"{key} ") for f in failures)
-        records.append(record)
-    evidence["sysctl"] = records
-    if host_keys:
-        evidence["host_kernel_keys"] = host_keys
-    if not records:
-        pytest.skip(
-            f"{NOTAPPLICABLE}{', '.join(host_keys)} belong to the host kernel, not to this "
-            f"{snap.facts.container} container; verify on a VM or bare-metal node"
-        )
-    evidence["config_files"] = [f.path for f in snap.config.files]
-    if failures:
-        raise AssertionError("; ".join(failures))
+    SysctlCheck(list(wanted), snap.running_value, snap.config, snap.facts.container,
+                evidence).require_each(wanted)
 
 
 def _ints(text: str) -> list[int]:
@@ -86,11 +40,6 @@ def _ints(text: str) -> list[int]:
         return [int(part) for part in text.split()]
     except ValueError:
         return []
-
-
-def _one_of(allowed: Iterable[Any]) -> tuple[Predicate, str]:
-    values = [str(a) for a in allowed]
-    return (lambda v: v in values), " or ".join(values)
 
 
 def _at_least(minimum: int, field: int = 0) -> tuple[Predicate, str]:
@@ -176,8 +125,8 @@ def test_perf_001(host_snapshot: HostSnapshot, evidence: dict[str, Any],
                   params: dict[str, Any]) -> None:
     """Virtual memory behaves as Data Fabric expects (swappiness, overcommit)."""
     _require_sysctls(host_snapshot, evidence, {
-        "vm.swappiness": _one_of(params["swappiness"]),
-        "vm.overcommit_memory": _one_of(params["overcommit_memory"]),
+        "vm.swappiness": one_of(params["swappiness"]),
+        "vm.overcommit_memory": one_of(params["overcommit_memory"]),
     })
 
 
@@ -205,8 +154,8 @@ def test_perf_003(host_snapshot: HostSnapshot, evidence: dict[str, Any],
                   params: dict[str, Any]) -> None:
     """TCP gives up on dead peers and closes connections as Data Fabric expects."""
     _require_sysctls(host_snapshot, evidence, {
-        "net.ipv4.tcp_retries2": _one_of(params["tcp_retries2"]),
-        "net.ipv4.tcp_fin_timeout": _one_of(params["tcp_fin_timeout"]),
+        "net.ipv4.tcp_retries2": one_of(params["tcp_retries2"]),
+        "net.ipv4.tcp_fin_timeout": one_of(params["tcp_fin_timeout"]),
     })
 
 
@@ -516,7 +465,7 @@ def test_perf_010(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -
     })
     devices = [line.split() for line in out.get("devices", "").splitlines() if line.strip()]
     if not devices:
-        pytest.skip(f"{NOTAPPLICABLE}no NVMe block device on this host")
+        not_applicable("no NVMe block device on this host")
     want = {"scheduler": str(params["scheduler"]), "nomerges": str(params["nomerges"]),
             "read_ahead_kb": str(params["read_ahead_kb"])}
     assigned = _udev_assignments(_files(out.get("rules", "")))
@@ -576,7 +525,7 @@ def test_perf_011(host: Any, evidence: dict[str, Any], params: dict[str, Any]) -
     })
     running = out.get("running") or None
     if running is None:
-        pytest.skip(f"{NOTAPPLICABLE}the nvme_core module is not loaded (no NVMe device)")
+        not_applicable("the nvme_core module is not loaded (no NVMe device)")
     option = _modprobe_option(_files(out.get("modprobe", "")), "nvme_core", "io_timeout")
     grub = kernel_param(grub_cmdline(out.get("grub", "")), "nvme_core.io_timeout")
     persisted, where = (grub, "GRUB command line") if grub else option or (None, None)

@@ -35,9 +35,9 @@ from m7guard.checks import CHECKS_DIR, is_check_module, rule_of, sysctl_keys_of
 from m7guard.checks.support.evidence import sanitize
 from m7guard.checks.support.snapshot import HostSnapshot, HostUnreachableError, gather
 from m7guard.checks.support.sysctl import SysctlCheck
+from m7guard.checks.support.verdict import not_applicable, skip_verdict
 from m7guard.results import CollectedEvent, Event, HostEvent, ResultEvent, event_line
 
-NOTAPPLICABLE = "notapplicable: "
 _CTX = pytest.StashKey["AuditContext"]()
 _EVIDENCE = pytest.StashKey[dict[str, Any]]()
 _SETUP_TIME = pytest.StashKey[float]()
@@ -266,7 +266,7 @@ def _weight(ctx: AuditContext, name: str, items: list[pytest.Item]) -> int:
     for item in items:
         rule = ctx.catalog.rules.get(_rule_id(item) or "")
         try:
-            count += rule is None or not not_applicable(rule, snap)
+            count += rule is None or not why_not_applicable(rule, snap)
         except ValueError:  # an unknown condition: the check reports it as an error
             count += 1
     return max(1, count)
@@ -408,12 +408,12 @@ def _m7guard_applicability(request: pytest.FixtureRequest) -> None:
     snap: HostSnapshot = request.getfixturevalue("host_snapshot")
     if snap.error:
         raise HostUnreachableError(snap.error)
-    reason = not_applicable(rule, snap)
+    reason = why_not_applicable(rule, snap)
     if reason:
-        pytest.skip(f"{NOTAPPLICABLE}{reason}")
+        not_applicable(reason)
 
 
-def not_applicable(rule: Rule, snap: HostSnapshot) -> str | None:
+def why_not_applicable(rule: Rule, snap: HostSnapshot) -> str | None:
     """Why the rule does not apply to the host (its groups, its conditions), or None."""
     if snap.groups is not None and not set(rule.groups) & set(snap.groups):
         return f"{snap.name} is in none of the groups {', '.join(rule.groups)}"
@@ -427,13 +427,17 @@ def not_applicable(rule: Rule, snap: HostSnapshot) -> str | None:
     return None
 
 
+def _skip_state(call: pytest.CallInfo[None]) -> str:
+    value = call.excinfo.value if call.excinfo is not None else ""
+    return skip_verdict(str(getattr(value, "msg", value)))[0]
+
+
 def _message(call: pytest.CallInfo[None]) -> str:
     if call.excinfo is None:
         return ""
     value = call.excinfo.value
     if call.excinfo.errisinstance(pytest.skip.Exception):
-        text = str(getattr(value, "msg", value))
-        return text[len(NOTAPPLICABLE) :] if text.startswith(NOTAPPLICABLE) else text
+        return skip_verdict(str(getattr(value, "msg", value)))[1]
     if isinstance(value, AssertionError):
         return str(value).split("\nassert ")[0].strip()
     if isinstance(value, HostUnreachableError):
@@ -455,12 +459,12 @@ def pytest_runtest_makereport(
         item.stash[_SETUP_TIME] = call.duration
         if report.passed:
             return
-        state = "notapplicable" if report.skipped else "error"
+        state = _skip_state(call) if report.skipped else "error"
     elif call.when == "call":
         if report.passed:
             state = "pass"
         elif report.skipped:
-            state = "notapplicable"
+            state = _skip_state(call)
         elif call.excinfo is not None and call.excinfo.errisinstance(
             (AssertionError, pytest.fail.Exception)
         ):

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
+from m7guard.checks.support.verdict import not_applicable
 
 SYSCTL_DIRS: tuple[str, ...] = (
     "/etc/sysctl.d",
@@ -157,11 +157,22 @@ class RunningValue:
     error: str = ""
 
 
-class SysctlCheck:
-    """What a check uses to require values of the kernel keys its rule names.
+Predicate = Callable[[str], bool]
 
-    A key passes when its running value and its persisted value are both allowed. A global
-    key on a container node is the host kernel's: the result is notapplicable.
+
+def one_of(allowed: Iterable[Any]) -> tuple[Predicate, str]:
+    """A value equal to one of `allowed`, and how to say so."""
+    values = [str(a) for a in allowed]
+    return (lambda value: value in values), " or ".join(values)
+
+
+class SysctlCheck:
+    """The one reader of kernel keys for the checks (KERN and PERF alike).
+
+    A key holds when its running value and its persisted value both satisfy what the rule
+    wants. On a container node the host kernel's keys are left out and recorded as such
+    (`host_kernel_keys`); the container's own (network namespace) keys are still judged, and
+    only when no key is left is the result notapplicable.
     """
 
     def __init__(
@@ -181,18 +192,21 @@ class SysctlCheck:
         self.evidence = evidence
 
     def require(self, allowed: Iterable[int | str]) -> None:
-        """Fail unless every key is allowed both at run time and in the persisted files."""
+        """Fail unless every key is one of `allowed`, at run time and in the persisted files."""
         __tracebackhide__ = True
-        allowed_text = [str(a) for a in allowed]
-        global_keys = [k for k in self.keys if not is_namespaced(k)]
-        if self.container and global_keys:
-            pytest.skip(
-                f"notapplicable: {', '.join(global_keys)} belong to the host kernel, not to this "
-                f"{self.container} container; verify on a VM or bare-metal node"
-            )
-        failures = []
-        records = []
-        for key in self.keys:
+        self.require_each({key: one_of(allowed) for key in self.keys})
+
+    def require_each(self, wanted: Mapping[str, tuple[Predicate, str]]) -> None:
+        """Fail unless every key satisfies its (predicate, description), at run time and in
+        the persisted files."""
+        __tracebackhide__ = True
+        wanted = {normalize_key(k): v for k, v in wanted.items()}
+        host_keys = [k for k in wanted if self.container and not is_namespaced(k)]
+        failures: list[str] = []
+        records: list[dict[str, Any]] = []
+        for key, (ok, describe) in wanted.items():
+            if key in host_keys:
+                continue
             running: RunningValue = self._running(key)
             persisted = self.config.effective(key)
             overridden = [f"{a.where} = {a.value}" for a in self.config.history(key)[:-1]]
@@ -203,27 +217,31 @@ class SysctlCheck:
                 "persisted": persisted.value if persisted else None,
                 "persisted_in": persisted.where if persisted else None,
                 "overridden": overridden,
-                "allowed": allowed_text,
+                "wanted": describe,
             }
             if running.value is None:
                 failures.append(f"{key} cannot be read ({running.error or 'no such key'})")
-            elif normalize_value(running.value) not in allowed_text:
-                failures.append(
-                    f"{key} is {running.value} at run time; allowed: {', '.join(allowed_text)}"
-                )
+            elif not ok(normalize_value(running.value)):
+                failures.append(f"{key} is {running.value} at run time; wanted: {describe}")
             if persisted is None:
                 failures.append(
                     f"{key} is not set in any sysctl configuration file; the running value is lost "
                     "at reboot"
                 )
-            elif persisted.value not in allowed_text:
+            elif not ok(persisted.value):
                 failures.append(
-                    f"{key} = {persisted.value} in {persisted.where}; "
-                    f"allowed: {', '.join(allowed_text)}"
+                    f"{key} = {persisted.value} in {persisted.where}; wanted: {describe}"
                 )
             record["compliant"] = not any(f.startswith(f"{key} ") for f in failures)
             records.append(record)
         self.evidence["sysctl"] = records
+        if host_keys:
+            self.evidence["host_kernel_keys"] = host_keys
+        if not records:
+            not_applicable(
+                f"{', '.join(host_keys)} belong to the host kernel, not to this "
+                f"{self.container} container; verify on a VM or bare-metal node"
+            )
         self.evidence["config_files"] = [f.path for f in self.config.files]
         if failures:
             raise AssertionError("; ".join(failures))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from m7guard.catalog import load_catalog
@@ -58,15 +59,21 @@ def test_perf_010_and_011_a_script_that_did_not_run_is_not_notapplicable(expect,
                                        params=params("PERF-011"))
 
 
-def test_perf_005_without_the_size_table_is_an_error(expect, fake_host, monkeypatch,
-                                                    tmp_path) -> None:
+def test_perf_005_without_the_tuning_derivations_is_an_error(expect, fake_host, monkeypatch,
+                                                           tmp_path) -> None:
+    """The node's size is known (the profile m7i_profile recorded), but the roles whose
+    derivations turn it into targets are missing: undecided, not a failure of the node."""
+    from m7guard import m7i
     from m7guard.checks import _sizing
 
     monkeypatch.setenv("M7GUARD_ROLES", str(tmp_path))
     _sizing.plugin.cache_clear()
     snap = HostSnapshot("node", None, facts=HostFacts())
+    recorded = json.dumps(m7i.profile("m7i.2xlarge", "imds"))
+    host = fake_host({_sizing.PROFILE_FACT: recorded})
+    host.backend = SimpleNamespace(NAME="local")  # no Ansible inventory: the recorded profile
     try:
-        message = expect.error(performance.test_perf_005, host=fake_host({}), host_snapshot=snap,
+        message = expect.error(performance.test_perf_005, host=host, host_snapshot=snap,
                                evidence={}, params=params("PERF-005"))
     finally:
         _sizing.plugin.cache_clear()

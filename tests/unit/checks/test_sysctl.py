@@ -161,7 +161,7 @@ def test_passes_when_running_and_persisted_are_allowed() -> None:
 def test_fails_on_a_running_value_outside_the_allowed_set() -> None:
     check, evidence = _check(["kernel.kptr_restrict"], {"kernel.kptr_restrict": "0"}, PERSISTED)
     with pytest.raises(
-        AssertionError, match=r"kernel.kptr_restrict is 0 at run time; allowed: 1, 2"
+        AssertionError, match=r"kernel.kptr_restrict is 0 at run time; wanted: 1 or 2"
     ):
         check.require([1, 2])
     assert evidence["sysctl"][0]["compliant"] is False
@@ -176,7 +176,7 @@ def test_fails_when_the_value_is_not_persisted() -> None:
 def test_fails_when_the_persisted_value_is_wrong() -> None:
     config = cfg(("/etc/sysctl.d/99-bad.conf", "net.ipv4.ip_forward = 1\n"))
     check, _ = _check(["net.ipv4.ip_forward"], {"net.ipv4.ip_forward": "0"}, config)
-    with pytest.raises(AssertionError, match=r"= 1 in /etc/sysctl.d/99-bad.conf:1; allowed: 0"):
+    with pytest.raises(AssertionError, match=r"= 1 in /etc/sysctl.d/99-bad.conf:1; wanted: 0"):
         check.require([0])
 
 
@@ -208,3 +208,25 @@ def test_global_key_on_a_container_is_notapplicable_but_namespaced_key_is_checke
 def test_a_check_must_name_its_keys() -> None:
     with pytest.raises(ValueError, match="names no sysctl key"):
         _check([], {}, PERSISTED)
+
+
+def test_on_a_container_the_namespaced_keys_of_a_mixed_rule_are_still_judged() -> None:
+    """The host kernel's keys are left out and recorded; the container's own are judged."""
+    running = {"net.ipv4.tcp_rmem": "4096 131072 1048576", "net.core.rmem_max": "212992"}
+    config = cfg(("/etc/sysctl.d/60-m7guard.conf", "net.ipv4.tcp_rmem = 4096 131072 1048576\n"))
+    check, evidence = _check(list(running), running, config, "podman")
+    wanted = {"net.ipv4.tcp_rmem": (lambda v: int(v.split()[2]) >= 2**21, "max >= 2 MiB"),
+              "net.core.rmem_max": (lambda v: int(v) >= 2**21, ">= 2 MiB")}
+    with pytest.raises(AssertionError, match=r"net\.ipv4\.tcp_rmem is 4096 131072 1048576") as err:
+        check.require_each(wanted)
+    assert "net.core.rmem_max" not in str(err.value)
+    assert evidence["host_kernel_keys"] == ["net.core.rmem_max"]
+    assert [r["key"] for r in evidence["sysctl"]] == ["net.ipv4.tcp_rmem"]
+
+
+def test_a_value_is_judged_by_its_predicate_and_described_by_its_text() -> None:
+    check, evidence = _check(["kernel.kptr_restrict"], {"kernel.kptr_restrict": "2"}, PERSISTED)
+    with pytest.raises(AssertionError, match=r"= 1 in .*60-m7guard.conf:1; wanted: at least 2"):
+        check.require_each({"kernel.kptr_restrict": (lambda v: int(v) >= 2, "at least 2")})
+    (record,) = evidence["sysctl"]
+    assert record["wanted"] == "at least 2" and record["compliant"] is False
