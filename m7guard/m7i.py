@@ -1,6 +1,6 @@
 """The EC2 M7i size table and the profile derived from an instance type: one definition, read by
 the m7i_profile role's filters (roles/m7i_profile/filter_plugins), by the checks that judge
-size-derived values (m7guard.checks._sizing) and by preflight.
+size-derived values (m7guard.checks.support.sizing) and by preflight.
 
 Pure Python with no dependency. The values come from the EC2 instance-types guide as corrected
 in the project's reference notes: M7i is 4th Gen Xeon Scalable (Sapphire Rapids) with DDR5; sizes

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from m7guard.checks import rule
-from m7guard.checks._audit_logging import (
+from m7guard.checks.support.audit_logging_parsers import (
     aide_summary,
     parse_forwards,
     parse_key_values,

@@ -2,8 +2,8 @@
 
 Kerberos client and keytab (IDN-001 to IDN-003), the PAM stacks of sshd and sudo
 (IDN-004, IDN-005, IDN-010: walked with every result their modules can return, see
-_pam.py), sshd's effective settings per connection (IDN-006 to IDN-009, IDN-011: asked
-from `sshd -T`, see _sshd.py) and the Data Fabric security files (IDN-012 to IDN-014).
+support/pam.py), sshd's effective settings per connection (IDN-006 to IDN-009, IDN-011: asked
+from `sshd -T`, see support/sshd.py) and the Data Fabric security files (IDN-012 to IDN-014).
 
 An account allowed in without a second factor is reported by IDN-011, which fails while
 such an exemption exists; a role that grants one on purpose records a waiver on the host,
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from m7guard.checks import rule
-from m7guard.checks._krb5 import (
+from m7guard.checks.support.krb5 import (
     Profile,
     boolean,
     duration,
@@ -34,7 +34,7 @@ from m7guard.checks._krb5 import (
     parse_klist,
     parse_profile,
 )
-from m7guard.checks._pam import (
+from m7guard.checks.support.pam import (
     ModuleModel,
     PamError,
     PamLine,
@@ -45,7 +45,7 @@ from m7guard.checks._pam import (
     read_stack,
     successes,
 )
-from m7guard.checks._sshd import (
+from m7guard.checks.support.sshd import (
     CONFIG_FILES,
     OUTSIDE,
     PROBE_USER,

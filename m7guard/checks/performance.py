@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from m7guard.checks import rule
-from m7guard.checks._sizing import SizingUnavailableError, host_profile, network_targets
+from m7guard.checks.support.sizing import SizingUnavailableError, host_profile, network_targets
 from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.sysctl import Predicate, SysctlCheck, one_of
 from m7guard.checks.support.verdict import EvidenceError, conclude, not_applicable

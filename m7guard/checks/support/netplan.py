@@ -22,7 +22,7 @@ import yaml
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from m7guard.checks._sizing import ROLES_ENV, roles_dir
+from m7guard.checks.support.sizing import ROLES_ENV, roles_dir
 from m7guard.checks.support.verdict import EvidenceError
 
 ROLE = "zero_trust_network"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m7guard.checks._audit_logging import (
+from m7guard.checks.support.audit_logging_parsers import (
     aide_summary,
     parse_forwards,
     parse_key_values,

@@ -10,8 +10,8 @@ import pytest
 
 from m7guard.catalog import load_catalog
 from m7guard.checks import audit_logging, identity, performance
-from m7guard.checks._sshd import Context
 from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
+from m7guard.checks.support.sshd import Context
 
 ROOT = Path(__file__).resolve().parents[3]
 CATALOG = load_catalog(ROOT / "policies")

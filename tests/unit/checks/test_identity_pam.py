@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pamkit import MFA_AUTH
 
-from m7guard.checks._pam import (
+from m7guard.checks.support.pam import (
     ModuleModel,
     PamError,
     first_violation,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m7guard.checks._krb5 import (
+from m7guard.checks.support.krb5 import (
     boolean,
     duration,
     enctypes,
@@ -12,7 +12,7 @@ from m7guard.checks._krb5 import (
     parse_klist,
     parse_profile,
 )
-from m7guard.checks._sshd import (
+from m7guard.checks.support.sshd import (
     Context,
     context_script,
     in_networks,

@@ -64,7 +64,7 @@ def test_perf_005_without_the_tuning_derivations_is_an_error(expect, fake_host, 
     """The node's size is known (the profile m7i_profile recorded), but the roles whose
     derivations turn it into targets are missing: undecided, not a failure of the node."""
     from m7guard import m7i
-    from m7guard.checks import _sizing
+    from m7guard.checks.support import sizing as _sizing
 
     monkeypatch.setenv("M7GUARD_ROLES", str(tmp_path))
     _sizing.plugin.cache_clear()
