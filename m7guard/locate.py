@@ -11,7 +11,10 @@ command has them.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 SHIPPED = ("policies", "roles", "playbooks")
 SOURCE_TREE = Path(__file__).resolve().parents[1]
@@ -34,3 +37,21 @@ def shipped(name: str) -> Path:
 def shipped_root() -> Path:
     """The directory holding all of SHIPPED: the source tree, or the installed copy."""
     return SOURCE_TREE if from_checkout() else PACKAGED
+
+
+def import_file(name: str, path: Path) -> ModuleType:
+    """The Python file at path imported as module `name` (once: a second call returns it);
+    how m7guard reads the roles' plugins and modules and a checks directory of one's own."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

@@ -8,7 +8,6 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from m7guard.catalog.model import Catalog
 from m7guard.catalog.roles import find_roles_dir, remediation_problems
 from m7guard.catalog.waivers import max_days, read_waivers
 from m7guard.checks import CHECKS_DIR, is_check_module, rule_of
+from m7guard.locate import import_file
 
 CHECK_PREFIX = "m7guard/checks/"
 
@@ -38,16 +38,7 @@ def _import(path: Path, checks_dir: Path) -> ModuleType:
     if checks_dir.resolve() == CHECKS_DIR:
         return importlib.import_module(f"m7guard.checks.{path.stem}")
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    name = f"_m7guard_checks_{digest}_{path.stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_file(f"_m7guard_checks_{digest}_{path.stem}", path)
 
 
 def discover_checks(checks_dir: Path = CHECKS_DIR) -> tuple[list[CheckRef], list[Problem]]:

@@ -11,8 +11,6 @@ role's service catalog. The node's declaration is kept as evidence, with any ser
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from m7guard.checks.support.sizing import ROLES_ENV, roles_dir
 from m7guard.checks.support.verdict import EvidenceError
+from m7guard.locate import import_file
 
 ROLE = "zero_trust_network"
 VARIABLES = ("group_services", "services", "service_zones", "custom_services")
@@ -34,15 +33,11 @@ def _plan_module() -> ModuleType:
     path = roles_dir() / ROLE / "library" / "zero_trust_network_plan.py"
     if not path.is_file():
         raise EvidenceError(f"{path} not found: the services a host should run cannot be "
-                            f"computed (run from an m7guard source tree or set {ROLES_ENV})")
-    name = "_m7guard_zero_trust_network_plan"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise EvidenceError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+                            f"computed (m7guard's roles are missing; set {ROLES_ENV})")
+    try:
+        return import_file("_m7guard_zero_trust_network_plan", path)
+    except ImportError as exc:
+        raise EvidenceError(str(exc)) from exc
 
 
 @cache

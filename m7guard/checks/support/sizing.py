@@ -13,17 +13,15 @@ inventory, else the profile m7i_profile recorded on the host
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from m7guard import m7i
-from m7guard.locate import shipped
+from m7guard.locate import import_file, shipped
 
 ROLES_ENV = "M7GUARD_ROLES"
 PROFILE_FACT = "/etc/ansible/facts.d/m7i_profile.fact"
@@ -50,14 +48,10 @@ def plugin(name: str) -> ModuleType:
             f"{path} not found: m7guard's roles are missing from this installation; set "
             f"{ROLES_ENV} to an m7guard roles/ directory"
         )
-    module_name = f"_m7guard_sizing_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise SizingUnavailableError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    try:
+        return import_file(f"_m7guard_sizing_{name}", path)
+    except ImportError as exc:
+        raise SizingUnavailableError(str(exc)) from exc
 
 
 def inventory_type(host: Any) -> str:
