@@ -12,6 +12,7 @@ including a record or file that fails authentication.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -20,15 +21,18 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-
-import click
+from typing import IO, Any, NoReturn
 
 from field_encryption import parquet_cli, paths, scan
 from field_encryption.atomic import atomic_output
 from field_encryption.cache import CacheLimits
 from field_encryption.client import LEGACY_HEADER_VERSION, FieldEncryption
-from field_encryption.errors import ConfigurationError, FieldEncryptionError, TamperError
+from field_encryption.errors import (
+    ConfigurationError,
+    FieldEncryptionError,
+    TamperError,
+    UsageError,
+)
 from field_encryption.keyrings import (
     Keyring,
     create_key_file,
@@ -72,56 +76,56 @@ class KeyringOptions:
 
     def build(self, what: str = "--kms-key-id or --local-key") -> Keyring:
         if self.kms_key_id and self.local_key:
-            raise click.UsageError("give either a KMS key or --local-key, not both")
+            raise UsageError("give either a KMS key or --local-key, not both")
         if self.local_key:
             if self.dr_key_ids:
-                raise click.UsageError("--kms-dr-key-id needs --kms-key-id")
+                raise UsageError("--kms-dr-key-id needs --kms-key-id")
             return KeyringSpec(local_key=self.local_key).build()
         if not self.kms_key_id:
-            raise click.UsageError(f"a keyring is needed: pass {what}")
+            raise UsageError(f"a keyring is needed: pass {what}")
         return KeyringSpec(kms_key_id=self.kms_key_id, dr_key_ids=self.dr_key_ids,
                            region=self.region, profile=self.profile,
                            endpoint_url=self.endpoint_url).build()
 
 
-def keyring_options(prefix: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Click options for a keyring; ``prefix`` ("to-") names the destination of a rewrap."""
+@dataclass(frozen=True)
+class Opt:
+    """One option of a command: what argparse is told, and the key it fills in the command's
+    keyword arguments (``dest``); a repeated option gives a tuple, as the commands expect."""
+
+    flags: tuple[str, ...]
+    dest: str
+    help: str = ""
+    multiple: bool = False
+    flag: bool = False
+    kind: Callable[[str], Any] = str
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    hidden: bool = False
+    show_default: bool = False
+    metavar: str | None = None
+
+
+def keyring_options(prefix: str = "") -> list[Opt]:
+    """The options of a keyring; ``prefix`` ("to-") names the destination of a rewrap."""
     dest = prefix.replace("-", "_")
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        options = [
-            click.option(
-                f"--{prefix}kms-key-id",
-                f"{dest}kms_key_id",
-                help="KMS key id, key ARN, alias name or alias ARN.",
-            ),
-            click.option(
-                f"--{prefix}kms-dr-key-id",
-                f"{dest}dr_key_ids",
-                multiple=True,
-                help="Another KMS key (e.g. another region) that also wraps each data key.",
-            ),
-            click.option(
-                f"--{prefix}local-key",
-                f"{dest}local_key",
-                type=click.Path(dir_okay=False),
-                help="Local key file (development and offline use only, not production).",
-            ),
+    options = [
+        Opt((f"--{prefix}kms-key-id",), f"{dest}kms_key_id",
+            "KMS key id, key ARN, alias name or alias ARN."),
+        Opt((f"--{prefix}kms-dr-key-id",), f"{dest}dr_key_ids",
+            "Another KMS key (e.g. another region) that also wraps each data key.",
+            multiple=True),
+        Opt((f"--{prefix}local-key",), f"{dest}local_key",
+            "Local key file (development and offline use only, not production)."),
+    ]
+    if not prefix:
+        options += [
+            Opt(("--region",), "region", "AWS region (default: from the key ARN or profile)."),
+            Opt(("--profile",), "profile", "AWS shared-config profile."),
+            Opt(("--endpoint-url",), "endpoint_url",
+                "KMS endpoint URL (default: AWS_ENDPOINT_URL or the public endpoint)."),
         ]
-        if not prefix:
-            options += [
-                click.option("--region", help="AWS region (default: from the key ARN or profile)."),
-                click.option("--profile", help="AWS shared-config profile."),
-                click.option(
-                    "--endpoint-url",
-                    help="KMS endpoint URL (default: AWS_ENDPOINT_URL or the public endpoint).",
-                ),
-            ]
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
+    return options
 
 
 def _keyring_opts(kwargs: dict[str, Any], prefix: str = "") -> KeyringOptions:
@@ -136,63 +140,47 @@ def _keyring_opts(kwargs: dict[str, Any], prefix: str = "") -> KeyringOptions:
 
 
 # -- files and progress -----------------------------------------------------------------
-def io_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(
-        [
-            click.argument("input_path", metavar="INPUT"),
-            click.option(
-                "-o",
-                "--output",
-                "output_path",
-                help="Destination file ('-' for standard output).",
-            ),
-            click.option(
-                "--in-place", is_flag=True, help="Replace INPUT (atomically) with the result."
-            ),
-            click.option(
-                "--input-format",
-                type=click.Choice(["jsonl", "csv", "parquet"]),
-                help="Record format (default: from the file extension; a folder is a Parquet "
-                "dataset).",
-            ),
-            click.option(
-                "--namespace",
-                "--table",
-                "namespace",
-                default="default",
-                show_default=True,
-                help="Table or namespace name bound into every ciphertext.",
-            ),
-            click.option(
-                "--record-id-field",
-                default="_id",
-                show_default=True,
-                help="Top-level field holding the record id ('' for none: random ids).",
-            ),
-            click.option(
-                "--vault", "vault_path", help="Key vault file (deterministic/blind index)."
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
+INPUT = Opt(("input_path",), "input_path", "The input file (or '-'), or a Parquet dataset folder.",
+            metavar="INPUT")
+FORMATS = ("jsonl", "csv", "parquet")
+
+
+def io_options() -> list[Opt]:
+    return [
+        INPUT,
+        Opt(("-o", "--output"), "output_path", "Destination file ('-' for standard output)."),
+        Opt(("--in-place",), "in_place", "Replace INPUT (atomically) with the result.", flag=True),
+        Opt(("--input-format",), "input_format", "Record format (default: from the file "
+            "extension; a folder is a Parquet dataset).", choices=FORMATS),
+        Opt(("--namespace", "--table"), "namespace",
+            "Table or namespace name bound into every ciphertext.", default="default",
+            show_default=True),
+        Opt(("--record-id-field",), "record_id_field",
+            "Top-level field holding the record id ('' for none: random ids).", default="_id",
+            show_default=True),
+        Opt(("--vault",), "vault_path", "Key vault file (deterministic/blind index)."),
+    ]
 
 
 @contextlib.contextmanager
 def _progress(source: RecordSource, label: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal; a no-op otherwise."""
-    if not sys.stderr.isatty():
+    """A progress bar on stderr when it is a terminal and rich is installed (it is not a
+    dependency of the field-encryption distribution); a no-op otherwise."""
+    try:
+        if not sys.stderr.isatty():
+            raise ImportError("not a terminal")
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+    except ImportError:
         yield lambda count: None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
 
     columns = [
         TextColumn("[bold]{task.description}"),
@@ -234,16 +222,16 @@ def _sigterm_as_exit() -> Iterator[None]:
 def _destination(input_path: str, output_path: str | None, in_place: bool) -> str:
     if in_place:
         if output_path:
-            raise click.UsageError("--in-place and --output exclude each other")
+            raise UsageError("--in-place and --output exclude each other")
         if input_path == "-":
-            raise click.UsageError("--in-place needs an input file, not standard input")
+            raise UsageError("--in-place needs an input file, not standard input")
         return input_path
     if not output_path:
-        raise click.UsageError("pass --output FILE (or '-'), or --in-place")
+        raise UsageError("pass --output FILE (or '-'), or --in-place")
     if output_path != "-" and input_path != "-":
         with contextlib.suppress(OSError):
             if Path(output_path).resolve() == Path(input_path).resolve():
-                raise click.UsageError("output is the input file: use --in-place instead")
+                raise UsageError("output is the input file: use --in-place instead")
     return output_path
 
 
@@ -280,7 +268,7 @@ def _specs(
     seen: set[str] = set()
     for path, is_optional in [(p, False) for p in fields] + [(p, True) for p in optional]:
         if path in seen:
-            raise click.UsageError(f"field {path} given twice")
+            raise UsageError(f"field {path} given twice")
         seen.add(path)
         specs.append(
             FieldSpec(
@@ -292,7 +280,7 @@ def _specs(
         )
     for path in (*deterministic, *blind_map):
         if path not in seen:
-            raise click.UsageError(f"{path} is not selected: also pass --field {path}")
+            raise UsageError(f"{path} is not selected: also pass --field {path}")
     return specs
 
 
@@ -447,40 +435,6 @@ def _without_columns(*drop: str) -> Callable[[list[str]], list[str]]:
 
 
 # -- commands ---------------------------------------------------------------------------
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv: debug).")
-def cli(verbose: int) -> None:
-    """Envelope encryption of record fields (AWS KMS or a local development key)."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="field-encrypt: %(levelname)s: %(message)s")
-
-
-@cli.command()
-@io_options
-@keyring_options()
-@click.option("-f", "--field", "fields", multiple=True, help="Field path to encrypt (repeat).")
-@click.option("--optional", multiple=True, help="Field path that may be absent (repeat).")
-@click.option("--deterministic", multiple=True, help="Selected field to encrypt with AES-SIV.")
-@click.option(
-    "--blind-index",
-    multiple=True,
-    help="Selected field to blind-index, as PATH or PATH:text|digits|exact.",
-)
-@click.option(
-    "--record-mac", is_flag=True, hidden=True, help="Accepted for old scripts: always on."
-)
-@click.option("--max-key-uses", type=int, default=2**24, show_default=True)
-@click.option("--max-key-age", type=float, default=300.0, show_default=True, help="Seconds.")
-@click.option("--plaintext-footer", is_flag=True,
-              help="Parquet: leave the footer readable (signed), so the columns not selected "
-              "read without a key. Default: the footer is encrypted too.")
-@click.option("--parquet-mode", type=click.Choice(["pme", "fields"]), default="pme",
-              show_default=True,
-              help="Parquet: Parquet Modular Encryption of whole columns (pme), or the "
-              "per-field envelope in each row, as field_encryption.spark writes (fields).")
-@click.option("--external-key-material", is_flag=True,
-              help="Parquet: keep the wrapped keys in a file beside each Parquet file, so "
-              "`rewrap --in-place` can move them to a new or rotated KMS key.")
 def encrypt(**kwargs: Any) -> int:
     """Encrypt the selected fields of every record in INPUT (JSON Lines, CSV), or the
     selected columns of a Parquet file or dataset folder."""
@@ -489,14 +443,14 @@ def encrypt(**kwargs: Any) -> int:
         return parquet_cli.encrypt(keyring, kwargs)
     if (kwargs["plaintext_footer"] or kwargs["external_key_material"]
             or kwargs["parquet_mode"] != "pme"):
-        raise click.UsageError("--plaintext-footer, --external-key-material and --parquet-mode "
+        raise UsageError("--plaintext-footer, --external-key-material and --parquet-mode "
                                "are for Parquet")
     fmt = detect_format(kwargs["input_path"], kwargs["input_format"])
     specs = _specs(
         fmt, kwargs["fields"], kwargs["optional"], kwargs["deterministic"], kwargs["blind_index"]
     )
     if not specs:
-        raise click.UsageError("select at least one --field or --optional")
+        raise UsageError("select at least one --field or --optional")
     destination = _destination(kwargs["input_path"], kwargs["output_path"], kwargs["in_place"])
     limits = CacheLimits(max_age=kwargs["max_key_age"], max_uses=kwargs["max_key_uses"])
     fe = _encryptor(
@@ -516,17 +470,6 @@ def encrypt(**kwargs: Any) -> int:
     return EXIT_OK
 
 
-@cli.command()
-@io_options
-@keyring_options()
-@click.option("-f", "--field", "fields", multiple=True, help="Only decrypt these fields.")
-@click.option("--require-mac", is_flag=True, hidden=True, help="Accepted for old scripts: always.")
-@click.option(
-    "--allow-legacy-v1",
-    is_flag=True,
-    help="Also read format-1 records, whose headers are not authenticated, and files "
-    "without a trailer made only of them (reported on stderr). Unsafe: for migrating.",
-)
 def decrypt(**kwargs: Any) -> int:
     """Decrypt every encrypted field (or only --field ones) of every record in INPUT.
 
@@ -561,10 +504,6 @@ def decrypt(**kwargs: Any) -> int:
     return EXIT_OK
 
 
-@cli.command()
-@io_options
-@keyring_options()
-@keyring_options("to-")
 def rewrap(**kwargs: Any) -> int:
     """Re-wrap each record's data key under new KMS key(s); fields stay as they are.
 
@@ -593,20 +532,6 @@ def rewrap(**kwargs: Any) -> int:
     return EXIT_OK
 
 
-@cli.command()
-@io_options
-@keyring_options()
-@keyring_options("to-")
-@click.option("--to-vault", "to_vault_path", help="Key vault for the new encryption.")
-@click.option(
-    "--record-mac", is_flag=True, hidden=True, help="Accepted for old scripts: always on."
-)
-@click.option(
-    "--allow-legacy-v1",
-    is_flag=True,
-    help="Also read format-1 records, whose headers are not authenticated, and files "
-    "without a trailer made only of them (reported on stderr). Unsafe: for migrating.",
-)
 def rekey(**kwargs: Any) -> int:
     """Decrypt and re-encrypt every record's fields under new data keys.
 
@@ -643,29 +568,6 @@ def rekey(**kwargs: Any) -> int:
     return EXIT_OK
 
 
-@cli.command()
-@click.argument("input_path", metavar="INPUT")
-@click.option("--input-format", type=click.Choice(["jsonl", "csv", "parquet"]))
-@click.option("-f", "--field", "fields", multiple=True, help="Field that must be encrypted.")
-@click.option("--optional", multiple=True, help="Field that must be encrypted if present.")
-@click.option(
-    "--format",
-    "report_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
-@click.option("--max-findings", type=int, default=1000, show_default=True)
-@click.option("--namespace", "--table", "namespace", default="default", show_default=True)
-@click.option("--record-id-field", default="_id", show_default=True)
-@click.option("--vault", "vault_path")
-@click.option(
-    "--allow-legacy-v1",
-    is_flag=True,
-    help="Also read format-1 records, whose headers are not authenticated, and files "
-    "without a trailer made only of them (still reported as findings).",
-)
-@keyring_options()
 def verify(**kwargs: Any) -> int:
     """Check that the selected fields are encrypted, no plaintext PAN or SSN remains, and
     the file is whole.
@@ -793,15 +695,15 @@ def verify(**kwargs: Any) -> int:
             "findings": findings,
             "truncated": sum(counts.values()) > len(findings),
         }
-        click.echo(json.dumps(report, indent=2))
+        _echo(json.dumps(report, indent=2))
     else:
         for f in findings:
             where = f"record {f['record']} (line {f['line']})"
             detail = f" {f['masked']}" if f["masked"] else ""
             detail += f": {f['detail']}" if f.get("detail") else ""
-            click.echo(f"{where}: {f['kind']} at {f['path']}{detail}")
+            _echo(f"{where}: {f['kind']} at {f['path']}{detail}")
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no findings"
-        click.echo(f"{records} records checked, file trailer {trailer_status}: {summary}")
+        _echo(f"{records} records checked, file trailer {trailer_status}: {summary}")
     return EXIT_FINDINGS if counts else EXIT_OK
 
 
@@ -811,79 +713,222 @@ def _is_encrypted(value: Any) -> bool:
     return is_ciphertext(value)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True}, add_help_option=False)
-@click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
-def spark(job_args: tuple[str, ...]) -> int:
+def spark(job_args: list[str]) -> int:
     """Encrypt or decrypt columns of a Parquet dataset on Spark (the job of
     field_encryption.spark; `field-encrypt spark -h` lists its options). Under spark-submit
     run `python -m field_encryption.spark` instead."""
     from field_encryption.spark import run_job
 
-    return run_job(list(job_args))
+    return run_job(job_args)
 
 
-@cli.group()
-def keys() -> None:
-    """Create local key files and key vaults."""
-
-
-@keys.command("local-new")
-@click.argument("path")
-@click.option("--name", default="dev", show_default=True)
 def local_new(path: str, name: str) -> int:
     """Write a new local key file (mode 0600). Development and offline use only."""
     create_key_file(path, name)
-    click.echo(f"wrote {path} (local key: development and offline use only, not production)")
+    _echo(f"wrote {path} (local key: development and offline use only, not production)")
     return EXIT_OK
 
 
-@keys.command("vault-new")
-@click.argument("path")
-@keyring_options()
 def vault_new(path: str, **kwargs: Any) -> int:
     """Create a key vault (deterministic and blind-index keys) wrapped by the keyring."""
     keyring = _keyring_opts(kwargs).build()
     if Path(path).exists():
         raise ConfigurationError(f"{path} already exists; choose another path")
     KeyVault.create(keyring).save(path)
-    click.echo(f"wrote key vault {path}")
+    _echo(f"wrote key vault {path}")
     return EXIT_OK
 
 
-@keys.command("vault-rewrap")
-@click.argument("path")
-@keyring_options()
-@keyring_options("to-")
 def vault_rewrap(path: str, **kwargs: Any) -> int:
     """Re-wrap a key vault's keys under new KMS key(s) (in place, atomically)."""
     source = _keyring_opts(kwargs).build()
     target = _keyring_opts(kwargs, "to_").build("--to-kms-key-id or --to-local-key")
     KeyVault.load(path).rewrapped(target, source).save(path)
-    click.echo(f"rewrapped key vault {path}")
+    _echo(f"rewrapped key vault {path}")
     return EXIT_OK
+
+
+# -- the command line -----------------------------------------------------------------
+def _echo(text: str, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+FIELDS_HELP = "Field path to encrypt (repeat)."
+LEGACY_HELP = ("Also read format-1 records, whose headers are not authenticated, and files "
+               "without a trailer made only of them (reported on stderr). Unsafe: for migrating.")
+OLD_FLAG = "Accepted for old scripts: always on."
+
+ENCRYPT = [
+    *io_options(), *keyring_options(),
+    Opt(("-f", "--field"), "fields", FIELDS_HELP, multiple=True),
+    Opt(("--optional",), "optional", "Field path that may be absent (repeat).", multiple=True),
+    Opt(("--deterministic",), "deterministic", "Selected field to encrypt with AES-SIV.",
+        multiple=True),
+    Opt(("--blind-index",), "blind_index",
+        "Selected field to blind-index, as PATH or PATH:text|digits|exact.", multiple=True),
+    Opt(("--record-mac",), "record_mac", OLD_FLAG, flag=True, hidden=True),
+    Opt(("--max-key-uses",), "max_key_uses", "Records per data key.", kind=int,
+        default=2**24, show_default=True),
+    Opt(("--max-key-age",), "max_key_age", "Seconds a data key is used.", kind=float,
+        default=300.0, show_default=True),
+    Opt(("--plaintext-footer",), "plaintext_footer",
+        "Parquet: leave the footer readable (signed), so the columns not selected read without "
+        "a key. Default: the footer is encrypted too.", flag=True),
+    Opt(("--parquet-mode",), "parquet_mode",
+        "Parquet: Parquet Modular Encryption of whole columns (pme), or the per-field envelope "
+        "in each row, as field_encryption.spark writes (fields).", choices=("pme", "fields"),
+        default="pme", show_default=True),
+    Opt(("--external-key-material",), "external_key_material",
+        "Parquet: keep the wrapped keys in a file beside each Parquet file, so `rewrap "
+        "--in-place` can move them to a new or rotated KMS key.", flag=True),
+]
+DECRYPT = [
+    *io_options(), *keyring_options(),
+    Opt(("-f", "--field"), "fields", "Only decrypt these fields.", multiple=True),
+    Opt(("--require-mac",), "require_mac", OLD_FLAG, flag=True, hidden=True),
+    Opt(("--allow-legacy-v1",), "allow_legacy_v1", LEGACY_HELP, flag=True),
+]
+REWRAP = [*io_options(), *keyring_options(), *keyring_options("to-")]
+REKEY = [
+    *io_options(), *keyring_options(), *keyring_options("to-"),
+    Opt(("--to-vault",), "to_vault_path", "Key vault for the new encryption."),
+    Opt(("--record-mac",), "record_mac", OLD_FLAG, flag=True, hidden=True),
+    Opt(("--allow-legacy-v1",), "allow_legacy_v1", LEGACY_HELP, flag=True),
+]
+VERIFY = [
+    INPUT,
+    Opt(("--input-format",), "input_format", "Record format (default: from the file "
+        "extension; a folder is a Parquet dataset).", choices=FORMATS),
+    Opt(("-f", "--field"), "fields", "Field that must be encrypted.", multiple=True),
+    Opt(("--optional",), "optional", "Field that must be encrypted if present.",
+        multiple=True),
+    Opt(("--format",), "report_format", "Report format.", choices=("text", "json"),
+        default="text", show_default=True),
+    Opt(("--max-findings",), "max_findings", "Findings listed at most.", kind=int,
+        default=1000, show_default=True),
+    Opt(("--namespace", "--table"), "namespace", "Table or namespace name.",
+        default="default", show_default=True),
+    Opt(("--record-id-field",), "record_id_field", "Top-level field holding the record id.",
+        default="_id", show_default=True),
+    Opt(("--vault",), "vault_path", "Key vault file."),
+    Opt(("--allow-legacy-v1",), "allow_legacy_v1",
+        "Also read format-1 records, whose headers are not authenticated, and files without a "
+        "trailer made only of them (still reported as findings).", flag=True),
+    *keyring_options(),
+]
+PATH = Opt(("path",), "path", "The file.", metavar="PATH")
+COMMANDS: dict[str, tuple[Callable[..., int], list[Opt]]] = {
+    "encrypt": (encrypt, ENCRYPT),
+    "decrypt": (decrypt, DECRYPT),
+    "rewrap": (rewrap, REWRAP),
+    "rekey": (rekey, REKEY),
+    "verify": (verify, VERIFY),
+}
+KEYS: dict[str, tuple[Callable[..., int], list[Opt]]] = {
+    "local-new": (local_new, [PATH, Opt(("--name",), "name", "Key name.", default="dev",
+                                        show_default=True)]),
+    "vault-new": (vault_new, [PATH, *keyring_options()]),
+    "vault-rewrap": (vault_rewrap, [PATH, *keyring_options(), *keyring_options("to-")]),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line raised as UsageError (exit 1, as every error)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} -h)")
+
+
+def _add(parser: argparse.ArgumentParser, options: list[Opt]) -> None:
+    for opt in options:
+        text = opt.help + (f" (default: {opt.default})" if opt.show_default else "")
+        shown = argparse.SUPPRESS if opt.hidden else text
+        if not opt.flags[0].startswith("-"):
+            parser.add_argument(opt.dest, metavar=opt.metavar, help=shown)
+        elif opt.flag:
+            parser.add_argument(*opt.flags, dest=opt.dest, action="store_true", help=shown)
+        elif opt.multiple:
+            parser.add_argument(*opt.flags, dest=opt.dest, action="append", help=shown,
+                                metavar=_metavar(opt))
+        else:
+            parser.add_argument(*opt.flags, dest=opt.dest, type=opt.kind, default=opt.default,
+                                choices=opt.choices, help=shown, metavar=_metavar(opt))
+
+
+def _metavar(opt: Opt) -> str | None:
+    if opt.metavar or opt.choices:
+        return opt.metavar
+    long = next((f for f in opt.flags if f.startswith("--")), opt.flags[0])
+    return long.lstrip("-").upper().replace("-", "_")
+
+
+def _first_line(func: Callable[..., Any]) -> str:
+    return (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="field-encrypt", description="Envelope encryption of record fields "
+                  "(AWS KMS or a local development key).")
+    top.add_argument("-v", "--verbose", action="count", default=0,
+                     help="More log output on stderr (-vv: debug).")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (func, options) in COMMANDS.items():
+        sub = commands.add_parser(name, help=_first_line(func), description=func.__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add(sub, options)
+        sub.set_defaults(func=func, options=options)
+    commands.add_parser("spark", help=_first_line(spark), add_help=False)
+    keys = commands.add_parser("keys", help="Create local key files and key vaults.")
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    for name, (func, options) in KEYS.items():
+        sub = actions.add_parser(name, help=_first_line(func), description=func.__doc__)
+        _add(sub, options)
+        sub.set_defaults(func=func, options=options)
+    return top
+
+
+def _run(argv: list[str]) -> int:
+    # the spark job parses its own options (-h included): hand it everything after `spark`
+    head = 0
+    while head < len(argv) and argv[head] in ("-v", "-vv", "--verbose"):
+        head += 1
+    verbose = sum(2 if a == "-vv" else 1 for a in argv[:head])
+    if head < len(argv) and argv[head] == "spark":
+        _logging(verbose)
+        return spark(argv[head + 1:])
+    args = parser().parse_args(argv)
+    _logging(args.verbose)
+    if getattr(args, "func", None) is None:
+        raise UsageError("name a command (see field-encrypt -h)")
+    kwargs = {opt.dest: getattr(args, opt.dest) for opt in args.options}
+    for opt in args.options:
+        if opt.multiple:
+            kwargs[opt.dest] = tuple(kwargs[opt.dest] or ())
+    return int(args.func(**kwargs))
+
+
+def _logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="field-encrypt: %(levelname)s: %(message)s")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: maps every error to exit code 1 (2 is reserved for findings)."""
     try:
-        result = cli.main(args=argv, prog_name="field-encrypt", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
-        click.echo("field-encrypt: aborted", err=True)
-        return EXIT_ERROR
-    except click.ClickException as exc:
-        exc.show()
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # -h/--help, or the spark job's own exit
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    except UsageError as exc:
+        _echo(f"field-encrypt: usage: {exc}", err=True)
         return EXIT_ERROR
     except FieldEncryptionError as exc:
-        click.echo(f"field-encrypt: error: {exc}", err=True)
+        _echo(f"field-encrypt: error: {exc}", err=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        click.echo("field-encrypt: interrupted; destination left unchanged", err=True)
+        _echo("field-encrypt: interrupted; destination left unchanged", err=True)
         return 130
     except BrokenPipeError:
         return EXIT_ERROR
-    return int(result) if isinstance(result, int) else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,3 +50,7 @@ class ThrottledError(KeyringError):
 
 class UnwrapError(KeyringError, DecryptionError):
     """No keyring could unwrap a record's data key (wrong key, context or namespace)."""
+
+
+class UsageError(FieldEncryptionError):
+    """A command line that cannot be run as given: a missing, conflicting or unknown option."""

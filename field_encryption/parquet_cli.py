@@ -14,14 +14,13 @@ decrypt and verify tell the two forms apart by the header column.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
 from field_encryption.cache import CacheLimits
 from field_encryption.client import FieldEncryption
-from field_encryption.errors import FormatError
+from field_encryption.errors import FormatError, UsageError
 from field_encryption.keyrings import Keyring
 from field_encryption.parquet import (
     ParquetCrypto,
@@ -42,6 +41,10 @@ COLUMN_KEY = "columns"
 FOOTER_KEY = "footer"
 
 
+
+def _echo(text: str, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
 def wanted(input_path: str, explicit: str | None) -> bool:
     """Whether the input is Parquet: --input-format parquet, or a .parquet file or folder."""
     if explicit:
@@ -53,7 +56,7 @@ def refuse(kwargs: dict[str, Any], *names: str) -> None:
     for name in names:
         if kwargs.get(name):
             option = "--" + name.replace("_path", "").replace("_", "-")
-            raise click.UsageError(
+            raise UsageError(
                 f"{option} does not apply to Parquet: Parquet Modular Encryption encrypts "
                 "whole columns")
 
@@ -66,15 +69,15 @@ def _paths(kwargs: dict[str, Any], folder_in_place: bool = False) -> tuple[Path,
     source = Path(kwargs["input_path"])
     if kwargs.get("in_place"):
         if kwargs.get("output_path"):
-            raise click.UsageError("--in-place and --output exclude each other")
+            raise UsageError("--in-place and --output exclude each other")
         if source.is_dir() and not folder_in_place:
-            raise click.UsageError("a dataset folder is written to a new folder: pass --output")
+            raise UsageError("a dataset folder is written to a new folder: pass --output")
         return source, source
     output = kwargs.get("output_path")
     if not output or output == "-":
-        raise click.UsageError("Parquet goes to a file or folder: pass --output PATH")
+        raise UsageError("Parquet goes to a file or folder: pass --output PATH")
     if Path(output).resolve() == source.resolve():
-        raise click.UsageError("output is the input: use --in-place instead")
+        raise UsageError("output is the input: use --in-place instead")
     return source, Path(output)
 
 
@@ -102,21 +105,21 @@ def _record_id_column(source: Path, kwargs: dict[str, Any]) -> str | None:
         return name
     if name == "_id":
         return None
-    raise click.UsageError(f"--record-id-field {name}: no such column in {first}")
+    raise UsageError(f"--record-id-field {name}: no such column in {first}")
 
 
 def encrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
     refuse(kwargs, "optional", "deterministic", "blind_index", "vault_path")
     if not kwargs["fields"]:
-        raise click.UsageError("select at least one sensitive column with --field")
+        raise UsageError("select at least one sensitive column with --field")
     if kwargs["parquet_mode"] == "fields":
         if kwargs["plaintext_footer"] or kwargs["external_key_material"]:
-            raise click.UsageError("--plaintext-footer and --external-key-material are for "
+            raise UsageError("--plaintext-footer and --external-key-material are for "
                                    "--parquet-mode pme")
         source, destination = _paths(kwargs)
         rows = encrypt_fields_dataset(_fields_encryptor(keyring, kwargs), source, destination,
                                       list(kwargs["fields"]), _record_id_column(source, kwargs))
-        click.echo(f"encrypted {rows} rows of {source} into {destination} (per-field "
+        _echo(f"encrypted {rows} rows of {source} into {destination} (per-field "
                    f"envelope): columns {', '.join(kwargs['fields'])}", err=True)
         return 0
     policy = ParquetPolicy(column_keys={COLUMN_KEY: list(kwargs["fields"])},
@@ -126,9 +129,9 @@ def encrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
     crypto = crypto_for(keyring)
     rows = encrypt_dataset(crypto, source, destination, policy)
     if policy.plaintext_footer:
-        click.echo("field-encrypt: plaintext footer: the schema, row counts and the columns not "
+        _echo("field-encrypt: plaintext footer: the schema, row counts and the columns not "
                    "selected are readable without a key (--plaintext-footer)", err=True)
-    click.echo(f"encrypted {rows} rows of {source} into {destination}: columns "
+    _echo(f"encrypted {rows} rows of {source} into {destination}: columns "
                f"{', '.join(policy.sensitive_columns)} (KMS calls: {crypto.counter.total})",
                err=True)
     return 0
@@ -142,20 +145,20 @@ def decrypt(keyring: Keyring, kwargs: dict[str, Any]) -> int:
                                       _record_id_column(source, kwargs))
     else:
         rows = decrypt_dataset(crypto_for(keyring), source, destination)
-    click.echo(f"decrypted {rows} rows of {source} into {destination}", err=True)
+    _echo(f"decrypted {rows} rows of {source} into {destination}", err=True)
     return 0
 
 
 def rewrap(source_keyring: Keyring, target: Keyring, kwargs: dict[str, Any]) -> int:
     if fields_mode(Path(kwargs["input_path"])):
-        raise click.UsageError("field-encrypted Parquet (a _fe column) is rewrapped by "
+        raise UsageError("field-encrypted Parquet (a _fe column) is rewrapped by "
                                "decrypting and encrypting again (or on Spark); rewrap --in-place "
                                "is for Parquet Modular Encryption with external key material")
     if not kwargs.get("in_place") or kwargs.get("output_path"):
-        raise click.UsageError("a Parquet rewrap rewrites the key material beside the files, "
+        raise UsageError("a Parquet rewrap rewrites the key material beside the files, "
                                "not the data: pass --in-place")
     files = rewrap_dataset(crypto_for(source_keyring, target), Path(kwargs["input_path"]))
-    click.echo(f"rewrapped the keys of {files} Parquet file(s)", err=True)
+    _echo(f"rewrapped the keys of {files} Parquet file(s)", err=True)
     return 0
 
 
@@ -176,7 +179,7 @@ def verify(keyring: Keyring | None, kwargs: dict[str, Any]) -> int:
     for f in findings:
         counts[f.kind] = counts.get(f.kind, 0) + 1
     if kwargs["report_format"] == "json":
-        click.echo(json.dumps({
+        _echo(json.dumps({
             "tool": "field-encrypt verify", "report_version": 2, "format": "parquet",
             "input": kwargs["input_path"], "files": summary["files"], "rows": summary["rows"],
             "fields": required, "status": "findings" if findings else "clean",
@@ -189,9 +192,9 @@ def verify(keyring: Keyring | None, kwargs: dict[str, Any]) -> int:
         for f in findings:
             detail = f" {f.masked}" if f.masked else ""
             detail += f": {f.detail}" if f.detail else ""
-            click.echo(f"{f.file}: {f.kind} in column {f.column}{detail}")
+            _echo(f"{f.file}: {f.kind} in column {f.column}{detail}")
         checked = "read and authenticated with the key" if crypto else "not authenticated (no key)"
         text = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no findings"
-        click.echo(f"{summary['files']} Parquet file(s), {summary['rows']} rows, {checked}: "
+        _echo(f"{summary['files']} Parquet file(s), {summary['rows']} rows, {checked}: "
                    f"{text}")
     return 2 if findings else 0
