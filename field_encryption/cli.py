@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -833,7 +834,11 @@ KEYS: dict[str, tuple[Callable[..., int], list[Opt]]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad command line raised as UsageError (exit 1, as every error)."""
+    """argparse, with a bad command line raised as UsageError (exit 1, as every error) and
+    no abbreviated options (`--to` is not taken for `--to-kms-key-id`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} -h)")
@@ -890,9 +895,9 @@ def parser() -> argparse.ArgumentParser:
 def _run(argv: list[str]) -> int:
     # the spark job parses its own options (-h included): hand it everything after `spark`
     head = 0
-    while head < len(argv) and argv[head] in ("-v", "-vv", "--verbose"):
+    while head < len(argv) and (argv[head] == "--verbose" or re.fullmatch(r"-v+", argv[head])):
         head += 1
-    verbose = sum(2 if a == "-vv" else 1 for a in argv[:head])
+    verbose = sum(1 if a == "--verbose" else len(a) - 1 for a in argv[:head])
     if head < len(argv) and argv[head] == "spark":
         _logging(verbose)
         return spark(argv[head + 1:])

@@ -96,6 +96,29 @@ def test_usage_errors_exit_1(plain, key, capsys) -> None:
     assert main(["--help"]) == 0
 
 
+def test_a_usage_error_names_the_option_and_options_are_not_abbreviated(plain, key, capsys):
+    capsys.readouterr()
+    assert main(["encrypt", str(plain), "-o", "x.jsonl", "--loc", "k", *FIELDS]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("field-encrypt: usage: ") and "--loc" in err
+    assert main(["encrypt", str(plain), "-o", "x.jsonl", *key, "--max-key-uses", "many"]) == 1
+    assert "--max-key-uses" in capsys.readouterr().err
+    assert main(["keys"]) == 1 and "name a command" in capsys.readouterr().err
+
+
+def test_the_progress_bar_is_left_out_without_rich(monkeypatch) -> None:
+    """rich is not a dependency of the field-encryption distribution: on a terminal without
+    it the commands run without a progress bar instead of failing on the import."""
+    import sys
+
+    from field_encryption import cli
+
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with cli._progress(None, "encrypt") as tick:  # type: ignore[arg-type]
+        tick(5)
+
+
 def test_optional_paths(plain, key, tmp_path) -> None:
     enc = tmp_path / "enc.jsonl"
     args = [
