@@ -26,6 +26,7 @@ from m7guard.checks.support.audit_logging_parsers import (
     rule_keys,
     selected_sources,
 )
+from m7guard.checks.support.files import read_files
 from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.verdict import EvidenceError, not_applicable
 
@@ -37,22 +38,6 @@ def _run(host: Any, command: str) -> Any:
 def _read(host: Any, path: str) -> str | None:
     f = host.file(path)
     return f.content_string if f.exists else None
-
-
-def _glob_files(host: Any, pattern: str) -> dict[str, str]:
-    """Contents of the files matching a shell glob, one round trip."""
-    marker = "@@m7g-file "
-    out = _run(host, f'for f in {pattern}; do [ -f "$f" ] && {{ echo "{marker}$f"; cat "$f"; '
-                     "echo; }; done; true").stdout
-    files: dict[str, str] = {}
-    current = None
-    for line in out.splitlines():
-        if line.startswith(marker):
-            current = line[len(marker):]
-            files[current] = ""
-        elif current is not None:
-            files[current] += line + "\n"
-    return files
 
 
 def _find_failed(result: Any) -> bool:
@@ -325,7 +310,7 @@ def test_aud_006(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
 def test_aud_007(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
     """chrony runs with designated time sources and is synchronised to one of them."""
     unit = _unit(host, "chrony.service")
-    files = _glob_files(host, "/etc/chrony/chrony.conf /etc/chrony/conf.d/*.conf "
+    files = read_files(host, "/etc/chrony/chrony.conf /etc/chrony/conf.d/*.conf "
                               "/etc/chrony/sources.d/*.sources")
     sources = parse_time_sources(files)
     tracking = parse_tracking(_run(host, "chronyc -n tracking").stdout)
@@ -379,7 +364,7 @@ def test_aud_008(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
 def test_aud_009(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
     """rsyslog forwards to a central collector over TCP, and the connection is up."""
     unit = _unit(host, "rsyslog.service")
-    files = _glob_files(host, "/etc/rsyslog.conf /etc/rsyslog.d/*.conf")
+    files = read_files(host, "/etc/rsyslog.conf /etc/rsyslog.d/*.conf")
     forwards = [f for f in parse_forwards(files)
                 if not params["target"] or f.target == params["target"]]
     tcp = [f for f in forwards if f.protocol in params["protocols_allowed"]]

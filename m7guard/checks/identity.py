@@ -16,7 +16,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import secrets
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from m7guard.checks import rule
+from m7guard.checks.support.files import new_marker, read_files
 from m7guard.checks.support.krb5 import (
     Profile,
     boolean,
@@ -66,33 +66,6 @@ HOST_KEYTAB = "/etc/krb5.keytab"
 EXEMPTIONS = "/etc/m7guard/kerberos_mfa/exemptions.json"
 MAPR_CONF = "/opt/mapr/conf"
 SHELL_PROFILES = "/etc/profile /etc/profile.d/*.sh /etc/bash.bashrc"
-
-
-def _marker() -> str:
-    return f"@@m7g-{secrets.token_hex(6)}"
-
-
-def read_files(host: Any, patterns: str) -> dict[str, str]:
-    """Contents of every existing file matching the shell patterns, in one round trip."""
-    m = _marker()
-    script = (
-        f'for f in {patterns}; do [ -f "$f" ] || continue; echo "{m} $f"; cat "$f"; '
-        f"echo; done; echo '{m} end'"
-    )
-    out = host.run("sh -c %s", script).stdout
-    files: dict[str, str] = {}
-    current: str | None = None
-    body: list[str] = []
-    for line in out.splitlines():
-        if line.startswith(m + " "):
-            if current is not None:
-                files[current] = "\n".join(body)
-            current, body = line[len(m) + 1 :], []
-            if current == "end":
-                break
-        else:
-            body.append(line)
-    return files
 
 
 def _require(problems: list[str]) -> None:
@@ -174,7 +147,7 @@ def _sshd_files(host: Any) -> dict[str, str]:
 
 def accounts(host: Any) -> tuple[list[list[str]], list[list[str]]]:
     """(passwd entries, group entries) as field lists, from getent (one round trip)."""
-    m = _marker()
+    m = new_marker()
     out = host.run("sh -c %s", f"getent passwd; echo '{m}'; getent group").stdout
     passwd, _, group = out.partition(m)
     return (
@@ -235,7 +208,7 @@ def sshd(host: Any) -> SshdView:
     for ex in view.exemptions:
         patterns.update(str(n) for n in ex.get("networks", []))
     addresses = set(OUTSIDE) | {a for p in patterns if (a := representative(p))}
-    m = _marker()
+    m = new_marker()
     result = host.run("sh -c %s", context_script(users, addresses, m, targets))
     contexts = parse_contexts(result.stdout, m)
     if not contexts or "authenticationmethods" not in contexts[0].settings:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import posixpath
 import re
+import secrets
 import shlex
 from collections.abc import Iterable
 from typing import Any
 
 from m7guard.checks import rule
+from m7guard.checks.support.files import cat_script, new_marker, split_files
 from m7guard.checks.support.sizing import SizingUnavailableError, host_profile, network_targets
 from m7guard.checks.support.snapshot import HostSnapshot
 from m7guard.checks.support.sysctl import Predicate, SysctlCheck, one_of
 from m7guard.checks.support.verdict import EvidenceError, conclude, not_applicable
 
-MARK = "@@m7g-perf"
+# random per process, so no file on the node can carry a line that looks like either
+MARK = f"@@m7g-perf-{secrets.token_hex(8)}"
+FILE_MARK = new_marker()
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -80,16 +84,12 @@ def _read(host: Any, parts: dict[str, str]) -> dict[str, str]:
 
 
 def _files(listing: str) -> list[tuple[str, str]]:
-    """`==> path <==` separated file contents (as _cat_files prints them) as (path, text)."""
-    pairs = re.findall(r"^==> (.+?) <==\n(.*?)(?=^==> |\Z)", listing + "\n",
-                       flags=re.MULTILINE | re.DOTALL)
-    return [(path, text) for path, text in pairs]
+    """The files _cat_files listed, as (path, text) in the order listed."""
+    return list(split_files(listing, FILE_MARK).items())
 
 
 def _cat_files(dirs: Iterable[str], pattern: str) -> str:
-    globs = " ".join(f"{d}/{pattern}" for d in dirs)
-    show = "printf '==> %s <==\\n' \"$f\" && cat \"$f\" && echo"
-    return f"for f in {globs}; do [ -f \"$f\" ] && {show}; done"
+    return cat_script(" ".join(f"{d}/{pattern}" for d in dirs), FILE_MARK)
 
 
 def _effective_files(pairs: list[tuple[str, str]], dirs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -354,8 +354,8 @@ def test_perf_008(host: Any, host_snapshot: HostSnapshot, evidence: dict[str, An
     units = [str(u) for u in params.get("services", [])]
     props = "LoadState," + ",".join(p for pair in UNIT_LIMITS.values() for p in pair)
     out = _read(host, {
-        "files": _cat_files(["/etc/security"], "limits.conf") + "; "
-                 + _cat_files(["/etc/security/limits.d"], "*.conf"),
+        "files": cat_script("/etc/security/limits.conf /etc/security/limits.d/*.conf",
+                            FILE_MARK),
         "groups": f"id -nG {shlex.quote(user)}",
         "proc": f"p=$(pgrep -u {shlex.quote(user)} | head -n1); [ -n \"$p\" ] && "
                 "grep -E '^Max (open files|processes)' /proc/$p/limits",

@@ -3,6 +3,7 @@ and a commented line sets nothing."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from m7guard.catalog import load_catalog
 from m7guard.checks import audit_logging, identity, performance
+from m7guard.checks.support import files
 from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
 from m7guard.checks.support.sshd import Context
 
@@ -39,7 +41,8 @@ fi
 
 @pytest.fixture
 def marker(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(identity, "_marker", lambda: "@@M")
+    monkeypatch.setattr(identity, "new_marker", lambda: "@@M")
+    monkeypatch.setattr(files, "new_marker", lambda: "@@M")
     return "@@M"
 
 
@@ -84,8 +87,19 @@ def test_idn_009_passes_on_the_role_file_with_a_read_only_login_shell(expect, fa
 # -- PERF-007 and PERF-011: the kernel command line -----------------------------------------
 
 
+LISTINGS = ("files", "rules", "modprobe")  # the sections that list files
+
+
+def _listing(text: str) -> str:
+    """A file listing written as `==> path <==` heads, in the checks' own format."""
+    marked = re.sub(r"^==> (.+?) <==$", lambda m: f"{performance.FILE_MARK} {m.group(1)}", text,
+                    flags=re.MULTILINE)
+    return f"{marked}\n{performance.FILE_MARK} end"
+
+
 def _sections(**parts: str) -> str:
-    return "".join(f"@@m7g-perf {name}\n{text}\n" for name, text in parts.items())
+    return "".join(f"{performance.MARK} {name}\n{_listing(text) if name in LISTINGS else text}\n"
+                   for name, text in parts.items())
 
 
 def _perf_host(fake_host, **parts: str):

@@ -12,6 +12,7 @@ import pytest
 from pamkit import MFA_AUTH
 
 from m7guard.checks import identity
+from m7guard.checks.support import files
 
 MFA = "publickey,keyboard-interactive:pam gssapi-with-mic,keyboard-interactive:pam"
 SECOND_FACTOR = (f"authenticationmethods {MFA}\nkbdinteractiveauthentication yes\nusepam yes\n"
@@ -30,7 +31,8 @@ GROUP = "root:x:0:\nusers:x:100:\nops:x:1500:bob\n"
 
 @pytest.fixture(autouse=True)
 def marker(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(identity, "_marker", lambda: "@@M")
+    monkeypatch.setattr(identity, "new_marker", lambda: "@@M")
+    monkeypatch.setattr(files, "new_marker", lambda: "@@M")
     return "@@M"
 
 

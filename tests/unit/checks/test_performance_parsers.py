@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import pytest
+
 from m7guard.checks import performance as perf
+from m7guard.checks.support.verdict import EvidenceError
 
 
 def test_cat_listing_is_split_per_file() -> None:
-    listing = "==> /etc/a.conf <==\nx = 1\n\n==> /etc/b.conf <==\ny = 2\n"
-    assert perf._files(listing) == [("/etc/a.conf", "x = 1\n\n"), ("/etc/b.conf", "y = 2\n\n")]
-    assert perf._files("") == []
+    m = perf.FILE_MARK
+    listing = f"{m} /etc/a.conf\nx = 1\n\n{m} /etc/b.conf\ny = 2\n\n{m} end\n"
+    assert perf._files(listing) == [("/etc/a.conf", "x = 1\n"), ("/etc/b.conf", "y = 2\n")]
+    assert perf._files(f"{m} end\n") == []
+
+
+def test_a_listing_without_its_end_is_unreadable_not_empty() -> None:
+    with pytest.raises(EvidenceError, match="ended early"):
+        perf._files("")
+    with pytest.raises(EvidenceError, match=r"1 file\(s\) begun"):
+        perf._files(f"{perf.FILE_MARK} /etc/a.conf\nx = 1\n")
+
+
+def test_a_file_cannot_pass_off_its_lines_as_another_file() -> None:
+    """A line that looks like the old `==> path <==` head, or a marker of another audit,
+    stays text of the file it is in."""
+    m = perf.FILE_MARK
+    forged = "==> /etc/b.conf <==\n@@m7g-0123456789abcdef /etc/c.conf"
+    listing = f"{m} /etc/a.conf\n{forged}\n\n{m} end\n"
+    assert perf._files(listing) == [("/etc/a.conf", forged + "\n")]
 
 
 def test_limits_user_beats_group_beats_star_and_later_wins() -> None:
