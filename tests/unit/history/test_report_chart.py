@@ -20,7 +20,8 @@ from m7guard.history import History, lifecycle, record, report_chart
 from m7guard.reports import html, render
 from m7guard.results import Results
 
-DATA = Path(__file__).parent / "data"
+# the results file and its renderings pinned by tests/unit/reports/test_golden.py
+DATA = Path(__file__).resolve().parents[2] / "fixtures" / "reports"
 
 
 def run(*args: str) -> Any:
@@ -32,9 +33,9 @@ def series(page: str) -> list[str]:
 
 
 def test_without_history_the_page_is_byte_identical_to_the_renderer_before_history() -> None:
-    # data/report-without-history.html is what html.render made of data/results.json (the
-    # results of tests/unit/reports/conftest.py) before the history existed
-    golden = (DATA / "report-without-history.html").read_text(encoding="utf-8")
+    # report.html is what html.render made of results.json (the results of
+    # tests/unit/reports/conftest.py) before the history existed
+    golden = (DATA / "report.html").read_text(encoding="utf-8")
     results = Results.load(DATA / "results.json")
     assert html.render(results) == golden
     assert html.render(results, None) == golden
@@ -44,7 +45,7 @@ def test_report_command_without_history_writes_the_same_page(tmp_path: Path) -> 
     shutil.copy(DATA / "results.json", tmp_path / "results.json")
     res = run("report", str(tmp_path / "results.json"), "--format", "html")
     assert res.exit_code == 0, res.output
-    golden = (DATA / "report-without-history.html").read_bytes()
+    golden = (DATA / "report.html").read_bytes()
     assert (tmp_path / "report.html").read_bytes() == golden
     assert b"<svg" not in golden and b'id="trend"' not in golden
 
