@@ -127,7 +127,7 @@ def validate(
 ) -> tuple[Catalog, list[Problem]]:
     """Validate the whole catalog: files against their schemas, cross references, checks,
     the remediation of each rule (its role exists in roles_dir, default the roles/ next to
-    the policies or the source tree's, and a task carries each of its tags), the shipped
+    the policies or the roles m7guard ships, and a task carries each of its tags), the shipped
     waivers files (policies/waivers*.yml) and any extra waivers files."""
     policies = find_policies_dir(root)
     catalog, problems = read_catalog(policies)

@@ -85,7 +85,8 @@ from m7guard.results import FAIL_ON_CHOICES
     "--policies",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the source tree's).",
+    help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the catalog m7guard "
+    "ships: the checkout's, or the installed package's).",
 )
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for the whole run.")
 @bundle_options

@@ -28,7 +28,8 @@ policies_option = click.option(
     "--policies",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the source tree's).",
+    help="Policies directory (default: $M7GUARD_POLICIES, ./policies, or the catalog m7guard "
+    "ships: the checkout's, or the installed package's).",
 )
 
 
@@ -71,7 +72,8 @@ def catalog() -> None:
     "roles_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Ansible roles directory (default: roles/ next to the policies, else the source tree's).",
+    help="Ansible roles directory (default: roles/ next to the policies, else the roles "
+    "m7guard ships).",
 )
 @tests_option
 @click.option("--no-proof", is_flag=True,
