@@ -13,7 +13,7 @@ from rich.table import Table
 
 from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.loader import display_path, load_catalog
-from m7guard.catalog.model import Catalog, Rule
+from m7guard.catalog.model import FRAMEWORK_IDS, Catalog, Rule
 from m7guard.catalog.proof import (
     find_tests_dir,
     load_proofs,
@@ -260,7 +260,7 @@ def show(policies: Path | None, rule_id: str, fmt: str) -> None:
 @catalog.command()
 @policies_option
 @click.option(
-    "--framework", "framework_id", required=True, help="soc2, hipaa, pci_dss_4, nist_800_53"
+    "--framework", "framework_id", required=True, help=", ".join(FRAMEWORK_IDS)
 )
 @click.option("--profile", default=None, help="Count only the rules this profile selects.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table")

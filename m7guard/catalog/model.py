@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
-FRAMEWORK_IDS: tuple[str, ...] = ("soc2", "hipaa", "pci_dss_4", "nist_800_53")
+FRAMEWORK_IDS: tuple[str, ...] = ("soc2", "hipaa", "pci_dss_4", "nist_800_53", "cis_debian_12")
 
 
 def severity_rank(severity: str) -> int:
