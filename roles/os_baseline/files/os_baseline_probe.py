@@ -3,7 +3,8 @@
 
 Reads what the role needs to decide in one call and prints it as JSON:
   os_baseline_probe.py '{"blocked": [...], "exempt": [...], "packages": [...],
-                         "calendars": [...], "motd_dir": "...", "aging": {...}}'
+                         "calendars": [...], "own_sources": "...", "paths": [...],
+                         "aging": {...}}'
 Nothing on the node changes.
 """
 
@@ -105,14 +106,12 @@ def main():
         with open("/proc/modules", encoding="utf-8") as fh:
             loaded = {line.split()[0] for line in fh}
     loaded_blocked = [m for m in args["blocked"] if m.replace("-", "_") in loaded]
-    motd = [p for p in sorted(glob.glob(os.path.join(args["motd_dir"], "*")))
-            if os.path.isfile(p) and os.access(p, os.X_OK)]
     calendars = {c: run("systemd-analyze", "calendar", c)[0] == 0 for c in args["calendars"]}
     print(json.dumps({
         "container": container, "codename": codename, "os_id": rel.get("ID", ""),
         "security_source": security, "debian_uri": main_uri, "installed": installed,
         "login_shells": shells, "to_age": to_age, "loaded_blocked": loaded_blocked,
-        "motd_scripts": motd, "calendars": calendars,
+        "calendars": calendars,
         "existing": [p for p in args["paths"] if os.path.exists(p)],
     }))
 
