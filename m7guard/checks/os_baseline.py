@@ -2,11 +2,12 @@
 
 Each check reads the state the system acts on: login.defs and /etc/shadow as the shadow
 tools read them, `useradd -D`, pam_pwquality's configuration files in their order and its
-arguments in the PAM stack, `modprobe -n -v` and /proc/modules, pam_limits' files and
-`systemd-analyze cat-config` for systemd-coredump, `sshd -T` (support/sshd.py, through the
-identity checks' fixture), `systemctl show`, `apt-cache policy` and `apt-config dump`, and
-`dpkg --verify`. No password hash leaves the node: /etc/shadow is read through awk, which
-prints whether an account's password is usable, never the hash.
+arguments in the PAM stack, `modprobe -n -v` and /proc/modules, pam_limits' files, systemd's
+DefaultLimitCORE and `systemd-analyze cat-config` for systemd-coredump, `sshd -T`
+(support/sshd.py, through the identity checks' fixture), `systemctl show`, `apt-cache policy`
+and `apt-config dump`, `dpkg --verify`, and a bounded `find` of the local file systems. No
+password hash leaves the node: /etc/shadow is read through awk, which prints whether an
+account's password is usable, never the hash.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ ACCOUNT_FILES = (("/etc/passwd", False), ("/etc/passwd-", False), ("/etc/group",
 NOLOGIN = frozenset({"/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false"})
 NO_LOAD = re.compile(r"^install\s+(/usr)?/bin/(false|true)\s*$")
 VERIFY_UNIT = "m7guard-package-verify"
+# The world-writable scan (OSB-013): seconds per file system, and the most lines it lists.
+SCAN_SECONDS = 300
+SCAN_LINES = 20000
 # One line of `dpkg --verify`: the attribute string (or "missing"), a "c" for a
 # configuration file, the path.
 _VERIFY_LINE = re.compile(r"^(\S+)\s+(c\s+)?(/.*)$")
@@ -578,4 +582,64 @@ def test_osb_012(host: Any, evidence: dict[str, Any]) -> None:
                         "(Origins-Pattern)")
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
         problems += _unit_problems(host, timer, evidence)
+    conclude(problems)
+
+
+# --- world-writable files and home directories ----------------------------------------------
+
+
+def _scan_script(skip: list[str], limit: int, marker: str) -> str:
+    """World-writable directories without the sticky bit, and world-writable files whose
+    directory has no sticky bit, on every local file system, each scanned without crossing
+    into another (-xdev), the skipped paths pruned; one `d<TAB>path` or `f<TAB>path` line each,
+    at most `limit`. A scan that fails or times out writes `<marker> failed` to stderr;
+    `<marker> end` ends stdout."""
+    prune = " -o ".join(f"-path {shlex.quote(p)}" for p in skip)
+    return (f"for m in $(df --local --output=target -x tmpfs -x devtmpfs | tail -n +2); do "
+            f"timeout {SCAN_SECONDS} find \"$m\" -xdev \\( {prune} \\) -prune -o -perm -0002 "
+            f"\\( -type d ! -perm -1000 -printf 'd\\t.\\t%p\\n' -o -type f "
+            f"-printf 'f\\t%h\\t%p\\n' \\) || echo \"{marker} failed $m $?\" >&2; done "
+            f"| while IFS=\"$(printf '\\t')\" read -r k h p; do "
+            f"if [ \"$k\" = d ] || [ ! -k \"$h\" ]; then printf '%s\\t%s\\n' \"$k\" \"$p\"; fi; "
+            f"done | head -n {limit}; echo '{marker} end'")
+
+
+@rule("OSB-013")
+def test_osb_013(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
+    """No file is writable by everyone outside sticky directories, and home directories are
+    private."""
+    m = new_marker()
+    scan = _run(host, _scan_script(list(params["skip_paths"]), SCAN_LINES, m))
+    if f"{m} end" not in scan.stdout or f"{m} failed" in scan.stderr:
+        raise EvidenceError(f"the scan for world-writable files did not complete (timeout "
+                            f"{SCAN_SECONDS} s a file system): {scan.stderr.strip()[-300:]}")
+    lines = [line.split("\t", 1) for line in scan.stdout.split(m)[0].splitlines() if line]
+    if len(lines) >= SCAN_LINES:
+        raise EvidenceError(f"{SCAN_LINES} or more world-writable entries: the scan stopped "
+                            "there, so what it did not list is unknown")
+    problems = []
+    found = [f"{path} ({'directory without the sticky bit' if kind == 'd' else 'file'})"
+             for kind, path in lines]
+    evidence["world_writable"] = found[: params["max_findings"]]
+    if found:
+        problems.append(f"{len(found)} world-writable: " + ", ".join(found[:10]))
+    defs = _keywords(read_files(host, LOGIN_DEFS).get(LOGIN_DEFS, ""))
+    uid_min = _int(defs.get("UID_MIN")) or 1000
+    passwd = _run(host, "getent passwd")
+    rows = [line.split(":") for line in passwd.stdout.splitlines() if line.count(":") == 6]
+    if passwd.rc != 0 or not rows:
+        raise EvidenceError(f"getent passwd failed (exit {passwd.rc})")
+    people = {r[0]: r[5] for r in rows if r[2].isdigit() and int(r[2]) >= uid_min
+              and r[6] not in NOLOGIN and r[0] != "nobody"}
+    homes = _stats(host, tuple(sorted(set(people.values())))) if people else {}
+    evidence["homes"] = {user: (f"{homes[h][0]} {homes[h][2]:o}" if h in homes else "missing")
+                         for user, h in people.items()}
+    for user, home in sorted(people.items()):
+        if home not in homes:
+            problems.append(f"{user}: home {home} does not exist")
+            continue
+        owner, _, mode, _ = homes[home]
+        if owner != user or mode & 0o027:
+            problems.append(f"{user}: home {home} is {owner}'s, mode {mode:o} (the user's, at "
+                            "most 0750)")
     conclude(problems)

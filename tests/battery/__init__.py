@@ -113,7 +113,27 @@ def append(path: str, text: str) -> tuple[str, str]:
     return f"{save(path)} && printf '%s\\n' {shlex.quote(text)} >> {path}", put_back(path)
 
 
-FAMILIES = ("net", "enc", "idn", "aud", "kernel")
+def chmod(path: str, how: str) -> tuple[str, str]:
+    """(apply, restore): chmod path (how: a chmod mode) and put its mode back."""
+    keep = f"{SAVE}/mode_{tag(path)}"
+    apply = (f"mkdir -p {SAVE} && {{ [ -s {keep} ] || stat -c %a {path} > {keep}; }} && "
+             f"chmod {how} {path} && [ \"$(stat -c %a {path})\" != \"$(cat {keep})\" ]")
+    restore = f"{{ [ ! -s {keep} ] || chmod \"$(cat {keep})\" {path}; }} && rm -f {keep}"
+    return apply, restore
+
+
+def stopped(stop: str, start: str, check: str) -> tuple[str, str]:
+    """(apply, restore): run stop, require check; restore runs start."""
+    return f"{stop} && {check}", start
+
+
+def disabled(unit: str) -> tuple[str, str]:
+    """(apply, restore): the unit no longer starts at boot (its links under /etc go)."""
+    return stopped(f"systemctl disable -q {unit}", f"systemctl enable -q {unit}",
+                   f"! systemctl is-enabled -q {unit}")
+
+
+FAMILIES = ("net", "enc", "idn", "aud", "kernel", "osb")
 
 
 def _modules() -> list:
@@ -160,6 +180,9 @@ LAB_RUNS = {
     "vm1 kernel": LabRun("tests/integration/test_vm1.py::"
                          "test_mutation_battery_of_the_kernel_rules", "lab vm1", ("vm1",),
                          ("KERN", "PERF")),
+    "vm1 os": LabRun("tests/integration/test_vm1.py::"
+                     "test_mutation_battery_of_the_os_baseline_rules", "lab vm1", ("vm1",),
+                     ("OSB",)),
 }
 
 

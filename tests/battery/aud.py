@@ -22,7 +22,21 @@ from __future__ import annotations
 
 import shlex
 
-from battery import AIDE_WATCHED, SAVE, Break, append, drop, edit, save, saved, tag, watched
+from battery import (
+    AIDE_WATCHED,
+    SAVE,
+    Break,
+    append,
+    chmod,
+    disabled,
+    drop,
+    edit,
+    save,
+    saved,
+    stopped,
+    tag,
+    watched,
+)
 
 VM = ("vm1",)
 CONTAINERS = ("node1", "node2", "node3")
@@ -39,25 +53,6 @@ LEFT_OUT: dict[str, str] = {
     "AUD-010": "needs /opt/mapr/bin/maprcli (condition mapr_installed): /opt/mapr does not "
                "exist on the lab nodes, so the rule is notapplicable",
 }
-
-def _mode(path: str, how: str) -> tuple[str, str]:
-    """(apply, restore): chmod path (how: a chmod mode) and put its mode back."""
-    keep = f"{SAVE}/mode_{tag(path)}"
-    apply = (f"mkdir -p {SAVE} && {{ [ -s {keep} ] || stat -c %a {path} > {keep}; }} && "
-             f"chmod {how} {path} && [ \"$(stat -c %a {path})\" != \"$(cat {keep})\" ]")
-    restore = f"{{ [ ! -s {keep} ] || chmod \"$(cat {keep})\" {path}; }} && rm -f {keep}"
-    return apply, restore
-
-
-def _unit(stop: str, start: str, check: str) -> tuple[str, str]:
-    return f"{stop} && {check}", start
-
-
-def _disabled(unit: str) -> tuple[str, str]:
-    """(apply, restore): the unit no longer starts at boot (its links under /etc go)."""
-    return _unit(f"systemctl disable -q {unit}", f"systemctl enable -q {unit}",
-                 f"! systemctl is-enabled -q {unit}")
-
 
 def _drop(path: str, lines: list[str], check: str) -> tuple[str, str]:
     return drop(path, " ".join(shlex.quote(line) for line in lines), check)
@@ -78,7 +73,7 @@ BREAKS: list[Break] = []
 # Only "enabled" can be broken alone: with auditd stopped AUD-002 and AUD-004 fail too, and
 # the kernel's audit switch (-e 0) is locked by the immutable rules (AUD-003 reads it too).
 BREAKS.append(watched(Break("AUD-001", "auditd disabled at boot",
-                             *_disabled("auditd.service"), nodes=VM)))
+                             *disabled("auditd.service"), nodes=VM)))
 
 # --- AUD-002: auditd.conf (containers: the file is judged there; no daemon times) ----------
 for _what, _sed in (
@@ -94,7 +89,7 @@ for _what, _sed in (
 ):
     BREAKS.append(watched(Break("AUD-002", _what, *edit(AUDITD_CONF, _sed))))
 BREAKS.append(watched(Break("AUD-002", "auditd.conf readable by others",
-                             *_mode(AUDITD_CONF, "o+r"))))
+                             *chmod(AUDITD_CONF, "o+r"))))
 
 # --- AUD-003: persisted rules = loaded rules (vm1) -----------------------------------------
 # The loaded rules are immutable: the persisted file is what changes. The required keys and
@@ -129,24 +124,24 @@ BREAKS.append(Break("AUD-005", "a later journald drop-in unsets SystemMaxUse",
 
 # --- AUD-006: log modes ---------------------------------------------------------------------
 BREAKS.append(Break("AUD-006", "/var/log/audit open to others",
-                    *_mode("/var/log/audit", "0755")))
+                    *chmod("/var/log/audit", "0755")))
 # No auditd writes audit.log in a container: the file exists on vm1.
 BREAKS.append(Break("AUD-006", "audit.log readable by others",
-                    *_mode("/var/log/audit/audit.log", "0644"), nodes=VM))
+                    *chmod("/var/log/audit/audit.log", "0644"), nodes=VM))
 BREAKS.append(Break("AUD-006", "a log file under /var/log readable by others",
-                    *_mode("/var/log/dpkg.log", "o+r")))
+                    *chmod("/var/log/dpkg.log", "o+r")))
 BREAKS.append(Break("AUD-006", "wtmp (a readable exception) writable by others",
-                    *_mode("/var/log/wtmp", "o+w")))
+                    *chmod("/var/log/wtmp", "o+w")))
 
 # --- AUD-007: chrony (containers) ------------------------------------------------------------
 # "Synchronised" is not broken alone: it needs the time source made unreachable (a firewall
 # or network change other rules judge) or a wait for chrony to give up on it.
-BREAKS.append(Break("AUD-007", "chrony stopped", *_unit(
+BREAKS.append(Break("AUD-007", "chrony stopped", *stopped(
     "systemctl stop chrony.service",
     "systemctl start chrony.service && chronyc -n waitsync 60 0 0 1 >/dev/null",
     "! systemctl is-active -q chrony.service")))
 BREAKS.append(watched(Break("AUD-007", "chrony disabled at boot",
-                             *_disabled("chrony.service"))))
+                             *disabled("chrony.service"))))
 BREAKS.append(watched(Break("AUD-007", "no time source configured",
                              *edit(CHRONY_CONF, "s/^server /#server /"))))
 
@@ -175,7 +170,7 @@ BREAKS.append(Break("AUD-008", "the AIDE baseline database removed",
 
 # --- AUD-009: forwarding (containers) ---------------------------------------------------------
 # syslog.socket would start rsyslog again (journald forwards to it): both are stopped.
-BREAKS.append(Break("AUD-009", "rsyslog stopped", *_unit(
+BREAKS.append(Break("AUD-009", "rsyslog stopped", *stopped(
     "systemctl stop syslog.socket rsyslog.service",
     "systemctl start syslog.socket rsyslog.service",
     "! systemctl is-active -q rsyslog.service")))
@@ -183,7 +178,7 @@ BREAKS.append(Break("AUD-009", "rsyslog stopped", *_unit(
 # the socket can fail and stop rsyslog with it (Requires=). The restore enables rsyslog and
 # starts the socket and the service again: the hardened state, active and enabled.
 BREAKS.append(watched(Break(
-    "AUD-009", "rsyslog disabled at boot", _disabled("rsyslog.service")[0],
+    "AUD-009", "rsyslog disabled at boot", disabled("rsyslog.service")[0],
     "systemctl enable -q rsyslog.service && systemctl start syslog.socket rsyslog.service && "
     "systemctl is-active -q rsyslog.service")))
 BREAKS.append(watched(Break("AUD-009", "forwarding over UDP instead of TCP",

@@ -1,6 +1,6 @@
 """vm1, the lab node with its own kernel and an emulated NVMe drive: kernel_tuning (with
-m7i_profile) and audit_logging, in the order site.yml applies them, and the KERN, PERF and AUD
-checks.
+m7i_profile), os_baseline and audit_logging, in the order site.yml applies them, and the KERN,
+PERF, OSB and AUD checks.
 
 vm1 runs under software emulation, where every play, reboot and audit costs minutes, so one
 story serves every test here, told once:
@@ -11,17 +11,20 @@ story serves every test here, told once:
   2. kernel_tuning (no reboot allowed) -> kernel_tuning_reboot_required, global sysctls, NVMe
      queues and io_timeout hold at run time; a second run -> changed=0, the reboot still
      pending;
-  3. audit_logging for real (audit_logging_reboot_ok, so the rules become immutable) and once
+  3. os_baseline (the OSB rules; OSB-004, kernel modules, can be judged only here) and once
+     more, which must change nothing;
+  4. audit_logging for real (audit_logging_reboot_ok, so the rules become immutable) and once
      more, which must change nothing; the AUD audit passes; a record reaches the collector;
      touching /etc/sudoers leaves a kernel audit record with the rule's key, forwarded too;
      neither role has rebooted vm1;
-  4. `--tags reboot -e kernel_tuning_reboot_ok=true` -> the role reboots vm1; afterwards the
+  5. `--tags reboot -e kernel_tuning_reboot_ok=true` -> the role reboots vm1; afterwards the
      sysctls, NVMe settings and nvme_core.io_timeout (from modprobe.d) hold, and the audit
      rules are loaded again, immutable;
-  5. audit: every KERN-* and PERF-* check and the kernel's AUD checks pass;
-  6. the mutation battery's breaks that need vm1 (tests/battery/: kernel auditing, auditd at
-     boot; the host kernel's keys, /sys, NVMe, irqbalance), each turning its rule to fail
-     and no other rule of its profile (audit; tuning) moving, every break restored.
+  6. audit: every KERN-*, PERF-* and OSB-* check and the kernel's AUD checks pass;
+  7. the mutation battery's breaks that need vm1 (tests/battery/: kernel auditing, auditd at
+     boot; the host kernel's keys, /sys, NVMe, irqbalance; kernel modules), each turning its
+     rule to fail and no other rule of its profile (audit; tuning; os) moving, every break
+     restored.
 Refused input and --check are tested on containers (test_kernel_tuning_containers.py,
 test_audit_logging.py).
 """
@@ -64,7 +67,7 @@ from kernel_tuning_kit import (
     read_sysctls,
     sizes,
 )
-from labkit import configure_collector
+from labkit import configure_collector, play_recap
 
 from m7guard.checks.support.sysctl import is_namespaced
 from m7guard.results import Results
@@ -75,15 +78,17 @@ ROOT = Path(__file__).resolve().parents[2]
 VM = "vm1"
 MAX_IO_TIMEOUT = "4294967295"
 KERN_RULES = [f"KERN-{n:03d}" for n in range(1, 17)] + [f"PERF-{n:03d}" for n in range(1, 13)]
+OSB_RULES = [f"OSB-{n:03d}" for n in range(1, 13)]
+BASELINE = "playbooks/baseline.yml"
 # The rules of the two roles, audited at once: the shipped profiles audit and tuning together.
 PROFILE = "vm1"
 PROFILE_YAML = f"""---
 id: {PROFILE}
 title: vm1 in the tests
-description: The areas of the profiles audit and tuning, audited at once on vm1.
+description: The areas of the profiles audit, tuning and os, audited at once on vm1.
 frameworks: [soc2, hipaa, pci_dss_4]
 select:
-  - areas: [audit, kernel, performance]
+  - areas: [audit, kernel, performance, os]
 """
 KERNEL_FIXTURE = (
     # PERF-012 applies with MapR's env_override.sh, and the role sizes the JVMs in it
@@ -119,6 +124,7 @@ class Vm1:
     after: Results  # after both roles and the reboot: the same rules
     tuning: Tuning
     audit_logging: Story  # its fresh and later audits are the two above
+    baseline: tuple[str, str]  # os_baseline's two runs (output)
     timings: dict[str, float]
 
 
@@ -158,6 +164,9 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
     lap("kernel_tuning")
     again = play(lab, facts, "--limit", VM)
     lap("kernel_tuning again")
+    baseline = tuple(lab.playbook(BASELINE, "--limit", VM, timeout=1500).stdout
+                     for _ in range(2))
+    lap("os_baseline twice")
 
     done = converge(lab, VM, tmp, lap)  # audit_logging twice, its audit, a forwarded record
     boot_converged = lab.ssh(VM, BOOT_ID).stdout.strip()
@@ -185,7 +194,7 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
                   persisted_after_reboot=persisted, **done)
     tuning = Tuning(tuned, again, reboot, expected, running_converged, running_rebooted,
                     nvme_converged, nvme_rebooted, (boot_fresh, boot_converged, boot_rebooted))
-    return Vm1(fresh_results, after, tuning, story, lap.t)
+    return Vm1(fresh_results, after, tuning, story, (baseline[0], baseline[1]), lap.t)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +228,25 @@ def test_every_kernel_check_passes_after_the_play_and_the_reboot(vm1: Vm1, rule:
 def test_every_audit_check_passes_after_the_play(vm1: Vm1, rule: str) -> None:
     r = result(vm1.audit_logging.converged, VM, rule)
     assert r["state"] == "pass", r
+
+
+@pytest.mark.parametrize("rule", OSB_RULES)
+def test_every_os_baseline_check_passes_after_the_play_and_the_reboot(vm1: Vm1,
+                                                                     rule: str) -> None:
+    r = result(vm1.after, VM, rule)
+    assert r["state"] == "pass", r
+
+
+def test_os_baseline_kernel_modules_fail_on_the_fresh_vm(vm1: Vm1) -> None:
+    """OSB-004 is judged on vm1 alone (a container's modules are the host's)."""
+    r = result(vm1.fresh, VM, "OSB-004")
+    assert r["state"] == "fail" and "dccp can be loaded" in r["message"], r
+
+
+def test_second_os_baseline_run_changes_nothing(vm1: Vm1) -> None:
+    first, second = (play_recap(out)[VM] for out in vm1.baseline)
+    assert first["changed"] > 0 and first["failed"] == 0, vm1.baseline[0][-3000:]
+    assert second["changed"] == 0 and second["failed"] == 0, vm1.baseline[1][-3000:]
 
 
 @pytest.mark.parametrize("rule", KERNEL_RULES)
@@ -393,3 +421,10 @@ def test_mutation_battery_of_the_kernel_rules(vm1: Vm1, lab: Any, tmp_path: Path
     """The host kernel's keys, /sys, the emulated NVMe drive and irqbalance: each KERN and
     PERF break turns its rule to fail and no KERN or PERF rule that was not broken moves."""
     _battery(lab, tmp_path, "vm1 kernel", "tuning")
+
+
+def test_mutation_battery_of_the_os_baseline_rules(vm1: Vm1, lab: Any, tmp_path: Path) -> None:
+    """Kernel modules (OSB-004, loadable, not blacklisted, loaded): each break turns OSB-004
+    to fail and no other OSB rule moves; the other OSB breaks run on the container data nodes
+    (tests/integration/test_site.py)."""
+    _battery(lab, tmp_path, "vm1 os", "os")

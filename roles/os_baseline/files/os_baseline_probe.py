@@ -83,12 +83,15 @@ def main():
         if m:
             uid_min = int(m.group(1))
     nologin = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
-    shells = []
+    shells, people = [], []
     for line in lines("/etc/passwd"):
         f = line.split(":")
-        if len(f) >= 7 and int(f[2]) < uid_min and f[0] not in args["exempt"] \
-                and f[6] not in nologin:
+        if len(f) < 7 or not f[2].isdigit():
+            continue
+        if int(f[2]) < uid_min and f[0] not in args["exempt"] and f[6] not in nologin:
             shells.append(f[0])
+        elif int(f[2]) >= uid_min and f[6] not in nologin and f[0] != "nobody":
+            people.append({"name": f[0], "home": f[5]})
     aging = args["aging"]
     to_age = []
     with open("/etc/shadow", encoding="utf-8") as fh:
@@ -110,7 +113,8 @@ def main():
     print(json.dumps({
         "container": container, "codename": codename, "os_id": rel.get("ID", ""),
         "security_source": security, "debian_uri": main_uri, "installed": installed,
-        "login_shells": shells, "to_age": to_age, "loaded_blocked": loaded_blocked,
+        "login_shells": shells, "people": people, "to_age": to_age,
+        "loaded_blocked": loaded_blocked,
         "calendars": calendars,
         "existing": [p for p in args["paths"] if os.path.exists(p)],
     }))
