@@ -49,6 +49,7 @@ RULES = [f"IDN-{n:03d}" for n in range(1, 15)]
 PLAYBOOK = "playbooks/identity.yml"
 KDC_PLAYBOOK = "tests/lab/kdc.yml"
 FAKE_MAPR = ROOT / "tests/lab/files/fake_mapr.sh"
+SSH_WITHOUT_PQ = ROOT / "tests/lab/files/ssh-without-pq"
 CLUSTER = "m7.lab.cluster"
 ADMIN, ANALYST = "m7admin", "m7analyst"
 # What the checks and the role must leave untouched when they stop or run in check mode.
@@ -235,6 +236,17 @@ BAD_INPUTS = {
         "kerberos_mfa_host_keytab_src:",
     ),
     "cluster not secured": ([], "mapr-clusters.conf must name the cluster with secure=true"),
+    # Debian 12's OpenSSH 9.2 has no ML-KEM (9.9 and later do): sshd's reload would fail
+    "key exchange sshd does not know": (
+        ["-e", json.dumps({"kerberos_mfa_sshd_kex_algorithms": ["mlkem768x25519-sha256",
+                                                                "curve25519-sha256"]})],
+        f"kerberos_mfa_sshd_kex_algorithms: sshd on {NODE} does not know mlkem768x25519-sha256",
+    ),
+    "post-quantum only, controller client without it": (
+        ["-e", "kerberos_mfa_sshd_post_quantum_only=true",
+         "-e", f"ansible_ssh_executable={SSH_WITHOUT_PQ}"],
+        "kerberos_mfa_sshd_post_quantum_only: the controller's SSH client",
+    ),
 }
 
 
@@ -555,35 +567,36 @@ ACCESS_FILES = "sha256sum /etc/ssh/sshd_config /etc/pam.d/sshd"
 
 def test_sshd_changes_are_validated_and_rolled_back(lab: LabHandle, hardened: Hardened) -> None:
     """A candidate sshd_config that fails `sshd -t`, and a change after which the automation
-    account's fresh login fails (forced), both leave the live files as they were."""
+    account's fresh login fails (forced), both leave the live files as they were, and sshd
+    running."""
     before = lab.ssh(NODE, ACCESS_FILES).stdout
+    broken = "/etc/ssh/sshd_config.d/99-m7guard-test-broken.conf"
     cases = {
-        # not a weak algorithm, so preflight lets it through; sshd -t refuses it
-        "invalid cipher": [
-            "-e",
-            '{"kerberos_mfa_sshd_ciphers": ["aes256-gcm@openssh.com", "aes384-ctr"]}',
-        ],
+        # a drop-in sshd_config includes that sshd cannot load: the candidate fails sshd -t
+        # (an algorithm sshd does not know is refused earlier, by the preflight)
+        "candidate fails sshd -t": (
+            ["-e", "kerberos_mfa_sshd_max_auth_tries=2"],
+            f"echo 'NoSuchKeyword yes' > {broken}",
+        ),
         # a real change whose login check fails: the probe is replaced by `false`
-        "login check fails": [
-            "-e",
-            "kerberos_mfa_sshd_max_auth_tries=2",
-            "-e",
-            '{"__kerberos_mfa_login_probe": ["false"]}',
-        ],
+        "login check fails": (
+            ["-e", "kerberos_mfa_sshd_max_auth_tries=2",
+             "-e", '{"__kerberos_mfa_login_probe": ["false"]}'],
+            "true",
+        ),
     }
-    for case, extra in cases.items():
-        proc = lab.playbook(
-            PLAYBOOK,
-            "--limit",
-            NODE,
-            "--tags",
-            "IDN-007",
-            *_vars_args(hardened.handover, *extra),
-            check=False,
-        )
+    for case, (extra, setup) in cases.items():
+        lab.ssh(NODE, setup)
+        try:
+            proc = lab.playbook(PLAYBOOK, "--limit", NODE, "--tags", "IDN-007",
+                                *_vars_args(hardened.handover, *extra), check=False)
+            running = lab.ssh(NODE, "systemctl is-active ssh", check=False).stdout.strip()
+        finally:
+            lab.ssh(NODE, f"rm -f {broken}")
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, f"{case}: the play did not stop\n{out[-2000:]}"
         assert "sshd/PAM change rolled back" in " ".join(out.split()), f"{case}\n{out[-2000:]}"
+        assert running == "active", f"{case}: the rollback stopped sshd"
         assert lab.ssh(NODE, ACCESS_FILES).stdout == before, f"{case}: files not restored"
         timer = lab.ssh(
             NODE, "systemctl is-active m7guard-kerberos-mfa-rollback.timer", check=False
@@ -593,6 +606,35 @@ def test_sshd_changes_are_validated_and_rolled_back(lab: LabHandle, hardened: Ha
             "maxauthtries",
             "3",
         ]
+
+
+def test_post_quantum_only_key_exchange(lab: LabHandle, hardened: Hardened,
+                                       tmp_path: Path) -> None:
+    """kerberos_mfa_sshd_post_quantum_only: sshd offers only the post-quantum hybrids its
+    OpenSSH knows (sntrup761x25519 on Debian 12), the role's fresh login of the automation
+    account negotiates one, a client that insists on curve25519 is refused, and IDN-008
+    passes; the default list comes back afterwards."""
+    args = (PLAYBOOK, "--limit", NODE, "--tags", "IDN-008")
+    base = lab.ssh_args(NODE)
+    try:
+        proc = lab.playbook(*args, *_vars_args(hardened.handover, "-e",
+                                               "kerberos_mfa_sshd_post_quantum_only=true"),
+                            check=False)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        kex = lab.ssh(NODE, "sshd -T | grep -i '^kexalgorithms'").stdout.split()[1].split(",")
+        assert kex and all("sntrup761" in k or "mlkem768" in k for k in kex), kex
+        classic = subprocess.run([*base[:-1], "-o", "KexAlgorithms=curve25519-sha256",
+                                  base[-1], "true"], capture_output=True, text=True,
+                                 timeout=60, check=False)
+        assert classic.returncode == 255 and "key exchange" in classic.stderr, classic.stderr
+        assert lab.ssh(NODE, "true", check=False).returncode == 0
+        results = _audit(lab, tmp_path / "pq-audit")
+        assert _states(results)["IDN-008"]["state"] == "pass", _states(results)["IDN-008"]
+    finally:
+        restored = lab.playbook(*args, *_vars_args(hardened.handover), check=False)
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    kex = lab.ssh(NODE, "sshd -T | grep -i '^kexalgorithms'").stdout.split()[1].split(",")
+    assert "curve25519-sha256" in kex, kex
 
 
 def test_idn_011_passes_once_no_account_is_exempt(lab: LabHandle, hardened: Hardened) -> None:
