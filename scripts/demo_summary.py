@@ -1,4 +1,5 @@
-"""Print the share of requirements satisfied per framework, before and after hardening.
+"""Print the share of requirements satisfied per framework, and of results passed per rule
+area (kernel, network, identity, os, ...), before and after hardening.
 Usage: python scripts/demo_summary.py BEFORE/results.json AFTER/results.json"""
 
 from __future__ import annotations
@@ -7,6 +8,17 @@ import sys
 from pathlib import Path
 
 from m7guard.results import Results
+
+
+def _area_cell(res: Results, area: str) -> str:
+    """Passed of the results that were judged (pass or fail) for the rules of one area."""
+    rules = {rid for rid, rule in res.data["rules"].items() if rule["area"] == area}
+    states = [r["state"] for r in res.results if r["rule"] in rules]
+    judged = [s for s in states if s in ("pass", "fail")]
+    if not judged:
+        return "not judged"
+    passed = judged.count("pass")
+    return f"{passed}/{len(judged)} ({100 * passed / len(judged):.0f} %)"
 
 
 def main() -> None:
@@ -20,6 +32,11 @@ def main() -> None:
             cells.append(f"{s['satisfied']}/{s['assessed']} ({100 * s['share_satisfied']:.0f} %)")
         title = after.data["frameworks"][fw]["title"][:44]
         print(f"{title:<44} {cells[0]:>16} {cells[1]:>16}")
+    print(f"\n{'area (results passed / judged)':<44} {'before':>16} {'after':>16}")
+    for area in sorted({rule["area"] for rule in after.data["rules"].values()}):
+        cells = [_area_cell(res, area) for res in (before, after)]
+        print(f"{area:<44} {cells[0]:>16} {cells[1]:>16}")
+    print()
     for label, res in (("before", before), ("after", after)):
         counts = res.counts()
         print(f"results {label:<6}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
