@@ -120,6 +120,17 @@ def _shadow_aging(host: Any) -> list[list[str]]:
     return rows
 
 
+def _passwd(host: Any) -> tuple[int, list[list[str]]]:
+    """UID_MIN of login.defs (1000 where unset: the shadow tools' default) and the accounts
+    (getent passwd) as field lists."""
+    defs = _keywords(read_files(host, LOGIN_DEFS).get(LOGIN_DEFS, ""))
+    passwd = _run(host, "getent passwd")
+    rows = [line.split(":") for line in passwd.stdout.splitlines() if line.count(":") == 6]
+    if passwd.rc != 0 or not rows:
+        raise EvidenceError(f"getent passwd failed (exit {passwd.rc})")
+    return _int(defs.get("UID_MIN")) or 1000, rows
+
+
 # --- accounts and passwords ------------------------------------------------------------------
 
 
@@ -264,12 +275,7 @@ def test_osb_003(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
         if use == "usable" and not 0 <= (_int(days) if days else -1) <= limit:
             problems.append(f"account {name}: no lock within {limit} days of expiry "
                             f"(inactive {days or 'unset'})")
-    defs = _keywords(read_files(host, LOGIN_DEFS).get(LOGIN_DEFS, ""))
-    uid_min = _int(defs.get("UID_MIN")) or 1000
-    passwd = _run(host, "getent passwd")
-    rows = [line.split(":") for line in passwd.stdout.splitlines() if line.count(":") == 6]
-    if passwd.rc != 0 or not rows:
-        raise EvidenceError(f"getent passwd failed (exit {passwd.rc})")
+    uid_min, rows = _passwd(host)
     exempt = set(params["shell_exempt"])
     shells = sorted(f"{r[0]} ({r[6]})" for r in rows
                     if r[2].isdigit() and int(r[2]) < uid_min and r[0] not in exempt
@@ -623,12 +629,7 @@ def test_osb_013(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     evidence["world_writable"] = found[: params["max_findings"]]
     if found:
         problems.append(f"{len(found)} world-writable: " + ", ".join(found[:10]))
-    defs = _keywords(read_files(host, LOGIN_DEFS).get(LOGIN_DEFS, ""))
-    uid_min = _int(defs.get("UID_MIN")) or 1000
-    passwd = _run(host, "getent passwd")
-    rows = [line.split(":") for line in passwd.stdout.splitlines() if line.count(":") == 6]
-    if passwd.rc != 0 or not rows:
-        raise EvidenceError(f"getent passwd failed (exit {passwd.rc})")
+    uid_min, rows = _passwd(host)
     people = {r[0]: r[5] for r in rows if r[2].isdigit() and int(r[2]) >= uid_min
               and r[6] not in NOLOGIN and r[0] != "nobody"}
     homes = _stats(host, tuple(sorted(set(people.values())))) if people else {}
