@@ -25,33 +25,22 @@ from typing import Any
 
 import pytest
 from labkit import LabHandle, play_recap
+from os_baseline_kit import BAD_INPUT, PLAYBOOK, RULES, SNAPSHOT
 
 from m7guard.results import Results
 
 pytestmark = [pytest.mark.lab]
 
 NODE = "node3"
-PLAYBOOK = "playbooks/baseline.yml"
-RULES = [f"OSB-{n:03d}" for n in range(1, 13)]
 DROPIN = "/etc/ssh/sshd_config.d/00-m7guard-os-baseline.conf"
 BROKEN = "/etc/ssh/sshd_config.d/99-m7guard-test-broken.conf"
 STRICTEST = ("-e", "os_baseline_sshd_max_sessions=1", "-e", "os_baseline_rollback_seconds=30")
-# What the role manages on a node, printed so that two snapshots show any change.
-SNAPSHOT = (
-    "dpkg-query -W -f '${Package} ${Status}\\n' libpam-pwquality cron acct sysstat "
-    "unattended-upgrades 2>&1; "
-    "md5sum /etc/login.defs /etc/default/useradd /etc/pam.d/common-password /etc/passwd "
-    "/etc/shadow /etc/issue /etc/issue.net /etc/motd 2>&1; "
-    "for p in /etc/security/pwquality.conf.d /etc/security/limits.d /etc/modprobe.d "
-    "/etc/systemd/coredump.conf.d /etc/ssh/sshd_config.d /etc/apt/sources.list.d "
-    "/etc/apt/apt.conf.d /etc/systemd/system /etc/update-motd.d /etc/cron.d; do "
-    "ls -la --time-style=+%s.%N \"$p\" 2>&1; done; true"
-)
 # Rules a fresh Debian node meets already, or that do not apply to a container.
 FRESH_NOT_FAILING = {
     "OSB-004": "notapplicable",  # the host kernel's modules
     "OSB-008": "notapplicable",  # cron is not installed on the fresh node
     "OSB-009": "pass",  # Debian's own modes of passwd, group, shadow, gshadow
+    "OSB-013": "pass",  # nothing world-writable outside /tmp and /var/tmp, no personal account
 }
 
 
@@ -80,16 +69,6 @@ def _audit(lab: LabHandle, out: Path) -> Results:
 
 def _play(lab: LabHandle, *args: str) -> Any:
     return lab.playbook(PLAYBOOK, "--limit", NODE, *args, check=False, timeout=900)
-
-
-BAD_INPUT = {
-    "os_baseline_umask": "022",
-    "os_baseline_sshd_max_sessions": 0,
-    "os_baseline_allowed_modules": ["nfs"],
-    "os_baseline_pwquality": {"minlen": 8, "minclass": 4, "difok": 2, "maxrepeat": 3,
-                              "maxsequence": 3, "dictcheck": 1, "enforcing": 1,
-                              "enforce_for_root": True},
-}
 
 
 def _story(lab: LabHandle, tmp: pytest.TempPathFactory) -> Story:

@@ -31,6 +31,7 @@ test_audit_logging.py).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -68,6 +69,10 @@ from kernel_tuning_kit import (
     sizes,
 )
 from labkit import configure_collector, play_recap
+from os_baseline_kit import BAD_INPUT
+from os_baseline_kit import PLAYBOOK as BASELINE
+from os_baseline_kit import RULES as OSB_RULES
+from os_baseline_kit import SNAPSHOT as BASELINE_SNAPSHOT
 
 from m7guard.checks.support.sysctl import is_namespaced
 from m7guard.results import Results
@@ -78,8 +83,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VM = "vm1"
 MAX_IO_TIMEOUT = "4294967295"
 KERN_RULES = [f"KERN-{n:03d}" for n in range(1, 17)] + [f"PERF-{n:03d}" for n in range(1, 13)]
-OSB_RULES = [f"OSB-{n:03d}" for n in range(1, 13)]
-BASELINE = "playbooks/baseline.yml"
+
 # The rules of the two roles, audited at once: the shipped profiles audit and tuning together.
 PROFILE = "vm1"
 PROFILE_YAML = f"""---
@@ -125,6 +129,7 @@ class Vm1:
     tuning: Tuning
     audit_logging: Story  # its fresh and later audits are the two above
     baseline: tuple[str, str]  # os_baseline's two runs (output)
+    baseline_untouched: dict[str, Any]  # --check --diff and bad input on the fresh vm1
     timings: dict[str, float]
 
 
@@ -157,6 +162,17 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
         fresh_results = fresh.result()
         collector.result()
     lap("fresh audit, collector")
+    # os_baseline in check mode and with bad input: neither changes the fresh vm1
+    before = lab.ssh(VM, BASELINE_SNAPSHOT).stdout
+    untouched: dict[str, Any] = {
+        "check": lab.playbook(BASELINE, "--limit", VM, "--check", "--diff", check=False,
+                              timeout=1500),
+        "bad": {var: lab.playbook(BASELINE, "--limit", VM, "-e", json.dumps({var: value}),
+                                  check=False, timeout=600)
+                for var, value in BAD_INPUT.items()},
+    }
+    untouched["unchanged"] = lab.ssh(VM, BASELINE_SNAPSHOT).stdout == before
+    lap("os_baseline --check and bad input")
 
     tuned = play(lab, facts, "--limit", VM)
     running_converged = read_sysctls(lab, VM, keys)
@@ -194,7 +210,8 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
                   persisted_after_reboot=persisted, **done)
     tuning = Tuning(tuned, again, reboot, expected, running_converged, running_rebooted,
                     nvme_converged, nvme_rebooted, (boot_fresh, boot_converged, boot_rebooted))
-    return Vm1(fresh_results, after, tuning, story, (baseline[0], baseline[1]), lap.t)
+    return Vm1(fresh_results, after, tuning, story, (baseline[0], baseline[1]), untouched,
+               lap.t)
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +258,17 @@ def test_os_baseline_kernel_modules_fail_on_the_fresh_vm(vm1: Vm1) -> None:
     """OSB-004 is judged on vm1 alone (a container's modules are the host's)."""
     r = result(vm1.fresh, VM, "OSB-004")
     assert r["state"] == "fail" and "dccp can be loaded" in r["message"], r
+
+
+def test_os_baseline_check_mode_and_bad_input_change_nothing_on_the_fresh_vm(vm1: Vm1) -> None:
+    check = vm1.baseline_untouched["check"]
+    recap = play_recap(check.stdout)[VM]
+    assert check.returncode == 0 and recap["failed"] == 0, check.stdout[-3000:]
+    assert recap["changed"] > 0  # it reports what a real run would change
+    for var, run in vm1.baseline_untouched["bad"].items():
+        assert run.returncode != 0 and f"{var} = " in run.stdout, (var, run.stdout[-2000:])
+        assert play_recap(run.stdout)[VM]["changed"] == 0, var
+    assert vm1.baseline_untouched["unchanged"]
 
 
 def test_second_os_baseline_run_changes_nothing(vm1: Vm1) -> None:
