@@ -318,9 +318,14 @@ def test_osb_004(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     for name in params["blocked"]:
         lines = [line for line in sections.get(name, []) if line]
         resolved[name] = lines
-        if not lines or not NO_LOAD.match(lines[0]):
+        # modprobe lists the dependencies first (it would still load those) and the module
+        # itself last: its own line must be an install command that loads nothing, and no
+        # line may load its own file
+        own = re.compile(rf"^insmod\s+\S*/{re.escape(norm(name))}\.ko(\.\w+)?\b")
+        if not lines or not NO_LOAD.match(lines[-1]) \
+                or any(own.match(norm(line)) for line in lines):
             problems.append(f"{name} can be loaded (modprobe -n -v: "
-                            f"{'; '.join(lines)[:160] or 'nothing'})")
+                            f"{'; '.join(lines)[-160:] or 'nothing'})")
         if norm(name) not in blacklisted:
             problems.append(f"{name} is not blacklisted")
         if norm(name) in loaded:

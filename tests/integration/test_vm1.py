@@ -251,7 +251,11 @@ def test_every_audit_check_passes_after_the_play(vm1: Vm1, rule: str) -> None:
 def test_every_os_baseline_check_passes_after_the_play_and_the_reboot(vm1: Vm1,
                                                                      rule: str) -> None:
     r = result(vm1.after, VM, rule)
-    assert r["state"] == "pass", r
+    if rule == "OSB-006":
+        # LogLevel VERBOSE is kerberos_mfa's, which vm1 does not run (test_site.py runs both)
+        assert (r["state"], r["message"]) == ("fail", "global: loglevel INFO (VERBOSE)"), r
+    else:
+        assert r["state"] == "pass", r
 
 
 def test_os_baseline_kernel_modules_fail_on_the_fresh_vm(vm1: Vm1) -> None:

@@ -141,3 +141,47 @@ def test_osb_012_when_apt_cache_fails_is_an_error(expect, fake_host, out) -> Non
     host = fake_host({"@@m7g-": files({"/etc/os-release": "VERSION_CODENAME=bookworm\n"}),
                       "apt-cache policy": out(100, "", "E: Could not open lock file")})
     assert "apt-cache" in expect.error(os_baseline.test_osb_012, host=host, evidence={})
+
+
+def _modprobe_host(fake_host, resolved: dict[str, list[str]], loaded: list[str],
+                   blacklist: list[str]) -> Any:
+    def answer(command: str) -> str:
+        marker = re.search(r"(@@m7g-[0-9a-f]+)", command).group(1)
+        out = "".join(f"{marker} {name}\n" + "".join(f"{line} \n" for line in lines)
+                      for name, lines in resolved.items())
+        out += f"{marker} blacklist\n" + "".join(f"blacklist {b}\n" for b in blacklist)
+        out += f"{marker} loaded\n" + "".join(f"{m}\n" for m in loaded)
+        return out + f"{marker} end\n"
+
+    return fake_host({"modprobe -n -v": answer})
+
+
+def test_osb_004_dependencies_modprobe_lists_first_do_not_count(expect, fake_host) -> None:
+    """modprobe -n -v lists a module's dependencies before the module itself (Debian 12's
+    6.1 kernel: sctp needs crc32c and the UDP tunnels); the module's own line decides."""
+    blocked = {"blocked": ["sctp", "usb-storage"]}
+    deps = {"sctp": ["insmod /lib/modules/6.1.0-50-amd64/kernel/lib/libcrc32c.ko",
+                     "install /bin/false"],
+            "usb-storage": ["insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/core/"
+                            "usbcore.ko", "install /bin/false"]}
+    expect.run(os_baseline.test_osb_004,
+               host=_modprobe_host(fake_host, deps, ["ext4"], ["sctp", "usb_storage"]),
+               params=blocked, evidence={})
+    loadable = dict(deps, **{"usb-storage": [
+        "insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/core/usbcore.ko",
+        "insmod /lib/modules/6.1.0-50-amd64/kernel/drivers/usb/storage/usb-storage.ko"]})
+    message = expect.fail(os_baseline.test_osb_004,
+                          host=_modprobe_host(fake_host, loadable, ["ext4"],
+                                              ["sctp", "usb_storage"]),
+                          params=blocked, evidence={})
+    assert "usb-storage can be loaded" in message and "sctp" not in message
+    loaded = expect.fail(os_baseline.test_osb_004,
+                         host=_modprobe_host(fake_host, deps, ["sctp", "ext4"], ["sctp"]),
+                         params=blocked, evidence={})
+    assert "sctp is loaded" in loaded and "usb-storage is not blacklisted" in loaded
+
+
+def test_osb_004_without_the_module_listing_is_an_error(expect, fake_host, out) -> None:
+    host = fake_host({"modprobe -n -v": out(0, "")})
+    assert "modprobe" in expect.error(os_baseline.test_osb_004, host=host,
+                                      params={"blocked": ["sctp"]}, evidence={})
