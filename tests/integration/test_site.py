@@ -208,6 +208,12 @@ def test_mutation_battery_on_the_hardened_data_nodes(site: dict, lab: LabHandle,
     again. The count, and the rules left out with their reasons, are printed."""
     waivers = lab_paths().state / "kerberos" / "waivers.yml"
     breaks = breaks_of("data nodes")
+    # The hardened state includes chrony synchronised to the collector (AUD-007). On a busy
+    # machine a node may not have selected its source yet when the battery takes its
+    # reference audit: wait for it (at most a minute a node); a node that does not
+    # synchronise still audits as failing and the battery reports it.
+    for node in NODES:
+        lab.ssh(node, "chronyc waitsync 60 0 0 1 >/dev/null", check=False, timeout=180)
     report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False),
                          _battery_audit(lab, site["work"], waivers), breaks, NODES,
                          rounds=isolated_first(breaks, NODES))
