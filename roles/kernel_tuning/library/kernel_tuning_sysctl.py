@@ -7,7 +7,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.kernel_tuning_common import read_text, write_atomic
+from ansible.module_utils.m7guard_fileio import read_text, write_atomic
 
 DOCUMENTATION = r"""
 ---

@@ -11,10 +11,9 @@ from kernel_tuning_kit import ROOT, load_module
 
 ROLE = ROOT / "roles" / "kernel_tuning"
 # the modules import their helpers as Ansible ships them to a node
-load_module("ansible.module_utils.kernel_tuning_common",
-            ROLE / "module_utils/kernel_tuning_common.py")
+load_module("ansible.module_utils.m7guard_fileio",
+            ROOT / "roles/m7guard_support/module_utils/m7guard_fileio.py")
 sysctl_mod = load_module("kernel_tuning_sysctl", ROLE / "library/kernel_tuning_sysctl.py")
-files_mod = load_module("kernel_tuning_files", ROLE / "library/kernel_tuning_files.py")
 
 
 class Done(Exception):
@@ -166,42 +165,6 @@ def test_a_refused_runtime_value_fails(node: dict[str, Path]) -> None:
         assert "cannot set vm.swappiness = 1" in done.result["msg"]
     else:
         assert _running(node, "vm.swappiness") == "1"
-
-
-def test_files_whole_and_block(tmp_path: Path) -> None:
-    env = tmp_path / "opt/mapr/conf/env_override.sh"
-    env.parent.mkdir(parents=True)
-    env.write_text("#!/bin/bash\nexport MAPR_SUBNETS=10.0.0.0/8\n")
-    env.chmod(0o750)
-    items = [
-        {"path": str(tmp_path / "etc/security/limits.d/90-m7guard-mapr.conf"),
-         "content": "mapr soft nofile 65536\n"},
-        {"path": str(tmp_path / "usr/local/sbin/helper"), "content": "#!/bin/sh\n", "mode": "0755"},
-        {"path": str(env), "marker": "m7guard kernel_tuning",
-         "content": 'export MAPR_MEMORY_OPTS="-Xmx1024m"\n'},
-    ]
-    dry = run(files_mod, {"files": items}, check_mode=True)
-    assert dry.result["changed"] and len(dry.result["changed_files"]) == 3
-    assert not (tmp_path / "etc/security").exists()
-    done = run(files_mod, {"files": items})
-    assert done.result["changed_files"] == [i["path"] for i in items]
-    assert (tmp_path / "usr/local/sbin/helper").stat().st_mode & 0o777 == 0o755
-    text = env.read_text()
-    assert text.startswith("#!/bin/bash\nexport MAPR_SUBNETS=10.0.0.0/8\n# BEGIN m7guard")
-    assert env.stat().st_mode & 0o777 == 0o750  # a shared file keeps its mode
-    assert run(files_mod, {"files": items}).result["changed"] is False
-    items[2]["content"] = 'export MAPR_MEMORY_OPTS="-Xmx2048m"\n'
-    run(files_mod, {"files": items})
-    text = env.read_text()
-    assert text.count("# BEGIN m7guard kernel_tuning") == 1 and "-Xmx2048m" in text
-    assert "-Xmx1024m" not in text and "MAPR_SUBNETS" in text
-
-
-def test_files_refuse_relative_paths_and_bad_modes(tmp_path: Path) -> None:
-    done = run(files_mod, {"files": [{"path": "etc/x", "content": ""},
-                                     {"path": str(tmp_path / "y"), "content": "", "mode": "9"}]})
-    assert done.failed
-    assert "path must be absolute" in done.result["msg"] and "is not octal" in done.result["msg"]
 
 
 def test_a_container_need_not_see_the_host_keys_it_records(node: dict[str, Path]) -> None:

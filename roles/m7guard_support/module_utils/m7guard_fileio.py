@@ -1,4 +1,4 @@
-"""File helpers shared by kernel_tuning's modules."""
+"""File helpers shared by the roles' modules (m7guard_support)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,18 @@ def read_text(path):
         return None
 
 
-def write_atomic(path, content, mode=0o644):
-    """Replace `path` with `content` (mode `mode`) in one rename; create missing parents."""
+def write_atomic(path, content, mode=0o644, uid=None, gid=None):
+    """Replace `path` with `content` (mode `mode`, owner `uid`:`gid` when given) in one
+    rename; create missing parents (mode 0755)."""
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kernel_tuning.")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".m7guard.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(content)
+        if uid is not None or gid is not None:
+            os.chown(tmp, -1 if uid is None else uid, -1 if gid is None else gid)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
