@@ -177,12 +177,11 @@ LAB_RUNS = {
                          "lab container data nodes", DATA_NODES),
     "vm1 audit": LabRun("tests/integration/test_vm1.py::test_mutation_battery_of_the_audit_rules",
                         "lab vm1", ("vm1",), ("AUD",)),
+    # OSB-004 (kernel modules) is the only OSB rule broken on vm1: its breaks share the
+    # kernel rules' rounds
     "vm1 kernel": LabRun("tests/integration/test_vm1.py::"
                          "test_mutation_battery_of_the_kernel_rules", "lab vm1", ("vm1",),
-                         ("KERN", "PERF")),
-    "vm1 os": LabRun("tests/integration/test_vm1.py::"
-                     "test_mutation_battery_of_the_os_baseline_rules", "lab vm1", ("vm1",),
-                     ("OSB",)),
+                         ("KERN", "PERF", "OSB")),
 }
 
 
