@@ -4,13 +4,15 @@ vm1 runs under software emulation: its tests are the longest part of the suite a
 one core busy, while the container tests keep the other. So, after the tests that need the
 lab to themselves, the rest runs as parallel pytest processes sharing the lab:
 
+  unit      the tests without the lab, started first: they run beside phase 1, whose
+            image builds and boots leave a core idle much of the time, and never touch
+            the lab.
   phase 1   the lab lifecycle tests (they take the lab down and up, and leave it up) and the
-            tests that read every node at once (marker whole_lab); nothing else runs.
+            tests that read every node at once (marker whole_lab); no other lab test runs.
   phase 2   side by side:
               vm1     the tests that change vm1 (marker vm; they change no other node but
                       read the collector);
-              nodes   the tests that change container nodes (marker lab, not vm);
-              unit    the tests without the lab, started when either of the others ends.
+              nodes   the tests that change container nodes (marker lab, not vm).
 
 Every run collects the same paths, and the four marker selections cover every test exactly
 once (tests/unit/test_suite_phases.py). The lab's own commands are serialised by its lock,
@@ -95,16 +97,17 @@ def main(args: list[str]) -> int:
     failed: list[str] = []
     runs: list[_Run] = []
     try:
-        name, expr = PHASE_1
-        _say(f"phase 1: the tests that need the {name} ({expr})")
-        if subprocess.run(_command(expr, args), cwd=ROOT, env=env, check=False).returncode:
-            failed.append(f"phase 1 ({name})")
-            _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
-            return 1
-        _say("phase 2: vm1 and the container nodes side by side, then the unit tests")
         with tempfile.TemporaryDirectory(prefix="m7guard-suite-") as tmp:
-            pending = [UNIT]
-            runs = [_Run(*VM, args, env, Path(tmp)), _Run(*NODES, args, env, Path(tmp))]
+            runs = [_Run(*UNIT, args, env, Path(tmp))]
+            name, expr = PHASE_1
+            _say(f"phase 1: the tests that need the {name} ({expr}), the unit tests beside")
+            if subprocess.run(_command(expr, args), cwd=ROOT, env=env,
+                              check=False).returncode:
+                failed.append(f"phase 1 ({name})")
+                _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
+            else:
+                _say("phase 2: vm1 and the container nodes side by side")
+                runs += [_Run(*VM, args, env, Path(tmp)), _Run(*NODES, args, env, Path(tmp))]
             active = list(runs)
             while active:
                 time.sleep(2)
@@ -112,9 +115,6 @@ def main(args: list[str]) -> int:
                     active.remove(run)
                     if run.report() != 0:
                         failed.append(run.name)
-                    if pending:
-                        runs.append(_Run(*pending.pop(), args, env, Path(tmp)))
-                        active.append(runs[-1])
     finally:
         for run in runs:
             run.stop()
