@@ -96,7 +96,7 @@ select:
 """
 # The kernel battery's rules: the profile tuning's and OSB-004, the one OSB rule judged on
 # vm1 alone (a container's modules are the host's).
-KERNEL_PROFILE = "vm1-kernel"
+KERNEL_PROFILE = "vm1_kernel"
 KERNEL_PROFILE_YAML = f"""---
 id: {KERNEL_PROFILE}
 title: vm1's kernel battery in the tests
