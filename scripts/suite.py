@@ -90,7 +90,12 @@ def _lab_down() -> None:
               file=sys.stderr)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # a TERM (a CI time limit) still stops the runs and the lab
+
+
 def main(args: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     keep = os.environ.get("M7GUARD_KEEP_LAB") == "1"
     env = {**os.environ, "M7GUARD_KEEP_LAB": "1"}  # the lab outlives each pytest run
     started = time.monotonic()
