@@ -6,8 +6,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import modulekit
 import pytest
 from kernel_tuning_kit import ROOT, load_module
+from modulekit import Done, FakeModule
 
 ROLE = ROOT / "roles" / "kernel_tuning"
 # the modules import their helpers as Ansible ships them to a node
@@ -16,30 +18,8 @@ load_module("ansible.module_utils.m7guard_fileio",
 sysctl_mod = load_module("kernel_tuning_sysctl", ROLE / "library/kernel_tuning_sysctl.py")
 
 
-class Done(Exception):
-    def __init__(self, failed: bool, result: dict[str, Any]) -> None:
-        super().__init__(result.get("msg", ""))
-        self.failed = failed
-        self.result = result
-
-
-class FakeModule:
-    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
-        self.params = params
-        self.check_mode = check_mode
-        self._diff = True
-
-    def exit_json(self, **result: Any) -> None:
-        raise Done(False, result)
-
-    def fail_json(self, **result: Any) -> None:
-        raise Done(True, result)
-
-
 def run(mod: ModuleType, params: dict[str, Any], check_mode: bool = False) -> Done:
-    with pytest.raises(Done) as info:
-        mod.run(FakeModule(params, check_mode))
-    return info.value
+    return modulekit.run(mod, FakeModule(params, check_mode))
 
 
 @pytest.fixture

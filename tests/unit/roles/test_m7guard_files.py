@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import modulekit
 import pytest
 from kernel_tuning_kit import ROOT, load_module
+from modulekit import Done, FakeModule
 
 SUPPORT = ROOT / "roles" / "m7guard_support"
 # the module imports its helpers as Ansible ships them to a node
@@ -19,30 +21,8 @@ files_mod = load_module("m7guard_files", SUPPORT / "library/m7guard_files.py")
 OTHER_GROUP = "adm"
 
 
-class Done(Exception):
-    def __init__(self, failed: bool, result: dict[str, Any]) -> None:
-        super().__init__(result.get("msg", ""))
-        self.failed = failed
-        self.result = result
-
-
-class FakeModule:
-    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
-        self.params = params
-        self.check_mode = check_mode
-        self._diff = True
-
-    def exit_json(self, **result: Any) -> None:
-        raise Done(False, result)
-
-    def fail_json(self, **result: Any) -> None:
-        raise Done(True, result)
-
-
 def run(params: dict[str, Any], check_mode: bool = False) -> Done:
-    with pytest.raises(Done) as info:
-        files_mod.run(FakeModule(params, check_mode))
-    return info.value
+    return modulekit.run(files_mod, FakeModule(params, check_mode))
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int, int, bytes]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
+import modulekit
 from kernel_tuning_kit import ROOT, load_module
+from modulekit import Done, FakeModule
 
 units_mod = load_module("m7guard_units",
                         ROOT / "roles/m7guard_support/library/m7guard_units.py")
@@ -25,19 +26,11 @@ SHOW = {
 }
 
 
-class Done(Exception):
-    def __init__(self, failed: bool, result: dict[str, Any]) -> None:
-        super().__init__(result.get("msg", ""))
-        self.failed, self.result = failed, result
-
-
-class FakeModule:
+class Systemctl(FakeModule):
     """Records every systemctl command; `show` answers from SHOW."""
 
     def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
-        self.params = {"daemon_reload": False, **params}
-        self.check_mode = check_mode
-        self._diff = True
+        super().__init__({"daemon_reload": False, **params}, check_mode)
         self.commands: list[list[str]] = []
 
     def get_bin_path(self, name: str, required: bool = False) -> str:
@@ -50,18 +43,10 @@ class FakeModule:
             return 0, "\n".join(SHOW[n] for n in names), ""
         return 0, "", ""
 
-    def exit_json(self, **result: Any) -> None:
-        raise Done(False, result)
 
-    def fail_json(self, **result: Any) -> None:
-        raise Done(True, result)
-
-
-def run(units: list[str], check_mode: bool = False, **params: Any) -> tuple[Done, FakeModule]:
-    module = FakeModule({"units": units, **params}, check_mode)
-    with pytest.raises(Done) as info:
-        units_mod.run(module)
-    return info.value, module
+def run(units: list[str], check_mode: bool = False, **params: Any) -> tuple[Done, Systemctl]:
+    module = Systemctl({"units": units, **params}, check_mode)
+    return modulekit.run(units_mod, module), module
 
 
 def test_only_what_needs_it_is_enabled_and_started() -> None:
