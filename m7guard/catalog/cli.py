@@ -243,6 +243,8 @@ def show(policies: Path | None, rule_id: str, fmt: str) -> None:
     console.print("\n[bold]References[/bold]")
     for fw, ids in data["references"].items():
         console.print(f"  {fw}: {', '.join(ids)}")
+    for fw, reason in data.get("unmapped", {}).items():
+        console.print(f"  {fw}: none. {reason}")
     console.print(
         f"\n[bold]Remediation[/bold]  role {data['remediation']['role'] or 'none (preflight)'}: "
         f"{data['remediation']['command']}"

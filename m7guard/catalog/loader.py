@@ -223,6 +223,7 @@ def _load_rule(path: Path, root: Path, problems: list[Problem]) -> Rule | None:
         groups=tuple(applies.get("groups", ["all"])),
         conditions=tuple(applies.get("conditions", [])),
         parameters=params,
+        unmapped={k: " ".join(v.split()) for k, v in data.get("unmapped", {}).items()},
     )
 
 
@@ -247,6 +248,7 @@ def _load_framework(path: Path, root: Path, problems: list[Problem]) -> Framewor
             Requirement(r["id"], r["title"], r.get("evidence", "")) for r in data["requirements"]
         ),
         path=path.resolve(),
+        expected_for_areas=tuple(data.get("expected_for_areas", ())),
     )
 
 
@@ -304,6 +306,21 @@ def _cross_check(catalog: Catalog, problems: list[Problem]) -> None:
                             f"{ref!r} is not a requirement of {display_path(framework.path, root)}",
                         )
                     )
+        for fw_id in rule.unmapped:
+            if fw_id in rule.references:
+                problems.append(Problem(shown, f"unmapped.{fw_id}",
+                                        f"the rule references {fw_id}: it cannot be unmapped too"))
+            elif fw_id not in catalog.frameworks:
+                problems.append(Problem(shown, f"unmapped.{fw_id}",
+                                        f"no framework file frameworks/{fw_id}.yml"))
+        for framework in catalog.frameworks.values():
+            if (rule.area in framework.expected_for_areas
+                    and framework.id not in rule.references and framework.id not in rule.unmapped):
+                problems.append(Problem(
+                    shown, "references",
+                    f"{display_path(framework.path, root)} expects every rule of the area "
+                    f"{rule.area!r} to reference it: add references.{framework.id}, or say why "
+                    f"it cannot in unmapped.{framework.id}"))
     for profile in catalog.profiles.values():
         shown = display_path(profile.path, root)
         for fw_id in profile.frameworks:

@@ -41,6 +41,8 @@ class Rule:
     conditions: tuple[str, ...] = ()
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
     remediation_notes: str = ""
+    # framework id -> why the rule has no requirement of it
+    unmapped: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def remediation_command(self) -> str:
@@ -64,6 +66,7 @@ class Rule:
             "description": self.description,
             "rationale": self.rationale,
             "references": {k: list(v) for k, v in self.references.items()},
+            **({"unmapped": dict(self.unmapped)} if self.unmapped else {}),
             "remediation": {
                 "role": self.remediation_role,
                 "tags": list(self.remediation_tags),
@@ -89,6 +92,8 @@ class Framework:
     source: str
     requirements: tuple[Requirement, ...]
     path: Path
+    # rule areas whose every rule references this framework or says why not (Rule.unmapped)
+    expected_for_areas: tuple[str, ...] = ()
 
     def requirement_ids(self) -> set[str]:
         return {r.id for r in self.requirements}
