@@ -5,7 +5,8 @@ tools read them, `useradd -D`, pam_pwquality's configuration files in their orde
 arguments in the PAM stack, `modprobe -n -v` and /proc/modules, pam_limits' files, systemd's
 DefaultLimitCORE and `systemd-analyze cat-config` for systemd-coredump, `sshd -T`
 (support/sshd.py, through the identity checks' fixture), `systemctl show`, `apt-cache policy`
-and `apt-config dump`, `dpkg --verify`, and a bounded `find` of the local file systems. No
+and `apt-config dump`, `dpkg --verify`, `apt-get -s dist-upgrade` beside os_baseline's record
+of pending security updates, and a bounded `find` of the local file systems. No
 password hash leaves the node: /etc/shadow is read through awk, which prints whether an
 account's password is usable, never the hash.
 """
@@ -594,6 +595,110 @@ def test_osb_012(host: Any, evidence: dict[str, Any]) -> None:
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
         problems += _unit_problems(host, timer, evidence)
     conclude(problems)
+
+
+# --- pending security updates ----------------------------------------------------------------
+
+# os_baseline's recorder, its record and the simulation both run (OSB-014)
+PENDING_RECORDER = "/usr/local/sbin/m7guard-security-pending"
+PENDING_RECORD = "/var/lib/m7guard/security-pending"
+SIMULATE_UPGRADE = "LC_ALL=C apt-get -s -q -o Debug::NoLocking=1 dist-upgrade"
+# `Inst name [installed] (candidate Label:Version/Suite[, ...] [arch])...`
+_INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) ([^\[]*?) ?\[[^\]]*\]\)")
+DAY = 86400
+
+
+def security_pending(simulation: str) -> dict[str, str]:
+    """{package: candidate version} of the updates from a security suite (label
+    Debian-Security, or a suite named `*-security`) in `apt-get -s dist-upgrade`'s output."""
+    found = {}
+    for line in simulation.splitlines():
+        match = _INST.match(line)
+        if match is None:
+            continue
+        for release in match.group(3).split(","):
+            label, _, rest = release.strip().partition(":")
+            if label == "Debian-Security" or rest.rpartition("/")[2].endswith("-security"):
+                found[match.group(1)] = match.group(2)
+                break
+    return found
+
+
+def pending_record(text: str) -> tuple[int | None, dict[str, tuple[str, int]]]:
+    """(when the recorder last ran, {package: (version, first seen)}) of the record; a line
+    it cannot read is an EvidenceError."""
+    updated, entries = None, {}
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if line.startswith("# updated ") and len(words) == 3 and words[2].isdigit():
+            updated = int(words[2])
+        elif line.strip() and not line.startswith("#"):
+            if len(words) != 3 or not words[2].isdigit():
+                raise EvidenceError(f"{PENDING_RECORD} line {number} is not 'package version "
+                                    f"seconds': {line[:120]!r}")
+            entries[words[0]] = (words[1], int(words[2]))
+    return updated, entries
+
+
+@rule("OSB-014")
+def test_osb_014(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
+    """No security update has been pending longer than the limit."""
+    problems = []
+    dump = _run(host, "apt-config dump")
+    if dump.rc != 0:
+        raise EvidenceError(f"apt-config dump failed (exit {dump.rc})")
+    hooks = [line for line in dump.stdout.splitlines()
+             if line.startswith("APT::Update::Post-Invoke-Success::")]
+    if not any(PENDING_RECORDER in line for line in hooks):
+        problems.append(f"apt does not run {PENDING_RECORDER} after an update "
+                        "(APT::Update::Post-Invoke-Success): nothing keeps since when an update "
+                        "is pending")
+    m = new_marker()
+    probe = _run(host, f"date +%s; echo '{m}'; stat -c '%Y %n' /var/lib/apt/lists/*_Packages "
+                       f"2>/dev/null; echo '{m}'; {SIMULATE_UPGRADE}; echo '{m}' $?")
+    parts = probe.stdout.split(m)
+    if len(parts) != 4 or parts[3].strip() != "0":
+        raise EvidenceError(f"{SIMULATE_UPGRADE} did not complete: {probe.stderr.strip()[-300:]}")
+    now = int(parts[0].strip())
+    lists = [int(line.split(" ", 1)[0]) for line in parts[1].splitlines() if line.strip()]
+    if not lists:
+        raise EvidenceError("/var/lib/apt/lists holds no package list: what is pending is "
+                            "unknown")
+    pending = security_pending(parts[2])
+    text = read_files(host, PENDING_RECORD).get(PENDING_RECORD)
+    if text is None:  # a fail when the hook is missing too: the record's absence follows
+        conclude(problems, [f"{PENDING_RECORD} does not exist or cannot be read: since when "
+                            f"the {len(pending)} pending security updates are pending is "
+                            "unknown"])
+    updated, entries = pending_record(text or "")
+    evidence.update(record_updated=updated, lists_newest=max(lists), now=now)
+    unknowns = []
+    if updated is None:
+        unknowns.append(f"{PENDING_RECORD} has no '# updated' line")
+    elif updated + 60 < max(lists):
+        unknowns.append(f"apt's lists changed after the record was last written "
+                        f"({(max(lists) - updated) // 60} min later): the recorder did not run "
+                        f"after the last update")
+    elif now - updated > params["max_days_since_update"] * DAY:
+        problems.append(f"apt's lists were last updated {(now - updated) // DAY} days ago "
+                        f"(at most {params['max_days_since_update']}): updates published since "
+                        "are not known to the node")
+    ages = {}
+    for package, version in sorted(pending.items()):
+        recorded = entries.get(package)
+        if recorded is None or recorded[0] != version:
+            unknowns.append(f"{package} {version} is pending and the record has "
+                            f"{'no entry' if recorded is None else recorded[0]}")
+        elif recorded[1] > now + DAY:
+            unknowns.append(f"{package}: first seen in the future ({recorded[1]}, now {now})")
+        else:
+            ages[package] = (version, max(0, now - recorded[1]) // DAY)
+    evidence["pending_security"] = {p: f"{v}, {d} days" for p, (v, d) in list(ages.items())[:50]}
+    late = [f"{p} {v} ({d} days)" for p, (v, d) in ages.items() if d > params["max_age_days"]]
+    if late:
+        problems.append(f"{len(late)} security updates pending more than "
+                        f"{params['max_age_days']} days: " + ", ".join(late[:10]))
+    conclude(problems, unknowns)
 
 
 # --- world-writable files and home directories ----------------------------------------------

@@ -20,7 +20,7 @@ the drop-in owns, or LogLevel, which no other rule reads.
 
 from __future__ import annotations
 
-from battery import Break, append, chmod, drop, edit, stopped, watched
+from battery import Break, append, chmod, drop, edit, put_back, save, stopped, watched
 
 VM = ("vm1",)
 
@@ -47,12 +47,48 @@ WW_DIR = "/var/lib/m7guard-battery-world-writable"
 # A yescrypt hash of nothing anybody knows: the account looks as if it had a password.
 USABLE = "$y$j9T$m7guardbattery$0000000000000000000000000000000000000000000"
 
+# OSB-014: os_baseline's record of pending security updates, and a stand-in security suite
+# (a flat apt repository on the node) that offers a newer acct: apt only simulates with it
+# (`apt-get -s`), so the package file it names never exists.
+PENDING_RECORD = "/var/lib/m7guard/security-pending"
+STAND_IN_SUITE = "/var/lib/m7guard-battery-security"
+STAND_IN_LISTS = "/var/lib/apt/lists/_var_lib_m7guard-battery-security_*"
+
 LEFT_OUT: dict[str, str] = {}
 
 
 def _unit_stopped(unit: str) -> tuple[str, str]:
     return stopped(f"systemctl stop {unit}", f"systemctl start {unit}",
                    f"! systemctl is-active -q {unit}")
+
+
+def _overdue_update(days: int) -> tuple[str, str]:
+    """(apply, restore): a stand-in security suite offers a newer acct, `apt-get update` of that
+    source alone runs os_baseline's recorder (apt's hook), then the record's first-seen time
+    of acct is moved `days` back. Restore puts the sources and the record back and removes
+    the suite and its lists."""
+    r = STAND_IN_SUITE
+    stanza = f"Types: deb\\nURIs: file:{r}\\nSuites: ./\\nTrusted: yes\\n"
+    packages = ("Package: acct\\nVersion: %s+m7guardbattery1\\nArchitecture: %s\\n"
+                "Maintainer: m7guard battery <root@localhost>\\nFilename: ./acct.deb\\n"
+                "Size: 1\\nSHA256: %064d\\nDescription: stand-in update\\n\\n")
+    release = ("Origin: m7guard-battery\\nLabel: m7guard-battery\\nSuite: battery-security\\n"
+               "Codename: battery-security\\nDate: %s\\nSHA256:\\n %s %s Packages\\n")
+    apply = (f"{save(SECURITY_SOURCES)} && {save(PENDING_RECORD)} && mkdir -p {r}/parts && "
+             f"printf '{packages}' \"$(dpkg-query -W -f='${{Version}}' acct)\" "
+             f"\"$(dpkg --print-architecture)\" 0 > {r}/Packages && "
+             f"printf '{release}' \"$(LC_ALL=C date -u -R)\" "
+             f"\"$(sha256sum < {r}/Packages | cut -d' ' -f1)\" \"$(stat -c %s {r}/Packages)\" "
+             f"> {r}/Release && printf '{stanza}' > {r}/parts/battery.sources && "
+             f"printf '\\n{stanza}' >> {SECURITY_SOURCES} && "
+             f"apt-get update -q -o Dir::Etc::SourceList=/dev/null "
+             f"-o Dir::Etc::SourceParts={r}/parts -o APT::Get::List-Cleanup=0 >/dev/null && "
+             f"grep -q '^acct .*+m7guardbattery1 ' {PENDING_RECORD} && "
+             f"sed -i \"s/^\\(acct [^ ]* \\)[0-9]*$/\\1$(( $(date +%s) - {days} * 86400 ))/\" "
+             f"{PENDING_RECORD}")
+    restore = (f"{put_back(SECURITY_SOURCES)} && rm -f {STAND_IN_LISTS} && rm -rf {r} && "
+               f"{put_back(PENDING_RECORD)}")
+    return apply, restore
 
 
 def _brk(rule: str, what: str, pair: tuple[str, str], nodes: tuple[str, ...] | None = None,
@@ -160,4 +196,6 @@ BREAKS: list[Break] = [
          append(SECURITY_SOURCES, "Enabled: no")),
     _brk("OSB-012", "apt-daily-upgrade.timer stopped",
          _unit_stopped("apt-daily-upgrade.timer"), aide=False),
+    # --- OSB-014 ----------------------------------------------------------------------------
+    _brk("OSB-014", "a security update pending for 40 days", _overdue_update(40)),
 ]

@@ -185,3 +185,161 @@ def test_osb_004_without_the_module_listing_is_an_error(expect, fake_host, out) 
     host = fake_host({"modprobe -n -v": out(0, "")})
     assert "modprobe" in expect.error(os_baseline.test_osb_004, host=host,
                                       params={"blocked": ["sctp"]}, evidence={})
+
+
+# --- OSB-014: pending security updates ------------------------------------------------------
+
+RECORDER = ROOT / "roles/os_baseline/files/m7guard-security-pending"
+NOW = 1_800_000_000
+DAY = 86400
+# apt-get -s dist-upgrade on Debian 12 with the security suite, and with the battery's
+# stand-in suite (no version in its Release: `Label:Suite`)
+SIMULATION = (
+    "NOTE: This is only a simulation!\n"
+    "Inst libssl3 [3.0.15-1~deb12u1] (3.0.17-1~deb12u2 Debian-Security:12/oldstable-security "
+    "[amd64])\n"
+    "Inst libpam-modules-bin [1.5.2-6+deb12u2] (1.5.2-6+deb12u3 "
+    "Debian-Security:12/oldstable-security [amd64]) [libpam-modules:amd64 on "
+    "libpam-modules-bin:amd64] [libpam-modules:amd64 ]\n"
+    "Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/oldstable [all])\n"
+    "Inst acct [6.6.4-5+b1] (6.6.4-5+b1+m7guardbattery1 m7guard-battery:battery-security "
+    "[amd64])\n"
+    "Inst linux-image-6.1.0-40-amd64 (6.1.153-1 Debian:12.11/oldstable, "
+    "Debian-Security:12/oldstable-security [amd64])\n"
+    "Conf libssl3 (3.0.17-1~deb12u2 Debian-Security:12/oldstable-security [amd64])\n")
+PENDING = {"libssl3": "3.0.17-1~deb12u2", "libpam-modules-bin": "1.5.2-6+deb12u3",
+           "acct": "6.6.4-5+b1+m7guardbattery1", "linux-image-6.1.0-40-amd64": "6.1.153-1"}
+HOOK = ('APT::Update::Post-Invoke-Success:: "if [ -x /usr/local/sbin/m7guard-security-pending ]'
+        '; then /usr/local/sbin/m7guard-security-pending || true; fi";\n')
+
+
+def test_the_check_and_the_recorder_read_the_simulation_alike() -> None:
+    """Two readers of one format (the recorder runs on nodes without m7guard): they agree."""
+    import runpy
+
+    recorder = runpy.run_path(str(RECORDER))
+    assert os_baseline.security_pending(SIMULATION) == PENDING
+    assert recorder["pending"](SIMULATION) == PENDING
+
+
+def _run_recorder(tmp_path: Path, simulation: str, rc: int = 0) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (tmp_path / "simulation").write_text(simulation)
+    fake = bin_dir / "apt-get"
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'simulation'}\nexit {rc}\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    return subprocess.run([sys.executable, str(RECORDER), str(tmp_path / "lib/security-pending")],
+                          env=env, capture_output=True, text=True, check=False)
+
+
+def _record(tmp_path: Path) -> dict[str, tuple[str, int]]:
+    text = (tmp_path / "lib/security-pending").read_text()
+    return os_baseline.pending_record(text)[1]
+
+
+def test_the_recorder_keeps_first_seen_while_pending_and_drops_what_was_installed(
+        tmp_path: Path) -> None:
+    assert _run_recorder(tmp_path, SIMULATION).returncode == 0
+    first = _record(tmp_path)
+    assert {p: v for p, (v, _) in first.items()} == PENDING
+    record = tmp_path / "lib/security-pending"
+    # libssl3's clock started 40 days ago; a newer libssl3 replaces the pending one; acct is
+    # installed
+    record.write_text(record.read_text().replace(
+        f"libssl3 3.0.17-1~deb12u2 {first['libssl3'][1]}", "libssl3 3.0.17-1~deb12u2 1000"))
+    newer = SIMULATION.replace("3.0.17-1~deb12u2", "3.0.18-1~deb12u1")
+    newer = "\n".join(line for line in newer.splitlines() if not line.startswith("Inst acct"))
+    assert _run_recorder(tmp_path, newer).returncode == 0
+    second = _record(tmp_path)
+    assert second["libssl3"] == ("3.0.18-1~deb12u1", 1000)
+    assert "acct" not in second
+    assert oct(record.stat().st_mode & 0o777) == "0o644"
+
+
+def test_the_recorder_leaves_a_damaged_record_and_a_failed_simulation_alone(
+        tmp_path: Path) -> None:
+    record = tmp_path / "lib/security-pending"
+    record.parent.mkdir()
+    record.write_text("libssl3 3.0.17 1000\nnot a record line\n")
+    proc = _run_recorder(tmp_path, SIMULATION)
+    assert proc.returncode == 1 and "line 2" in proc.stderr
+    assert record.read_text() == "libssl3 3.0.17 1000\nnot a record line\n"
+    record.write_text("libssl3 3.0.17 1000\n")
+    proc = _run_recorder(tmp_path, "E: broken\n", rc=100)
+    assert proc.returncode == 1 and "failed (exit 100)" in proc.stderr
+    assert record.read_text() == "libssl3 3.0.17 1000\n"
+
+
+def _pending_host(fake_host, out, *, hook: bool = True, record: str | None,
+                  lists: int = NOW - DAY, simulation: str = SIMULATION,
+                  simulated: bool = True) -> Any:
+    def probe(command: str) -> Any:
+        marker = re.search(r"(@@m7g-[0-9a-f]+)", command).group(1)
+        if not simulated:
+            return out(0, f"{NOW}\n{marker}\n{lists} /var/lib/apt/lists/x_Packages\n{marker}\n"
+                          f"{marker} 100\n", "E: Could not open lock file")
+        return (f"{NOW}\n{marker}\n{lists} /var/lib/apt/lists/x_Packages\n{marker}\n"
+                f"{simulation}{marker} 0\n")
+
+    found = {} if record is None else {os_baseline.PENDING_RECORD: record}
+    return fake_host({"apt-config dump": 'APT::Update::Post-Invoke-Success "";\n'
+                      + (HOOK if hook else ""),
+                      "apt-get -s": probe, "@@m7g-": files(found)})
+
+
+def _a_record(first_seen: dict[str, int], updated: int = NOW - 3600) -> str:
+    return (f"# header\n# updated {updated}\n"
+            + "".join(f"{p} {v} {first_seen.get(p, NOW - DAY)}\n" for p, v in PENDING.items()))
+
+
+def test_osb_014_passes_within_the_limit_and_fails_past_it(expect, fake_host, out) -> None:
+    within = _pending_host(fake_host, out, record=_a_record({"libssl3": NOW - 30 * DAY}))
+    evidence: dict[str, Any] = {}
+    expect.run(os_baseline.test_osb_014, host=within, params=params("OSB-014"),
+               evidence=evidence)
+    assert evidence["pending_security"]["libssl3"] == "3.0.17-1~deb12u2, 30 days"
+    late = _pending_host(fake_host, out, record=_a_record({"libssl3": NOW - 31 * DAY}))
+    assert "libssl3 3.0.17-1~deb12u2 (31 days)" in expect.fail(
+        os_baseline.test_osb_014, host=late, params=params("OSB-014"), evidence={})
+    stale = _pending_host(fake_host, out, record=_a_record({}, updated=NOW - 8 * DAY),
+                          lists=NOW - 9 * DAY)
+    assert "last updated 8 days ago" in expect.fail(
+        os_baseline.test_osb_014, host=stale, params=params("OSB-014"), evidence={})
+
+
+def test_osb_014_without_the_hook_fails(expect, fake_host, out) -> None:
+    for record in (None, _a_record({})):
+        host = _pending_host(fake_host, out, hook=False, record=record)
+        assert "Post-Invoke-Success" in expect.fail(
+            os_baseline.test_osb_014, host=host, params=params("OSB-014"), evidence={})
+
+
+def test_osb_014_a_record_that_cannot_say_since_when_is_an_error(expect, fake_host,
+                                                                 out) -> None:
+    cases = {
+        "does not exist": _pending_host(fake_host, out, record=None),
+        "changed after the record": _pending_host(fake_host, out, record=_a_record({}),
+                                                  lists=NOW - 60),
+        "the record has no entry": _pending_host(
+            fake_host, out, record=_a_record({}).replace("acct ", "# acct ")),
+        "the record has 3.0.16": _pending_host(
+            fake_host, out, record=_a_record({}).replace("libssl3 3.0.17-1~deb12u2",
+                                                         "libssl3 3.0.16")),
+        "in the future": _pending_host(fake_host, out,
+                                       record=_a_record({"acct": NOW + 2 * DAY})),
+        "not 'package version seconds'": _pending_host(
+            fake_host, out, record=_a_record({}) + "garbage\n"),
+        "has no '# updated' line": _pending_host(
+            fake_host, out, record=_a_record({}).replace("# updated", "# was")),
+        "did not complete": _pending_host(fake_host, out, record=_a_record({}),
+                                          simulated=False),
+    }
+    for words, host in cases.items():
+        assert words in expect.error(os_baseline.test_osb_014, host=host,
+                                     params=params("OSB-014"), evidence={}), words
