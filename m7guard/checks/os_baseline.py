@@ -602,7 +602,10 @@ def test_osb_012(host: Any, evidence: dict[str, Any]) -> None:
 # os_baseline's recorder, its record and the simulation both run (OSB-014)
 PENDING_RECORDER = "/usr/local/sbin/m7guard-security-pending"
 PENDING_RECORD = "/var/lib/m7guard/security-pending"
-SIMULATE_UPGRADE = "LC_ALL=C apt-get -s -q -o Debug::NoLocking=1 dist-upgrade"
+# Dir::Log::Planner: a check changes nothing; as root, apt-get -s would write
+# /var/log/apt/eipp.log.xz (readable by everyone, which AUD-006 fails)
+SIMULATE_UPGRADE = ("LC_ALL=C apt-get -s -q -o Debug::NoLocking=1 -o Dir::Log::Planner=/dev/null "
+                    "dist-upgrade")
 # `Inst name [installed] (candidate Label:Version/Suite[, ...] [arch])...`
 _INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) ([^\[]*?) ?\[[^\]]*\]\)")
 DAY = 86400

@@ -220,6 +220,10 @@ def test_the_check_and_the_recorder_read_the_simulation_alike() -> None:
     recorder = runpy.run_path(str(RECORDER))
     assert os_baseline.security_pending(SIMULATION) == PENDING
     assert recorder["pending"](SIMULATION) == PENDING
+    # run as root, a simulation writes apt's planner log, readable by everyone (AUD-006):
+    # neither the check nor the recorder may leave one
+    assert "Dir::Log::Planner=/dev/null" in os_baseline.SIMULATE_UPGRADE
+    assert "Dir::Log::Planner=/dev/null" in recorder["SIMULATE"]
 
 
 def _run_recorder(tmp_path: Path, simulation: str, rc: int = 0) -> Any:
