@@ -26,7 +26,12 @@ $(STAMP): pyproject.toml $(wildcard requirements/*.txt) field_encryption/__init_
 	@touch $(STAMP)
 	@echo "venv: $(VENV) has m7guard and its test and dev tools"
 
-venv: $(STAMP) ## create .venv with the project and its test/dev extras
+# The checkout as the Ansible collection m7guard.hardening (ansible.cfg: collections_path)
+COLLECTION := .collections/ansible_collections/m7guard/hardening
+$(COLLECTION):
+	@mkdir -p $(dir $(COLLECTION)) && ln -sfn ../../.. $(COLLECTION)
+
+venv: $(STAMP) $(COLLECTION) ## create .venv with the project and its test/dev extras
 
 test-tools: deps venv ## validators used by the report tests (chromium, SARIF validator, trestle)
 	@PYTHON=$(PY) bash scripts/test-tools.sh

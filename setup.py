@@ -1,4 +1,5 @@
-"""The build step that puts the rule catalog, the roles and the playbooks into the m7guard wheel.
+"""The build step that puts the rule catalog, the roles, their plugins and the playbooks into the
+m7guard wheel.
 
 Everything else is declared in pyproject.toml. An installed m7guard finds these directories
 inside its package (m7guard/_data/), where m7guard.locate looks when it does not run from a

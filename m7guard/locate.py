@@ -1,5 +1,5 @@
-"""Where the data m7guard ships is found: the rule catalog (policies/), the roles (roles/) and
-the playbooks (playbooks/).
+"""Where the data m7guard ships is found: the rule catalog (policies/), the roles (roles/), the
+plugins they share (plugins/) and the playbooks (playbooks/).
 
 Run from a checkout, they are the source tree's own directories. An installed wheel carries a
 copy of each inside the package (m7guard/_data/, written by the build step in setup.py), so
@@ -12,11 +12,16 @@ command has them.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
-SHIPPED = ("policies", "roles", "playbooks")
+SHIPPED = ("policies", "roles", "plugins", "playbooks")
+# The Ansible collection the roles and plugins form (galaxy.yml); the playbooks name the roles
+# by its fully qualified names.
+COLLECTION = ("m7guard", "hardening")
 SOURCE_TREE = Path(__file__).resolve().parents[1]
 PACKAGED = Path(__file__).resolve().parent / "_data"
 
@@ -37,6 +42,22 @@ def shipped(name: str) -> Path:
 def shipped_root() -> Path:
     """The directory holding all of SHIPPED: the source tree, or the installed copy."""
     return SOURCE_TREE if from_checkout() else PACKAGED
+
+
+def collections_env(root: Path) -> dict[str, str]:
+    """Environment for an ansible command on the playbooks of root (the checkout, or an
+    installed copy): a collections path in which ansible_collections/m7guard/hardening is
+    root, made once per process under the temporary directory."""
+    namespace, name = COLLECTION
+    base = Path(tempfile.gettempdir()) / f"m7guard-collections-{os.getpid()}"
+    link = base / "ansible_collections" / namespace / name
+    if not link.is_symlink() or link.resolve() != root.resolve():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(root.resolve(), target_is_directory=True)
+    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(base),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False"}
 
 
 def import_file(name: str, path: Path) -> ModuleType:

@@ -1,5 +1,5 @@
 """The EC2 M7i size table and the profile derived from an instance type: one definition, read by
-the m7i_profile role's filters (roles/m7i_profile/filter_plugins), by the checks that judge
+the m7i_profile role's filters (plugins/filter/m7i_profile.py), by the checks that judge
 size-derived values (m7guard.checks.support.sizing) and by preflight.
 
 Pure Python with no dependency. The values come from the EC2 instance-types guide as corrected

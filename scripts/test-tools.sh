@@ -77,7 +77,7 @@ if [ ! -f "$house/.complete" ] || [ ! -d "$house/framework" ] \
 import importlib.util, pathlib, runpy, sys
 root, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 spec = importlib.util.spec_from_file_location(
-    "m7guard_wheel", root / "roles/field_encryption/library/m7guard_wheel.py")
+    "m7guard_wheel", root / "plugins/modules/m7guard_wheel.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 shipped = runpy.run_path(str(root / "m7guard/locate.py"))["SHIPPED"]

@@ -45,7 +45,7 @@ def load_module(name: str, path: Path) -> ModuleType:
 
 sizes = m7i
 tuning = load_module("kernel_tuning_filters",
-               ROOT / "roles/kernel_tuning/filter_plugins/kernel_tuning.py")
+               ROOT / "plugins/filter/kernel_tuning.py")
 
 
 def expected_sysctls(instance_type: str, memtotal_kib: int, vcpus: int) -> dict[str, str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from m7guard import m7i
 from m7guard.checks import rule
+from m7guard.locate import collections_env
 from m7guard.preflight.argspecs import validate_host
 from m7guard.preflight.aws import AwsCheckError, AwsView
 from m7guard.preflight.intended import HostIntent, detect_controller_address
@@ -108,6 +109,7 @@ def pre_002(ctx: Context) -> Outcome:
         proc = subprocess.run(
             [binary, "--syntax-check", "-i", "localhost,", str(playbook)],
             capture_output=True, text=True, cwd=ctx.root, timeout=300, check=False,
+            env=collections_env(ctx.root),
         )
         if proc.returncode != 0:
             failures[playbook.name] = (proc.stderr or proc.stdout).strip()[-800:]
@@ -448,6 +450,7 @@ def _ansible_lint(binary: str, root: Path, targets: tuple[str, ...],
     proc = subprocess.run(
         [binary, "--profile", "production", "--nocolor", "-q", *targets],
         capture_output=True, text=True, cwd=root, timeout=900, check=False,
+        env=collections_env(root),
     )
     return proc.returncode, proc.stdout + proc.stderr
 

@@ -17,6 +17,7 @@ import yaml
 
 from m7guard.errors import M7guardError
 from m7guard.inventory import InventoryError, Sources, load_inventory
+from m7guard.locate import COLLECTION
 
 
 class IntendedConfigError(M7guardError):
@@ -53,6 +54,13 @@ class PlaybookPlay:
     roles: list[str]
 
 
+def role_dir_name(name: str) -> str:
+    """A role of the m7guard.hardening collection by its directory name (roles/<name>): the
+    playbooks name it m7guard.hardening.<name>; any other name is kept as written."""
+    prefix = ".".join(COLLECTION) + "."
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
 def plays_of(playbook: Path) -> list[PlaybookPlay]:
     """The (hosts, roles) of each play, following import_playbook."""
     try:
@@ -70,7 +78,7 @@ def plays_of(playbook: Path) -> list[PlaybookPlay]:
         roles = []
         for role in entry.get("roles") or []:
             name = role if isinstance(role, str) else role.get("role") or role.get("name")
-            roles.append(str(name))
+            roles.append(role_dir_name(str(name)))
         plays.append(PlaybookPlay(hosts=str(entry.get("hosts", "all")), roles=roles))
     return plays
 

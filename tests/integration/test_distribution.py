@@ -32,7 +32,7 @@ PROFILE = "tuning"  # the kernel and the PERF rules
 
 
 def _wheel_module():
-    path = ROOT / "roles" / "field_encryption" / "library" / "m7guard_wheel.py"
+    path = ROOT / "plugins" / "modules" / "m7guard_wheel.py"
     spec = importlib.util.spec_from_file_location("_m7guard_wheel_for_distribution", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

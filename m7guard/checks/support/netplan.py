@@ -3,7 +3,7 @@
 zero_trust_network writes the zones and services it applied into a declaration on the node
 (/etc/m7guard/network.json). A node can write anything there, so NET-004/007/008 judge
 against what the inventory asks of the host: the role's own planning function
-(roles/zero_trust_network/library/zero_trust_network_plan.py, `planned_services`) applied
+(plugins/modules/zero_trust_network_plan.py, `planned_services`) applied
 to the host's inventory variables, the role's defaults for those it does not set, and the
 role's service catalog. The node's declaration is kept as evidence, with any service it adds.
 """
@@ -20,7 +20,7 @@ import yaml
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from m7guard.checks.support.sizing import ROLES_ENV, roles_dir
+from m7guard.checks.support.sizing import ROLES_ENV, plugins_dir, roles_dir
 from m7guard.checks.support.verdict import EvidenceError
 from m7guard.locate import import_file
 
@@ -30,7 +30,7 @@ VARIABLES = ("group_services", "services", "service_zones", "custom_services")
 
 @cache
 def _plan_module() -> ModuleType:
-    path = roles_dir() / ROLE / "library" / "zero_trust_network_plan.py"
+    path = plugins_dir() / "modules" / "zero_trust_network_plan.py"
     if not path.is_file():
         raise EvidenceError(f"{path} not found: the services a host should run cannot be "
                             f"computed (m7guard's roles are missing; set {ROLES_ENV})")

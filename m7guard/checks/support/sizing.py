@@ -1,9 +1,9 @@
 """The M7i size of a checked host and the tuning values that size calls for.
 
 The size table lives once, in m7guard.m7i, which the m7i_profile role's filters use too; the
-tuning derivations live once, in the kernel_tuning role's filter plugin
-(roles/kernel_tuning/filter_plugins/kernel_tuning.py), which the checks load from the roles
-m7guard ships (m7guard.locate: the source tree's, or the installed package's copy), or from
+tuning derivations live once, in the kernel_tuning filters of the collection's plugins
+(plugins/filter/kernel_tuning.py), which the checks load from the plugins beside the roles
+m7guard ships (m7guard.locate: the source tree's, or the installed package's copy), or beside
 $M7GUARD_ROLES; so the check and the remediation can never disagree on a number.
 
 A host's instance type is the inventory's `m7i_instance_type` when the audit has an Ansible
@@ -26,7 +26,7 @@ from m7guard.locate import import_file, shipped
 ROLES_ENV = "M7GUARD_ROLES"
 PROFILE_FACT = "/etc/ansible/facts.d/m7i_profile.fact"
 _PLUGINS = {
-    "kernel_tuning": "kernel_tuning/filter_plugins/kernel_tuning.py",
+    "kernel_tuning": "filter/kernel_tuning.py",
 }
 
 
@@ -39,10 +39,15 @@ def roles_dir() -> Path:
     return Path(explicit) if explicit else shipped("roles")
 
 
+def plugins_dir() -> Path:
+    """The collection's plugins/, beside the roles directory."""
+    return roles_dir().parent / "plugins"
+
+
 @cache
 def plugin(name: str) -> ModuleType:
-    """The filter plugin module `name` of the roles directory, imported once."""
-    path = roles_dir() / _PLUGINS[name]
+    """The filter plugin module `name` of the collection's plugins, imported once."""
+    path = plugins_dir() / _PLUGINS[name]
     if not path.is_file():
         raise SizingUnavailableError(
             f"{path} not found: m7guard's roles are missing from this installation; set "

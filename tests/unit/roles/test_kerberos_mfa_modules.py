@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "kerberos_mfa"
+PLUGINS = ROLE.parents[1] / "plugins"
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -22,10 +23,10 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-jaas = _load("kerberos_mfa_jaas", ROLE / "library/kerberos_mfa_jaas.py")
-oath = _load("kerberos_mfa_oath_users", ROLE / "library/kerberos_mfa_oath_users.py")
-waivers = _load("kerberos_mfa_waiver_fact", ROLE / "library/kerberos_mfa_waiver_fact.py")
-filters = _load("kerberos_mfa_filters", ROLE / "filter_plugins/kerberos_mfa.py")
+jaas = _load("kerberos_mfa_jaas", PLUGINS / "modules/kerberos_mfa_jaas.py")
+oath = _load("kerberos_mfa_oath_users", PLUGINS / "modules/kerberos_mfa_oath_users.py")
+waivers = _load("kerberos_mfa_waiver_fact", PLUGINS / "modules/kerberos_mfa_waiver_fact.py")
+filters = _load("kerberos_mfa_filters", PLUGINS / "filter/kerberos_mfa.py")
 
 MAPR_LOGIN = """/* MapR JAAS */
 hadoop_simple {

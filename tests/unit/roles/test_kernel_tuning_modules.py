@@ -12,10 +12,10 @@ from kernel_tuning_kit import ROOT, load_module
 from modulekit import Done, FakeModule
 
 ROLE = ROOT / "roles" / "kernel_tuning"
-# the modules import their helpers as Ansible ships them to a node
-load_module("ansible.module_utils.m7guard_fileio",
-            ROOT / "roles/m7guard_support/module_utils/m7guard_fileio.py")
-sysctl_mod = load_module("kernel_tuning_sysctl", ROLE / "library/kernel_tuning_sysctl.py")
+# the modules import their helpers by the collection's name, as Ansible ships them to a node
+load_module("ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio",
+            ROOT / "plugins/module_utils/m7guard_fileio.py")
+sysctl_mod = load_module("kernel_tuning_sysctl", ROOT / "plugins/modules/kernel_tuning_sysctl.py")
 
 
 def run(mod: ModuleType, params: dict[str, Any], check_mode: bool = False) -> Done:

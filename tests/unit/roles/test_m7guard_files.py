@@ -1,5 +1,5 @@
-"""m7guard_support's m7guard_files module on a temporary tree: whole files, marked blocks,
-settings in a file, directories and modes, in check mode and for real."""
+"""The collection's m7guard_files module (plugins/modules) on a temporary tree: whole files,
+marked blocks, settings in a file, directories and modes, in check mode and for real."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 from kernel_tuning_kit import ROOT, load_module
 from modulekit import Done, FakeModule
 
-SUPPORT = ROOT / "roles" / "m7guard_support"
-# the module imports its helpers as Ansible ships them to a node
-load_module("ansible.module_utils.m7guard_fileio", SUPPORT / "module_utils/m7guard_fileio.py")
-files_mod = load_module("m7guard_files", SUPPORT / "library/m7guard_files.py")
+PLUGINS = ROOT / "plugins"
+# the module imports its helpers by the collection's name, as Ansible ships them to a node
+load_module("ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio",
+            PLUGINS / "module_utils/m7guard_fileio.py")
+files_mod = load_module("m7guard_files", PLUGINS / "modules/m7guard_files.py")
 # a group other than root's that every Debian system has
 OTHER_GROUP = "adm"
 

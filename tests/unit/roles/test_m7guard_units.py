@@ -1,5 +1,6 @@
-"""m7guard_support's m7guard_units module against a recorded systemctl: one read of every
-unit, then enable and start only what needs it; unknown units fail before any change."""
+"""The collection's m7guard_units module (plugins/modules) against a recorded systemctl: one
+read of every unit, then enable and start only what needs it; unknown units fail before any
+change."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from kernel_tuning_kit import ROOT, load_module
 from modulekit import Done, FakeModule
 
 units_mod = load_module("m7guard_units",
-                        ROOT / "roles/m7guard_support/library/m7guard_units.py")
+                        ROOT / "plugins/modules/m7guard_units.py")
 
 SHOW = {
     "acct.service": "Id=acct.service\nLoadState=loaded\nUnitFileState=disabled\n"

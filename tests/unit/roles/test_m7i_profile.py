@@ -95,7 +95,7 @@ def test_filter_errors_name_the_variable() -> None:
     role's variable."""
     from ansible.errors import AnsibleFilterError
 
-    plugin = load_module("m7i_profile_filters", ROLE / "filter_plugins" / "m7i_profile.py")
+    plugin = load_module("m7i_profile_filters", ROOT / "plugins" / "filter" / "m7i_profile.py")
     filters = plugin.FilterModule().filters()
     with pytest.raises(AnsibleFilterError, match=r"^m7i_profile_instance_type: 'm5\.large'"):
         filters["m7i_profile_of"]("m5.large")

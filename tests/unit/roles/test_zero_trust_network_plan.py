@@ -11,7 +11,8 @@ import yaml
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "zero_trust_network"
 _spec = importlib.util.spec_from_file_location(
-    "zero_trust_network_plan", ROLE / "library" / "zero_trust_network_plan.py"
+    "zero_trust_network_plan",
+    ROLE.parents[1] / "plugins" / "modules" / "zero_trust_network_plan.py",
 )
 assert _spec and _spec.loader
 plan_mod = importlib.util.module_from_spec(_spec)

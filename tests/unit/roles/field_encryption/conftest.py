@@ -1,5 +1,5 @@
 """Fixtures for the field_encryption role's modules: a moto KMS server on 127.0.0.1 only,
-dummy AWS credentials, and the modules imported by path from roles/field_encryption/library."""
+dummy AWS credentials, and the modules imported by path from plugins/modules."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from motokit import AWS_ENV, moto_server
 
 ROOT = Path(__file__).resolve().parents[4]
-LIBRARY = ROOT / "roles" / "field_encryption" / "library"
+LIBRARY = ROOT / "plugins" / "modules"
 
 
 def load_module(name: str) -> ModuleType:

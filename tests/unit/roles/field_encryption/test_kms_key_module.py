@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[4]
-LIBRARY = ROOT / "roles" / "field_encryption" / "library"
+LIBRARY = ROOT / "plugins" / "modules"
 
 ACCOUNT_ROOT = "arn:aws:iam::123456789012:root"
 LEAST = {

@@ -27,7 +27,8 @@ def test_same_sources_give_the_same_wheel_and_the_checkout_is_untouched(wheel_mo
     names = zipfile.ZipFile(first["path"]).namelist()
     assert "field_encryption/cli.py" in names and "field_encryption/scan.py" in names
     assert {"m7guard/_data/policies/profiles/baseline.yml", "m7guard/_data/playbooks/site.yml",
-            "m7guard/_data/roles/m7i_profile/filter_plugins/m7i_profile.py"} <= set(names)
+            "m7guard/_data/plugins/filter/m7i_profile.py",
+            "m7guard/_data/roles/m7i_profile/tasks/main.yml"} <= set(names)
     assert not any("__pycache__" in n for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "field-encrypt = field_encryption.cli:main" in zipfile.ZipFile(

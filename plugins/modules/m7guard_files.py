@@ -10,7 +10,10 @@ import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.m7guard_fileio import read_text, write_atomic
+from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
+    read_text,
+    write_atomic,
+)
 
 DOCUMENTATION = r"""
 ---
