@@ -239,7 +239,7 @@ def test_global_keys_are_persisted_and_listed_as_not_applied(run: ContainerRun,
 
 def _task_results(out: str, task: str) -> dict[str, str]:
     """host -> ok/changed/skipping/failed of one task in a play's output."""
-    found = re.search(rf"TASK \[kernel_tuning : {re.escape(task)}\][^\n]*\n(.*?)"
+    found = re.search(rf"TASK \[m7guard.hardening.kernel_tuning : {re.escape(task)}\][^\n]*\n(.*?)"
                       r"(?=\nTASK |\nRUNNING |\nPLAY )", out, re.DOTALL)
     assert found, task
     return {m[1]: m[0] for m in re.findall(r"^(ok|changed|skipping|failed|fatal): \[(\w+)\]",

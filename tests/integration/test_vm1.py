@@ -353,8 +353,8 @@ def test_second_kernel_tuning_run_changes_nothing(vm1: Vm1) -> None:
 def test_reboot_with_consent_keeps_everything(vm1: Vm1) -> None:
     t = vm1.tuning
     assert t.reboot.changed(VM) == 1, t.reboot.out[-4000:]
-    assert re.search(r"TASK \[kernel_tuning : Reboot into the boot-time settings\].*?\n"
-                     r"changed: \[vm1\]", t.reboot.out, re.DOTALL)
+    assert re.search(r"TASK \[m7guard\.hardening\.kernel_tuning : Reboot into the boot-time "
+                     r"settings\].*?\nchanged: \[vm1\]", t.reboot.out, re.DOTALL)
     assert t.reboot.facts[VM]["kernel_tuning_reboot_required"] is False
     for key, value in t.expected.items():
         assert t.running_rebooted[key] == value, key
