@@ -11,8 +11,10 @@ command has them.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -52,6 +54,8 @@ def collections_env(root: Path) -> dict[str, str]:
     base = Path(tempfile.gettempdir()) / f"m7guard-collections-{os.getpid()}"
     link = base / "ansible_collections" / namespace / name
     if not link.is_symlink() or link.resolve() != root.resolve():
+        if not base.exists():
+            atexit.register(shutil.rmtree, base, True)
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink():
             link.unlink()
