@@ -40,9 +40,12 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                  str(work), cwd=work, env=env)
     assert build.returncode == 0, build.stdout + build.stderr
     tarball = work / f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
-    install = _run(str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p",
-                   str(work / "collections"), str(tarball), cwd=work, env=env)
+    # --force: a copy of m7guard.hardening in a configured path would otherwise count as
+    # installed, and nothing would be put under work/
+    install = _run(str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--force",
+                   "-p", str(work / "collections"), str(tarball), cwd=work, env=env)
     assert install.returncode == 0, install.stdout + install.stderr
+    assert (work / "collections/ansible_collections/m7guard/hardening/MANIFEST.json").is_file()
     (work / "ansible.cfg").write_text(
         "[defaults]\n"
         f"collections_path = {work / 'collections'}\n"
@@ -88,6 +91,6 @@ def test_a_playbook_outside_the_repository_applies_a_role_by_its_name(
             str(BIN / "ansible-galaxy"), "collection", "list", FQCN, cwd=outside["work"],
             env=env).stdout
         limits = lab.ssh(NODE, f"cat {LIMITS}").stdout
-        assert "hard core 0" in limits.replace("\t", " ").replace("  ", " "), limits
+        assert ["*", "hard", "core", "0"] in [line.split() for line in limits.splitlines()], limits
     finally:
         lab.m7guard("lab", "reset", NODE, check=False)
