@@ -21,6 +21,7 @@ the drop-in owns, or LogLevel, which no other rule reads.
 from __future__ import annotations
 
 from battery import Break, append, chmod, drop, edit, put_back, save, stopped, watched
+from m7guard.checks.os_baseline import PENDING_RECORD
 
 VM = ("vm1",)
 
@@ -47,10 +48,9 @@ WW_DIR = "/var/lib/m7guard-battery-world-writable"
 # A yescrypt hash of nothing anybody knows: the account looks as if it had a password.
 USABLE = "$y$j9T$m7guardbattery$0000000000000000000000000000000000000000000"
 
-# OSB-014: os_baseline's record of pending security updates, and a stand-in security suite
+# OSB-014: a stand-in security suite
 # (a flat apt repository on the node) that offers a newer acct: apt only simulates with it
 # (`apt-get -s`), so the package file it names never exists.
-PENDING_RECORD = "/var/lib/m7guard/security-pending"
 STAND_IN_SUITE = "/var/lib/m7guard-battery-security"
 STAND_IN_LISTS = "/var/lib/apt/lists/_var_lib_m7guard-battery-security_*"
 
