@@ -114,6 +114,8 @@ RESULTS_SCHEMA: dict[str, Any] = {
                     "evidence": {"type": "object"},
                     "duration": {"type": "number", "minimum": 0},
                     "waiver": {"type": ["object", "null"]},
+                    # a cluster rule's result (host cluster:NAME): the node that evaluated it
+                    "evaluated_on": _STR,
                 },
             },
         },

@@ -93,7 +93,8 @@ def mapr_layout(lab: Any, node: str) -> None:
     """Data Fabric layout with the recording maprcli (one SSH round trip, no module calls)."""
     recorder = base64.b64encode((FIXTURES / "maprcli_recorder.py").read_bytes()).decode()
     script = (
-        "set -e; mkdir -p /opt/mapr/bin /opt/mapr/conf; "
+        "set -e; mkdir -p /opt/mapr/bin /opt/mapr/conf /opt/mapr/roles; "
+        "touch /opt/mapr/roles/cldb /opt/mapr/roles/fileserver; "
         "echo 7.8.0.0.test-double > /opt/mapr/MapRBuildVersion; "
         f"echo '{node}.lab.test secure=true {node}:7222' > /opt/mapr/conf/mapr-clusters.conf; "
         "for f in maprserverticket cldb.key ssl_keystore.p12; do "
@@ -160,7 +161,10 @@ def converge(lab: Any, node: str, tmp: pytest.TempPathFactory, lap: Laps) -> dic
 
 
 def result(results: Results, node: str, rule: str) -> dict:
-    return next(r for r in results.results if r["host"] == node and r["rule"] == rule)
+    """The node's result of the rule; for a cluster rule (AUD-010), its cluster's result when
+    the node evaluated it."""
+    return next(r for r in results.results if r["rule"] == rule
+                and node in (r["host"], r.get("evaluated_on")))
 
 
 # --- what every node's story must show ---------------------------------------------------

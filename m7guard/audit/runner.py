@@ -37,6 +37,7 @@ from m7guard.catalog.loader import catalog_digest
 from m7guard.catalog.model import Catalog, Profile
 from m7guard.catalog.waivers import Waiver, decide, host_waiver_claims, load_waivers
 from m7guard.checks import CHECKS_DIR
+from m7guard.checks.support.cluster import cluster_of, plan_clusters
 from m7guard.inventory import Inventory, InventoryError, Sources, describe, load_inventory
 from m7guard.results import (
     SCHEMA_VERSION,
@@ -338,11 +339,33 @@ def assemble(
             }
         )
     got = {(r.host, r.rule): r for r in seen.results}
+    plans = plan_clusters({h["name"]: h["facts"] for h in hosts if h["reachable"]})
+    subjects: dict[str, dict[str, Any]] = {}
     results = []
     applied: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for host in sorted(collected):
-        for rule_id in sorted(collected[host]):
-            result_event = got.get((host, rule_id))
+    for node in sorted(collected):
+        for rule_id in sorted(collected[node]):
+            host, plan = node, None
+            if catalog.rule(rule_id).scope == "cluster":
+                plan = cluster_of(plans, node)
+                if plan is not None and plan.reporter != node:
+                    continue  # the cluster's verdict is its reporter's
+                if plan is not None:
+                    host = plan.subject
+                    subjects[host] = {
+                        "name": host,
+                        "reachable": True,
+                        "error": None,
+                        "groups": None,
+                        "facts": {
+                            "scope": "cluster",
+                            "cluster": plan.name,
+                            "evaluated_on": plan.evaluator,
+                            "nodes": list(plan.nodes),
+                        },
+                        "duration": 0.0,
+                    }
+            result_event = got.get((node, rule_id))
             result: dict[str, Any] = {
                 "host": host,
                 "rule": rule_id,
@@ -354,6 +377,8 @@ def assemble(
                 "duration": result_event.duration if result_event else 0.0,
                 "waiver": None,
             }
+            if plan is not None:
+                result["evaluated_on"] = node
             claim = claims.get((host, rule_id))
             if claim is not None:
                 result["evidence"] = {**result["evidence"], "host_claimed_waiver": claim.to_dict()}
@@ -386,6 +411,7 @@ def assemble(
                 )
                 entry["hosts_matched"].append(host)
             results.append(result)
+    hosts += [subjects[name] for name in sorted(subjects)]
     rule_ids = sorted({r["rule"] for r in results})
     data = {
         "schema_version": SCHEMA_VERSION,

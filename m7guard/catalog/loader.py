@@ -224,6 +224,7 @@ def _load_rule(path: Path, root: Path, problems: list[Problem]) -> Rule | None:
         conditions=tuple(applies.get("conditions", [])),
         parameters=params,
         unmapped={k: " ".join(v.split()) for k, v in data.get("unmapped", {}).items()},
+        scope=data.get("scope", "node"),
     )
 
 
@@ -313,6 +314,11 @@ def _cross_check(catalog: Catalog, problems: list[Problem]) -> None:
             elif fw_id not in catalog.frameworks:
                 problems.append(Problem(shown, f"unmapped.{fw_id}",
                                         f"no framework file frameworks/{fw_id}.yml"))
+        if rule.scope == "cluster" and "mapr_installed" not in rule.conditions:
+            problems.append(Problem(
+                shown, "applies_to.conditions",
+                "a cluster rule reads a Data Fabric cluster: it needs the condition "
+                "mapr_installed (nodes without Data Fabric are outside every cluster)"))
         for framework in catalog.frameworks.values():
             if (rule.area in framework.expected_for_areas
                     and framework.id not in rule.references and framework.id not in rule.unmapped):

@@ -43,6 +43,9 @@ class Rule:
     remediation_notes: str = ""
     # framework id -> why the rule has no requirement of it
     unmapped: Mapping[str, str] = field(default_factory=dict)
+    # node: evaluated on every host; cluster: once per Data Fabric cluster, on one CLDB node
+    # (m7guard.checks.support.cluster)
+    scope: str = "node"
 
     @property
     def remediation_command(self) -> str:
@@ -67,6 +70,7 @@ class Rule:
             "rationale": self.rationale,
             "references": {k: list(v) for k, v in self.references.items()},
             **({"unmapped": dict(self.unmapped)} if self.unmapped else {}),
+            **({"scope": self.scope} if self.scope != "node" else {}),
             "remediation": {
                 "role": self.remediation_role,
                 "tags": list(self.remediation_tags),

@@ -32,10 +32,16 @@ from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.loader import load_catalog
 from m7guard.catalog.model import Catalog, Profile, Rule
 from m7guard.checks import CHECKS_DIR, is_check_module, rule_of, sysctl_keys_of
+from m7guard.checks.support.cluster import ClusterPlan, cluster_of, plan_clusters
 from m7guard.checks.support.evidence import sanitize
-from m7guard.checks.support.snapshot import HostSnapshot, HostUnreachableError, gather
+from m7guard.checks.support.snapshot import (
+    MAPR_CLUSTERS_CONF,
+    HostSnapshot,
+    HostUnreachableError,
+    gather,
+)
 from m7guard.checks.support.sysctl import SysctlCheck
-from m7guard.checks.support.verdict import not_applicable, skip_verdict
+from m7guard.checks.support.verdict import EvidenceError, not_applicable, skip_verdict
 from m7guard.results import CollectedEvent, Event, HostEvent, ResultEvent, event_line
 
 _CTX = pytest.StashKey["AuditContext"]()
@@ -149,6 +155,12 @@ class AuditContext:
             )
         )
         return snap
+
+    def cluster_plans(self) -> dict[str, ClusterPlan]:
+        """The Data Fabric clusters of the hosts read so far (all of them, after prefetch)."""
+        with self._lock:
+            facts = {n: s.facts.to_dict() for n, s in self.snapshots.items() if not s.error}
+        return plan_clusters(facts)
 
     def prefetch(self, plan: dict[str, tuple[Any, set[str]]]) -> None:
         """Snapshot every host at once, at most `workers` in flight."""
@@ -411,6 +423,25 @@ def _m7guard_applicability(request: pytest.FixtureRequest) -> None:
     reason = why_not_applicable(rule, snap)
     if reason:
         not_applicable(reason)
+    if rule.scope == "cluster":
+        _cluster_applicability(_ctx(request.config), snap)
+
+
+def _cluster_applicability(ctx: AuditContext, snap: HostSnapshot) -> None:
+    """A cluster rule runs on one node of its cluster (m7guard.checks.support.cluster); on the
+    others it is notapplicable, and the audit reports the one verdict under the cluster."""
+    plan = cluster_of(ctx.cluster_plans(), snap.name)
+    if plan is None:
+        raise EvidenceError(
+            f"{MAPR_CLUSTERS_CONF} names no cluster: the node's cluster is unknown, so its "
+            "cluster rules cannot be evaluated")
+    if plan.reporter != snap.name:
+        not_applicable(f"a rule of cluster {plan.name}, evaluated once, on {plan.reporter}")
+    if plan.evaluator is None:
+        raise EvidenceError(
+            f"no audited node of cluster {plan.name} runs the CLDB (/opt/mapr/roles/cldb): "
+            f"its cluster rules cannot be evaluated (nodes: {', '.join(plan.nodes)}); audit "
+            "a CLDB node with them")
 
 
 def why_not_applicable(rule: Rule, snap: HostSnapshot) -> str | None:

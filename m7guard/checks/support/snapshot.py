@@ -27,6 +27,8 @@ from m7guard.checks.support.sysctl import (
 
 WAIVER_FACT = "/etc/ansible/facts.d/m7guard_waivers.fact"
 MAPR_VERSION_FILE = "/opt/mapr/MapRBuildVersion"
+MAPR_CLUSTERS_CONF = "/opt/mapr/conf/mapr-clusters.conf"
+MAPR_ROLES_DIR = "/opt/mapr/roles"  # one file per service installed on the node (cldb, ...)
 
 
 class HostUnreachableError(Exception):
@@ -41,6 +43,8 @@ class HostFacts:
     ipv6: bool = False
     mapr_installed: bool = False
     mapr_version: str = ""
+    mapr_cluster: str = ""  # the first cluster of mapr-clusters.conf: the node's own
+    mapr_roles: list[str] = field(default_factory=list)
     systemd: bool = False
     kind_source: str = "node"  # who decided `container`: the inventory, or the node itself
     container_claim_ignored: str = ""
@@ -90,6 +94,8 @@ class HostFacts:
             "ipv6": self.ipv6,
             "mapr_installed": self.mapr_installed,
             "mapr_version": self.mapr_version,
+            "mapr_cluster": self.mapr_cluster,
+            "mapr_roles": self.mapr_roles,
             "systemd": self.systemd,
             "kind_source": self.kind_source,
             "container_claim_ignored": self.container_claim_ignored,
@@ -129,6 +135,9 @@ def build_script(keys: Iterable[str], marker: str) -> str:
         f"echo '{m} ipv6'; if [ -d /proc/sys/net/ipv6 ]; then echo yes; fi",
         f"echo '{m} mapr'; if [ -e {MAPR_VERSION_FILE} ]; then echo installed; "
         f"head -c 200 {MAPR_VERSION_FILE}; echo; fi",
+        f"echo '{m} mapr-cluster'; if [ -r {MAPR_CLUSTERS_CONF} ]; then "
+        f"grep -v '^[[:space:]]*#' {MAPR_CLUSTERS_CONF} | awk 'NF {{print $1; exit}}'; fi",
+        f"echo '{m} mapr-roles'; if [ -d {MAPR_ROLES_DIR} ]; then ls -1 {MAPR_ROLES_DIR}; fi",
         f"echo '{m} systemd'; if [ -d /run/systemd/system ]; then echo yes; fi",
         f"echo '{m} hostname'; hostname 2>/dev/null || cat /proc/sys/kernel/hostname",
     ]
@@ -182,6 +191,10 @@ def parse_output(out: str, marker: str, snapshot: HostSnapshot) -> None:
         elif name == "mapr":
             facts.mapr_installed = bool(body) and body[0] == "installed"
             facts.mapr_version = "\n".join(body[1:]).strip()
+        elif name == "mapr-cluster":
+            facts.mapr_cluster = text
+        elif name == "mapr-roles":
+            facts.mapr_roles = sorted(line.strip() for line in body if line.strip())
         elif name == "systemd":
             facts.systemd = text == "yes"
         elif name == "hostname":
