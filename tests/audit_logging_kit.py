@@ -1,6 +1,6 @@
 """Helpers of the audit_logging tests, shared by node2's story (test_audit_logging.py) and
 vm1's (test_vm1.py): the role's plays, the AUD audit, the Data Fabric layout with the
-recording `maprcli` test double (tests/fixtures/audit_logging/maprcli_recorder.py), and what
+recording `maprcli` stand-in (tests/standin/maprcli.py), and what
 each story must show whatever the node."""
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from m7guard.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "audit_logging"
+MAPRCLI_STANDIN = ROOT / "tests" / "standin" / "maprcli.py"
 COLLECTOR = "collector"
 RULES = [f"AUD-{n:03d}" for n in range(1, 11)]
 KERNEL_RULES = ["AUD-001", "AUD-003", "AUD-004"]  # the host kernel's, on a container
 REBOOT_OK = json.dumps({"audit_logging_reboot_ok": True})
-RECORDER = "/var/lib/maprcli-recorder/calls.jsonl"
+RECORDER = "/var/lib/datafabric-standin/calls.jsonl"
 MUTATING = (["config", "save"], ["audit", "cluster"], ["audit", "data"])
 DOCUMENTED = [
     ["config", "save", "-values", '{"mfs.feature.audit.support":"1"}'],
@@ -90,8 +91,9 @@ def audit(lab: Any, out: Path, limit: str, *options: str, profile: str = "audit"
 
 
 def mapr_layout(lab: Any, node: str) -> None:
-    """Data Fabric layout with the recording maprcli (one SSH round trip, no module calls)."""
-    recorder = base64.b64encode((FIXTURES / "maprcli_recorder.py").read_bytes()).decode()
+    """The stand-in Data Fabric layout with the recording maprcli stand-in, as a CLDB node
+    (one SSH round trip, no module calls)."""
+    recorder = base64.b64encode(MAPRCLI_STANDIN.read_bytes()).decode()
     script = (
         "set -e; mkdir -p /opt/mapr/bin /opt/mapr/conf /opt/mapr/roles; "
         "touch /opt/mapr/roles/cldb /opt/mapr/roles/fileserver; "
@@ -101,7 +103,7 @@ def mapr_layout(lab: Any, node: str) -> None:
         "echo \"test double of $f, not a key\" > /opt/mapr/conf/$f; "
         "chmod 0600 /opt/mapr/conf/$f; done; "
         f"echo {recorder} | base64 -d > /opt/mapr/bin/maprcli; chmod 0755 /opt/mapr/bin/maprcli; "
-        "rm -rf /var/lib/maprcli-recorder"
+        "rm -rf /var/lib/datafabric-standin"
     )
     lab.ssh(node, script)
 

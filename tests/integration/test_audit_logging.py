@@ -1,7 +1,7 @@
 """The audit_logging role and the AUD-* checks on node2, a container sharing the host's kernel.
 
 node2 is replaced with a fresh node, given a Data Fabric layout with the recording `maprcli`
-test double (tests/fixtures/audit_logging/maprcli_recorder.py), and audited: every AUD-* check
+stand-in (tests/standin/maprcli.py), and audited: every AUD-* check
 fails but those of the host kernel, which are notapplicable on a container. `--check` and
 bad inputs on the fresh node change nothing. The role then runs once for real
 (audit_logging_reboot_ok) and once more, which must change nothing; the audit passes; the

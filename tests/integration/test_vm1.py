@@ -4,8 +4,8 @@ PERF, OSB and AUD checks.
 
 vm1 runs under software emulation, where every play, reboot and audit costs minutes, so one
 story serves every test here, told once:
-  1. a fresh vm1 (`lab reset`) with a Data Fabric layout: the recording `maprcli` test double
-     (tests/fixtures/audit_logging/maprcli_recorder.py) and env_override.sh, so that AUD-010 and
+  1. a fresh vm1 (`lab reset`) with a stand-in Data Fabric layout: the recording `maprcli`
+     stand-in (tests/standin/maprcli.py) and env_override.sh, so that AUD-010 and
      PERF-012 apply; KERN-007 put out of compliance at run time (Debian persists it already)
      -> audit: every KERN-*, PERF-* and AUD-* check fails;
   2. kernel_tuning (no reboot allowed) -> kernel_tuning_reboot_required, global sysctls, NVMe
@@ -233,7 +233,7 @@ def vm1(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm1]:
     told = _story(lab, tmp_path_factory)
     print(f"\nvm1, seconds per step: {told.timings}, total {sum(told.timings.values()):.0f}")
     yield told
-    lab.ssh(VM, "rm -rf /opt/mapr /var/lib/maprcli-recorder", check=False)
+    lab.ssh(VM, "rm -rf /opt/mapr /var/lib/datafabric-standin", check=False)
 
 
 def _values(text: str) -> dict[str, str]:
