@@ -21,6 +21,8 @@ from m7guard.catalog.proof import Proof
 
 ENC = "tests/unit/checks/test_encryption.py::"
 DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
+DFC_UNIT = "tests/unit/checks/test_data_fabric_cluster.py::"
+DFC_LAB = "tests/integration/test_data_fabric.py::"
 NODE_CLAIMS = "tests/unit/checks/test_node_claims.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
@@ -33,8 +35,10 @@ BROKEN_INVENTORY = PRE + "test_a_broken_inventory_fails_naming_host_and_variable
 EXAMPLE_PASSES = PRE + "test_the_example_inventory_passes"
 
 IDN_STAND_IN = "lab node3 (stand-in Data Fabric layout, tests/lab/files/fake_mapr.sh)"
-AUD_STAND_IN = "lab vm1 (stand-in maprcli, tests/fixtures/audit_logging/maprcli_recorder.py)"
+AUD_STAND_IN = "lab vm1 (stand-in maprcli, tests/standin/maprcli.py)"
 PERF_STAND_IN = "lab vm1 (stand-in Data Fabric layout with env_override.sh)"
+DFC_STAND_IN = "unit (Data Fabric stand-in, tests/standin/maprcli.py)"
+DFC_LAB_STAND_IN = "lab node3 (Data Fabric stand-in, tests/standin/maprcli.py)"
 
 UNIT: list[Proof] = [
     # ENC-001 and ENC-002 read the KMS key (rotation, state, policy) from the controller:
@@ -109,6 +113,59 @@ UNIT: list[Proof] = [
           VM1 + "test_every_check_fails_on_a_fresh_vm[AUD-010]", AUD_STAND_IN),
     Proof("AUD-010", "pass", "after the audit_logging play",
           VM1 + "test_every_audit_check_passes_after_the_play[AUD-010]", AUD_STAND_IN),
+    # The DF rules read the cluster through maprcli: the stand-in answers in the documented
+    # shapes from a state a test breaks; the role's own commands repair it.
+    Proof("DF-001", "fail", "the cluster not secure, or without DARE",
+          DFC_UNIT + "test_one_property_broken_fails_its_rule", DFC_STAND_IN),
+    Proof("DF-001", "pass", "a secure cluster with DARE (the stand-in as installed)",
+          DFC_UNIT + "test_the_fresh_stand_in_fails_every_rule_but_df_001", DFC_STAND_IN),
+    Proof("DF-001", "error", "an error reply of maprcli, or no usable dare",
+          DFC_UNIT + "test_an_error_reply_or_an_unreadable_field_is_an_error", DFC_STAND_IN),
+    Proof("DF-002", "fail", "wire security off (the fresh stand-in), or a volume without DARE",
+          DFC_UNIT + "test_one_property_broken_fails_its_rule", DFC_STAND_IN),
+    Proof("DF-002", "pass", "after the role's commands",
+          DFC_UNIT + "test_every_rule_passes_after_the_roles_commands", DFC_STAND_IN),
+    Proof("DF-002", "error", "volume list answers an error, or a volume lacks the field",
+          DFC_UNIT + "test_an_error_reply_or_an_unreadable_field_is_an_error", DFC_STAND_IN),
+    Proof("DF-003", "fail", "an ACE that grants everyone (p), alone or in an expression",
+          DFC_UNIT + "test_one_property_broken_fails_its_rule", DFC_STAND_IN),
+    Proof("DF-003", "pass", "ACEs that name p but grant only named principals",
+          DFC_UNIT + "test_an_ace_that_names_p_but_grants_only_named_principals_passes",
+          DFC_STAND_IN),
+    Proof("DF-003", "error", "an ACE that is not a well-formed expression",
+          DFC_UNIT + "test_an_error_reply_or_an_unreadable_field_is_an_error", DFC_STAND_IN),
+    Proof("DF-004", "fail", "a volume not audited, or not auditing read",
+          DFC_UNIT + "test_one_property_broken_fails_its_rule", DFC_STAND_IN),
+    Proof("DF-004", "pass", "after the role's commands",
+          DFC_UNIT + "test_every_rule_passes_after_the_roles_commands", DFC_STAND_IN),
+    Proof("DF-005", "fail", "an undeclared user with fc, an undeclared group with a",
+          DFC_UNIT + "test_one_property_broken_fails_its_rule", DFC_STAND_IN),
+    Proof("DF-005", "pass", "after the role's acl set",
+          DFC_UNIT + "test_every_rule_passes_after_the_roles_commands", DFC_STAND_IN),
+    Proof("DF-005", "error", "acl show answers an error, or a principal of unknown form",
+          DFC_UNIT + "test_an_error_reply_or_an_unreadable_field_is_an_error", DFC_STAND_IN),
+    Proof("DF-002", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-002]", DFC_LAB_STAND_IN),
+    Proof("DF-003", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-003]", DFC_LAB_STAND_IN),
+    Proof("DF-004", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-004]", DFC_LAB_STAND_IN),
+    Proof("DF-005", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-005]", DFC_LAB_STAND_IN),
+    Proof("DF-001", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-001]", DFC_LAB_STAND_IN),
+    Proof("DF-002", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-002]", DFC_LAB_STAND_IN),
+    Proof("DF-003", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-003]", DFC_LAB_STAND_IN),
+    Proof("DF-004", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-004]", DFC_LAB_STAND_IN),
+    Proof("DF-005", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-005]", DFC_LAB_STAND_IN),
     Proof("PERF-012", "fail", "an executor, the MapR heap or the cores too large, a size unset",
           DF_UNIT + "test_perf_012_fails_for_one_size_that_does_not_fit",
           "unit (Data Fabric evidence)"),

@@ -133,7 +133,7 @@ def disabled(unit: str) -> tuple[str, str]:
                    f"! systemctl is-enabled -q {unit}")
 
 
-FAMILIES = ("net", "enc", "idn", "aud", "kernel", "osb")
+FAMILIES = ("net", "enc", "idn", "aud", "kernel", "osb", "df")
 
 
 def _modules() -> list:

@@ -1,0 +1,133 @@
+"""Data Fabric cluster checks: the DF-* rules of policies/rules/data_fabric/.
+
+These rules read the cluster, not the node: `maprcli ... -json` on one CLDB node of each
+cluster. They are cluster rules (`scope: cluster`): the audit runs each once per cluster and
+reports it under the cluster's name (m7guard.checks.support.cluster). The JSON shapes are
+those HPE Ezmeral Data Fabric 7.x documents for dashboard info, volume list and acl show; an
+error reply, a missing field or a value the check cannot read is `error`, never `pass`.
+
+Which volumes are regulated, who may administer the cluster and which operations a volume
+audits are the data_fabric role's variables, read from the inventory (else the role's
+defaults), and judged with the role's own functions (m7guard.checks.support.data_fabric): the
+check and the remediation cannot disagree on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m7guard.checks import rule
+from m7guard.checks.support.data_fabric import maprcli, role_module, setting
+from m7guard.checks.support.verdict import EvidenceError, conclude
+
+
+def _regulated(host: Any, evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The regulated volumes (maprcli volume list), with what decided which they are."""
+    patterns = setting(host, "regulated_volumes")
+    volumes = maprcli(host, evidence, "volume", "list")
+    module = role_module()
+    try:
+        chosen = module.regulated(volumes, patterns)
+    except module.DataFabricError as exc:
+        raise EvidenceError(str(exc)) from None
+    evidence["regulated_volumes"] = {
+        "patterns": patterns if patterns is not None else "every volume but mapr.*",
+        "volumes": [v["volumename"] for v in chosen],
+        "all_volumes": sorted(str(v.get("volumename")) for v in volumes),
+    }
+    return chosen
+
+
+@rule("DF-001")
+def test_df_001(host: Any, evidence: dict[str, Any]) -> None:
+    """The cluster runs secure and has encryption at rest on (maprcli dashboard info)."""
+    data = maprcli(host, evidence, "dashboard", "info")
+    cluster = data[0].get("cluster") if len(data) == 1 else None
+    if not isinstance(cluster, dict):
+        raise EvidenceError("maprcli dashboard info has no cluster entry")
+    evidence["cluster"] = {k: cluster.get(k) for k in ("name", "id", "secure", "dare")}
+    flag = role_module().flag
+    failures, unknowns = [], []
+    for key, what in (("secure", "secure"), ("dare", "encrypting data at rest (dare)")):
+        value = flag(cluster, key)
+        if value is None:
+            unknowns.append(f"dashboard info gives no usable {key!r}: {cluster.get(key)!r}")
+        elif not value:
+            failures.append(f"the cluster is not {what}")
+    conclude(failures, unknowns)
+
+
+@rule("DF-002")
+def test_df_002(host: Any, evidence: dict[str, Any]) -> None:
+    """Every regulated volume has DARE and wire security on."""
+    flag = role_module().flag
+    failures, unknowns = [], []
+    for volume in _regulated(host, evidence):
+        name = volume["volumename"]
+        for key in ("dare", "wiresecurityenabled"):
+            value = flag(volume, key)
+            if value is None:
+                unknowns.append(f"volume {name}: no usable {key!r} ({volume.get(key)!r})")
+            elif not value:
+                failures.append(f"volume {name}: {key} is off")
+    conclude(failures, unknowns)
+
+
+@rule("DF-003")
+def test_df_003(host: Any, evidence: dict[str, Any]) -> None:
+    """No regulated volume grants read or write access to everyone (`p`)."""
+    module = role_module()
+    failures, unknowns = [], []
+    shown = evidence.setdefault("aces", {})
+    for volume in _regulated(host, evidence):
+        name = volume["volumename"]
+        for key, ace in module.aces(volume).items():
+            shown.setdefault(name, {})[key] = ace
+            if not isinstance(ace, str):
+                unknowns.append(f"volume {name}: no {key}")
+                continue
+            public = module.ace_is_public(ace)
+            if public is None:
+                unknowns.append(f"volume {name}: {key} {ace!r} cannot be parsed")
+            elif public:
+                failures.append(f"volume {name}: {key} {ace!r} grants everyone (p)")
+    conclude(failures, unknowns)
+
+
+@rule("DF-004")
+def test_df_004(host: Any, evidence: dict[str, Any]) -> None:
+    """Every regulated volume is audited for the declared data operations."""
+    module = role_module()
+    wanted = list(setting(host, "audit_operations"))
+    evidence["audit_operations"] = wanted
+    failures, unknowns = [], []
+    for volume in _regulated(host, evidence):
+        name = volume["volumename"]
+        audited = module.flag(volume, "audited")
+        if audited is None:
+            unknowns.append(f"volume {name}: no usable 'audited' ({volume.get('audited')!r})")
+            continue
+        if not audited:
+            failures.append(f"volume {name} is not audited")
+            continue
+        missing = module.audit_ops_missing(volume, wanted)
+        if missing is None:
+            unknowns.append(f"volume {name}: no enableddataauditoperations")
+        elif missing:
+            failures.append(f"volume {name} does not audit {', '.join(missing)}")
+    conclude(failures, unknowns)
+
+
+@rule("DF-005")
+def test_df_005(host: Any, evidence: dict[str, Any]) -> None:
+    """Only the declared administrators hold fc or a in the cluster's ACL."""
+    module = role_module()
+    admins = list(setting(host, "cluster_admins"))
+    entries = maprcli(host, evidence, "acl", "show", "-type", "cluster")
+    try:
+        holders = module.acl_holders(entries)
+    except module.DataFabricError as exc:
+        raise EvidenceError(str(exc)) from None
+    evidence["admins"] = {"declared": admins, "holders": holders}
+    conclude([f"{p} holds {', '.join(perms)} without being a declared administrator"
+              for p, perms in sorted(holders.items()) if p not in admins])

@@ -1,0 +1,139 @@
+"""The data_fabric role and the DF-* cluster checks on node3, against the Data Fabric stand-in.
+
+Data Fabric cannot be installed here: node3 gets the stand-in layout (tests/standin/maprcli.py
+as /opt/mapr/bin/maprcli, /opt/mapr/roles/cldb, mapr-clusters.conf naming node3.lab.test), so
+it is the CLDB node of a one-node stand-in cluster. The fresh stand-in is audited (profile
+data_fabric): DF-001 passes (the stand-in is installed secure with DARE), DF-002 .. DF-005
+fail, each reported once, under cluster:node3.lab.test, evaluated on node3. `--check --diff`
+and refused inputs leave the stand-in's state as it was. The role then runs twice (the second
+run changed=0, no maprcli command issued), and the audit passes every DF rule. What the
+stand-in does not prove is said in docs/roles/data_fabric.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audit_logging_kit import RECORDER, mapr_layout
+from labkit import LabHandle, play_recap
+
+from m7guard.results import Results
+
+pytestmark = [pytest.mark.lab]
+
+NODE = "node3"
+CLUSTER = f"cluster:{NODE}.lab.test"
+PLAYBOOK = "playbooks/data_fabric.yml"
+RULES = [f"DF-{n:03d}" for n in range(1, 6)]
+STATE = str(Path(RECORDER).parent / "state.json")
+READ_STATE = f"cat {STATE} 2>/dev/null || echo none"
+MUTATING = {"modify", "audit", "set", "edit", "save"}
+BAD_INPUT = {
+    "data_fabric_read_ace": ("", "data_fabric_read_ace is not set"),
+    "data_fabric_cluster_admins": (["u:etl"], "leaves out u:mapr"),
+}
+
+
+@dataclass
+class Story:
+    fresh: Results
+    after: Results
+    check: Any
+    bad: dict[str, Any]
+    states: tuple[str, str]
+    first: Any
+    second: Any
+    calls_of_second: list[list[str]]
+
+
+def _audit(lab: LabHandle, out: Path) -> Results:
+    proc = lab.m7guard("audit", "-i", str(lab.inventory), "--limit", NODE, "--profile",
+                       "data_fabric", "--out", str(out), "--format", "json", check=False)
+    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
+    return Results.load(out / "results.json")
+
+
+def _play(lab: LabHandle, *args: str) -> Any:
+    return lab.playbook(PLAYBOOK, "--limit", NODE, *args, check=False, timeout=600)
+
+
+def _calls(lab: LabHandle) -> list[list[str]]:
+    out = lab.ssh(NODE, f"cat {RECORDER} 2>/dev/null || true").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _story(lab: LabHandle, tmp: pytest.TempPathFactory) -> Story:
+    mapr_layout(lab, NODE)
+    state_fresh = lab.ssh(NODE, READ_STATE).stdout
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        fresh = pool.submit(_audit, lab, tmp.mktemp("fresh"))
+        check = pool.submit(_play, lab, "--check", "--diff")
+        bad = {var: pool.submit(_play, lab, "-e", json.dumps({var: value}))
+               for var, (value, _) in BAD_INPUT.items()}
+        fresh_results, check_run = fresh.result(), check.result()
+        bad_runs = {var: run.result() for var, run in bad.items()}
+    state_after_check = lab.ssh(NODE, READ_STATE).stdout
+    first = _play(lab)
+    seen = len(_calls(lab))
+    second = _play(lab)
+    calls_of_second = _calls(lab)[seen:]
+    after = _audit(lab, tmp.mktemp("after"))
+    return Story(fresh_results, after, check_run, bad_runs, (state_fresh, state_after_check),
+                 first, second, calls_of_second)
+
+
+@pytest.fixture(scope="module")
+def story(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    yield _story(lab, tmp_path_factory)
+    lab.ssh(NODE, f"rm -rf /opt/mapr {Path(RECORDER).parent}", check=False)
+
+
+def _result(results: Results, rule: str) -> dict[str, Any]:
+    found = [r for r in results.results if r["rule"] == rule]
+    assert len(found) == 1, found  # once, for the cluster
+    return found[0]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster(
+        story: Story, rule: str) -> None:
+    r = _result(story.fresh, rule)
+    assert (r["host"], r["evaluated_on"]) == (CLUSTER, NODE), r
+    assert r["state"] == ("pass" if rule == "DF-001" else "fail"), r
+
+
+def test_check_mode_changes_nothing_and_shows_the_changes(story: Story) -> None:
+    recap = play_recap(story.check.stdout)[NODE]
+    assert story.check.returncode == 0 and recap["failed"] == 0, story.check.stdout[-4000:]
+    assert recap["changed"] == 1
+    assert re.search(r'^\+\s+"readAce": "g:pci-readers \| u:mapr"', story.check.stdout, re.M)
+    # the stand-in's state, after --check and the refused runs, is the fresh one
+    assert story.states[0] == story.states[1]
+
+
+@pytest.mark.parametrize("var", sorted(BAD_INPUT))
+def test_bad_input_is_refused_before_anything_changes(story: Story, var: str) -> None:
+    run = story.bad[var]
+    assert run.returncode != 0 and play_recap(run.stdout)[NODE]["failed"] == 1, run.stdout
+    assert "nothing was changed" in run.stdout and BAD_INPUT[var][1] in run.stdout, run.stdout
+
+
+def test_the_role_applies_then_changes_nothing(story: Story) -> None:
+    first, second = (play_recap(p.stdout)[NODE] for p in (story.first, story.second))
+    assert story.first.returncode == 0 and first["changed"] == 1, story.first.stdout[-4000:]
+    assert story.second.returncode == 0 and second["changed"] == 0, story.second.stdout[-4000:]
+    assert not [c for c in story.calls_of_second if MUTATING & set(c[:2])], \
+        story.calls_of_second
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_every_rule_passes_after_the_role(story: Story, rule: str) -> None:
+    r = _result(story.after, rule)
+    assert (r["host"], r["state"]) == (CLUSTER, "pass"), r
