@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the local lab, start to finish.
-#   1 a fresh lab        5 harden it: playbooks/site.yml
-#   2 the lab's KDC      6 audit again, diff, before/after summary
-#   3 preflight          7 field-encrypt a user-profile dataset against a local KMS
-#   4 audit the fresh lab  (6 also: history, a signed evidence bundle, the POA&M)
+#   1 a fresh lab                      5 harden it: playbooks/site.yml
+#   2 the lab's KDC, log collector     6 audit again, diff, before/after summary
+#     and Data Fabric stand-in         7 field-encrypt a user-profile dataset against a
+#   3 preflight                          local KMS
+#   4 audit the fresh lab              (6 also: history, a signed evidence bundle, the POA&M)
 # Everything lands in reports/. AWS is never contacted: KMS is a moto server on 127.0.0.1.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,7 +34,7 @@ step "1/7 a fresh lab (m7guard lab down, lab up)"
 "$bin/m7guard" lab down >/dev/null
 "$bin/m7guard" lab up
 
-step "2/7 the lab's Kerberos KDC (lab-only; hands keytabs and lab variables to $state/kerberos)"
+step "2/7 the lab's Kerberos KDC (lab-only; hands keytabs and lab variables to $state/kerberos), log collector, Data Fabric stand-in"
 "$bin/ansible-playbook" -i "$inv" tests/lab/kdc.yml >"$reports/kdc.log"
 labvars=("-e" "@$state/kerberos/kerberos_mfa.yml" "-e" "field_encryption_kms_endpoint_url=$AWS_ENDPOINT_URL")
 # The controller's waivers file (kdc.yml writes it): the automation account's IDN-011
@@ -56,6 +57,11 @@ with open(sys.argv[1], "w") as out:
 EOF
 "$bin/ansible-playbook" -i "$inv" tests/fixtures/audit_logging/collector.yml >"$reports/collector.log"
 echo "KDC and log collector ready; logs: reports/kdc.log, reports/collector.log"
+# Data Fabric cannot be installed here: a STAND-IN of its node layout and of maprcli goes on
+# the data nodes, so that the Data Fabric rules are evaluated, not reported notapplicable.
+"$bin/ansible-playbook" -i "$inv" tests/standin/data_fabric.yml >"$reports/standin.log"
+echo "Data Fabric STAND-IN on the data nodes (not Data Fabric: tests/standin/, docs/roles/data_fabric.md);"
+echo "  its Data Fabric rules are verified against the stand-in only; log: reports/standin.log"
 
 step "3/7 preflight (profile $profile): touches no host"
 "$bin/m7guard" preflight -i "$inv" --profile "$profile" "${labvars[@]}" \

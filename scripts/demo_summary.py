@@ -40,6 +40,13 @@ def main() -> None:
     for label, res in (("before", before), ("after", after)):
         counts = res.counts()
         print(f"results {label:<6}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for host in after.data["hosts"]:
+        facts = host.get("facts") or {}
+        if facts.get("scope") == "cluster":  # the cluster rules, one result each per cluster
+            mine = [r for r in after.results if r["host"] == host["name"]]
+            states = ", ".join(f"{k} {v}" for k, v in after.counts(mine).items() if v)
+            print(f"{host['name']} (cluster rules, evaluated once on "
+                  f"{facts.get('evaluated_on') or 'no CLDB node'}): {len(mine)} results, {states}")
     manual = sum(after.framework_summary(fw)["manual"] for fw in after.data["frameworks"])
     print(f"requirements no rule automates (evidence needed, listed in the HTML report): {manual}")
 
