@@ -58,9 +58,10 @@ EOF
 "$bin/ansible-playbook" -i "$inv" tests/fixtures/audit_logging/collector.yml >"$reports/collector.log"
 echo "KDC and log collector ready; logs: reports/kdc.log, reports/collector.log"
 # Data Fabric cannot be installed here: a STAND-IN of its node layout and of maprcli goes on
-# the data nodes, so that the Data Fabric rules are evaluated, not reported notapplicable.
+# the lab's Data Fabric nodes (node1-3; vm1 runs no Data Fabric service), so that the Data
+# Fabric rules are evaluated, not reported notapplicable.
 "$bin/ansible-playbook" -i "$inv" tests/standin/data_fabric.yml >"$reports/standin.log"
-echo "Data Fabric STAND-IN on the data nodes (not Data Fabric: tests/standin/, docs/roles/data_fabric.md);"
+echo "Data Fabric STAND-IN on node1-3 (not Data Fabric: tests/standin/, docs/roles/data_fabric.md);"
 echo "  its Data Fabric rules are verified against the stand-in only; log: reports/standin.log"
 
 step "3/7 preflight (profile $profile): touches no host"
