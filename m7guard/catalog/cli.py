@@ -253,6 +253,9 @@ def show(policies: Path | None, rule_id: str, fmt: str) -> None:
     applies = data["applies_to"]
     conds = f"; conditions: {', '.join(applies['conditions'])}" if applies["conditions"] else ""
     console.print(f"[bold]Applies to[/bold]  groups: {', '.join(applies['groups'])}{conds}")
+    if data.get("scope") == "cluster":
+        console.print("[bold]Scope[/bold]  cluster: evaluated once per Data Fabric cluster, on one "
+                      "of its audited CLDB nodes, and reported as cluster:NAME")
     if data["parameters"]:
         console.print("[bold]Parameters[/bold]")
         for name, p in data["parameters"].items():

@@ -149,3 +149,13 @@ def test_new_area_joins_profiles_without_editing_them(policies: Path, edit_yaml)
     for profile in ("baseline", "pci_dss", "soc2"):
         assert "DEMO-001" in {r.id for r in catalog.rules_for(catalog.profile(profile))}
     assert "DEMO-001" not in {r.id for r in catalog.rules_for(catalog.profile("kernel"))}
+
+
+def test_show_says_a_cluster_rule_is_one(run_cli, shipped_policies: Path) -> None:
+    shown = run_cli("catalog", "show", "--policies", str(shipped_policies), "DF-003").output
+    assert "Scope  cluster: evaluated once per Data Fabric cluster" in shown
+    node_rule = run_cli("catalog", "show", "--policies", str(shipped_policies), "KERN-009").output
+    assert "Scope" not in node_rule
+    data = json.loads(run_cli("catalog", "show", "--policies", str(shipped_policies), "DF-003",
+                              "--format", "json").output)
+    assert data["scope"] == "cluster"
