@@ -35,6 +35,12 @@ def _regulated(host: Any, evidence: dict[str, Any]) -> list[dict[str, Any]]:
         "volumes": [v["volumename"] for v in chosen],
         "all_volumes": sorted(str(v.get("volumename")) for v in volumes),
     }
+    if not chosen:  # a pattern that matches nothing is a mistake, not a cluster without risk
+        raise EvidenceError(
+            "no volume of the cluster is regulated (data_fabric_regulated_volumes: "
+            f"{patterns if patterns is not None else 'every volume but mapr.*'}; volumes: "
+            f"{', '.join(evidence['regulated_volumes']['all_volumes']) or 'none'}): "
+            "nothing to judge")
     return chosen
 
 

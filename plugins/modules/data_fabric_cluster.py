@@ -124,8 +124,22 @@ def flag(record: dict[str, Any], key: str) -> bool | None:
     return {"1": True, "true": True, "0": False, "false": False}.get(text)
 
 
-def regulated(volumes: list[dict[str, Any]], patterns: list[str] | None) -> list[dict[str, Any]]:
+def patterns_of(value: Any) -> list[str] | None:
+    """data_fabric_regulated_volumes as a list of patterns (None: the default), read as
+    Ansible reads a list option: a string is split at commas. Anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise DataFabricError(f"data_fabric_regulated_volumes must be a list of volume name "
+                              f"patterns, not {value!r:.100}")
+    return [p.strip() for p in value if p.strip()]
+
+
+def regulated(volumes: list[dict[str, Any]], patterns: Any) -> list[dict[str, Any]]:
     """The volumes the patterns name (None: all but the mapr.* system volumes)."""
+    patterns = patterns_of(patterns)
     out = []
     for volume in volumes:
         name = volume.get("volumename")

@@ -235,4 +235,19 @@ def test_regulated_volumes_follow_the_patterns() -> None:
     assert names(None) == ["cards", "logs"]
     assert names(["*"]) == ["cards", "logs"]
     assert names(["card*", "mapr.var"]) == ["cards", "mapr.var"]
+    assert names("cards, logs") == ["cards", "logs"]  # a string is a list, as Ansible reads it
     assert names([]) == []
+    with pytest.raises(module.DataFabricError, match="must be a list of volume name patterns"):
+        names({"cards": True})
+
+
+@pytest.mark.parametrize("patterns", [["card"], "nothing*", []])
+def test_no_regulated_volume_is_an_error_not_a_pass(fake_host: Any, out: Any, expect: Any,
+                                                    tmp_path: Path, monkeypatch: Any,
+                                                    patterns: Any) -> None:
+    cluster = Cluster(tmp_path, fake_host, out)
+    monkeypatch.setattr(checks, "setting", lambda _host, name: patterns
+                        if name == "regulated_volumes" else DEFAULTS[name])
+    for check in (checks.test_df_002, checks.test_df_003, checks.test_df_004):
+        assert "no volume of the cluster is regulated" in expect.error(
+            check, cluster.host, evidence={})
