@@ -6,14 +6,16 @@ it is the CLDB node of a one-node stand-in cluster. The fresh stand-in is audite
 data_fabric): DF-001 passes (the stand-in is installed secure with DARE), DF-002 .. DF-005
 fail, each reported once, under cluster:node3.lab.test, evaluated on node3. `--check --diff`
 and refused inputs leave the stand-in's state as it was. The role then runs twice (the second
-run changed=0, no maprcli command issued), and the audit passes every DF rule. What the
-stand-in does not prove is said in docs/roles/data_fabric.md.
+run changed=0, no maprcli command issued), and the audit passes every DF rule. Then one
+property of each rule is broken in the hardened stand-in's state, and each rule fails with
+it. What the stand-in does not prove is said in docs/roles/data_fabric.md.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +37,23 @@ RULES = [f"DF-{n:03d}" for n in range(1, 6)]
 STATE = str(Path(RECORDER).parent / "state.json")
 READ_STATE = f"cat {STATE} 2>/dev/null || echo none"
 MUTATING = {"modify", "audit", "set", "edit", "save"}
+# One property of each rule, broken in the hardened stand-in's state (each rule reads its own).
+BREAK = (
+    "import json; p = '" + STATE + "'; s = json.load(open(p)); "
+    "s['cluster']['secure'] = False; "
+    "s['volumes']['cards']['wiresecurityenabled'] = 0; "
+    "s['volumes']['patients']['volumeAces']['readAce'] = 'g:pci-readers | p'; "
+    "s['volumes']['cards']['audited'] = 0; "
+    "s['acl'].append({'Principal': 'User intruder', 'Allowed actions': ['login', 'fc']}); "
+    "json.dump(s, open(p, 'w'))"
+)
+BROKEN = {
+    "DF-001": "the cluster is not secure",
+    "DF-002": "volume cards: wiresecurityenabled is off",
+    "DF-003": "volume patients: readAce 'g:pci-readers | p' grants everyone (p)",
+    "DF-004": "volume cards is not audited",
+    "DF-005": "u:intruder holds fc without being a declared administrator",
+}
 BAD_INPUT = {
     "data_fabric_read_ace": ("", "data_fabric_read_ace is not set"),
     "data_fabric_cluster_admins": (["u:etl"], "leaves out u:mapr"),
@@ -45,6 +64,7 @@ BAD_INPUT = {
 class Story:
     fresh: Results
     after: Results
+    broken: Results
     check: Any
     bad: dict[str, Any]
     states: tuple[str, str]
@@ -85,8 +105,10 @@ def _story(lab: LabHandle, tmp: pytest.TempPathFactory) -> Story:
     second = _play(lab)
     calls_of_second = _calls(lab)[seen:]
     after = _audit(lab, tmp.mktemp("after"))
-    return Story(fresh_results, after, check_run, bad_runs, (state_fresh, state_after_check),
-                 first, second, calls_of_second)
+    lab.ssh(NODE, f"python3 -c {shlex.quote(BREAK)}")
+    broken = _audit(lab, tmp.mktemp("broken"))
+    return Story(fresh_results, after, broken, check_run, bad_runs,
+                 (state_fresh, state_after_check), first, second, calls_of_second)
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +159,10 @@ def test_the_role_applies_then_changes_nothing(story: Story) -> None:
 def test_every_rule_passes_after_the_role(story: Story, rule: str) -> None:
     r = _result(story.after, rule)
     assert (r["host"], r["state"]) == (CLUSTER, "pass"), r
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_hardened_stand_in_broken_for_each_rule_fails_it(story: Story, rule: str) -> None:
+    r = _result(story.broken, rule)
+    assert (r["host"], r["state"]) == (CLUSTER, "fail"), r
+    assert BROKEN[rule] in r["message"], r
