@@ -23,7 +23,6 @@ from m7guard.checks.support.verdict import EvidenceError
 from m7guard.locate import import_file
 
 ROLE = "data_fabric"
-MAPRCLI = "/opt/mapr/bin/maprcli"
 
 
 @cache
@@ -60,9 +59,11 @@ def setting(host: Any, name: str) -> Any:
 
 
 def maprcli(host: Any, evidence: dict[str, Any], *args: str) -> list[dict[str, Any]]:
-    """The data of `maprcli ARGS -json` on the host; EvidenceError for an error reply."""
+    """The data of `maprcli ARGS -json` on the host (the command data_fabric_maprcli names,
+    as for the role); EvidenceError for an error reply."""
     command = " ".join(["maprcli", *args])
-    run = host.run(" ".join(shlex.quote(a) for a in (MAPRCLI, *args, "-json")))
+    run = host.run(" ".join(shlex.quote(str(a))
+                            for a in (setting(host, "maprcli"), *args, "-json")))
     evidence.setdefault("commands", []).append(command)
     module = role_module()
     try:

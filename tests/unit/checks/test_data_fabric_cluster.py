@@ -251,3 +251,21 @@ def test_no_regulated_volume_is_an_error_not_a_pass(fake_host: Any, out: Any, ex
     for check in (checks.test_df_002, checks.test_df_003, checks.test_df_004):
         assert "no volume of the cluster is regulated" in expect.error(
             check, cluster.host, evidence={})
+
+
+def test_the_checks_read_the_roles_variables_from_the_inventory(cluster: Cluster,
+                                                               expect: Any) -> None:
+    """data_fabric_maprcli and data_fabric_regulated_volumes of the host's inventory, as the
+    role reads them (here: maprcli elsewhere, and only the volume cards regulated)."""
+    from types import SimpleNamespace
+
+    variables = {"data_fabric_maprcli": "/usr/local/bin/maprcli",
+                 "data_fabric_regulated_volumes": ["cards"]}
+    host = cluster.host
+    host.answers = {"/usr/local/bin/maprcli": cluster._answer}
+    host.backend = SimpleNamespace(NAME="ansible", get_variables=lambda: variables)
+    evidence: dict[str, Any] = {}
+    message = expect.fail(checks.test_df_002, host, evidence=evidence)
+    assert message == "volume cards: wiresecurityenabled is off"  # patients is not regulated
+    assert evidence["regulated_volumes"]["volumes"] == ["cards"]
+    assert all(c.startswith("/usr/local/bin/maprcli ") for c in host.commands)
