@@ -21,6 +21,8 @@ from m7guard.results import Results
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "audit_logging"
 MAPRCLI_STANDIN = ROOT / "tests" / "standin" / "maprcli.py"
+HADOOP_STANDIN = ROOT / "tests" / "standin" / "hadoop"
+HADOOP_CONF = "/opt/mapr/hadoop/hadoop-3.3.5/etc/hadoop"  # tests/standin/data_fabric.yml too
 COLLECTOR = "collector"
 RULES = [f"AUD-{n:03d}" for n in range(1, 11)]
 KERNEL_RULES = ["AUD-001", "AUD-003", "AUD-004"]  # the host kernel's, on a container
@@ -91,9 +93,13 @@ def audit(lab: Any, out: Path, limit: str, *options: str, profile: str = "audit"
 
 
 def mapr_layout(lab: Any, node: str) -> None:
-    """The stand-in Data Fabric layout with the recording maprcli stand-in, as a CLDB node
-    (one SSH round trip, no module calls)."""
+    """The stand-in Data Fabric layout with the recording maprcli stand-in, as a CLDB node,
+    and the stand-in's Hadoop SSL files with the credential stores (one SSH round trip, no
+    module calls)."""
     recorder = base64.b64encode(MAPRCLI_STANDIN.read_bytes()).decode()
+    hadoop = "".join(
+        f"echo {base64.b64encode((HADOOP_STANDIN / name).read_bytes()).decode()} | base64 -d "
+        f"> {HADOOP_CONF}/{name}; " for name in ("ssl-server.xml", "ssl-client.xml"))
     script = (
         "set -e; mkdir -p /opt/mapr/bin /opt/mapr/conf /opt/mapr/roles; "
         "touch /opt/mapr/roles/cldb /opt/mapr/roles/fileserver; "
@@ -103,6 +109,10 @@ def mapr_layout(lab: Any, node: str) -> None:
         "echo \"test double of $f, not a key\" > /opt/mapr/conf/$f; "
         "chmod 0600 /opt/mapr/conf/$f; done; "
         f"echo {recorder} | base64 -d > /opt/mapr/bin/maprcli; chmod 0755 /opt/mapr/bin/maprcli; "
+        f"mkdir -p {HADOOP_CONF}; {hadoop}"
+        "for f in maprkeycreds.jceks maprtrustcreds.jceks; do "
+        "echo 'stand-in credential store' > /opt/mapr/conf/$f; chmod 0600 /opt/mapr/conf/$f; "
+        "done; "
         "rm -rf /var/lib/datafabric-standin"
     )
     lab.ssh(node, script)

@@ -23,6 +23,7 @@ ENC = "tests/unit/checks/test_encryption.py::"
 DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
 DFC_UNIT = "tests/unit/checks/test_data_fabric_cluster.py::"
 DFC_LAB = "tests/integration/test_data_fabric.py::"
+DFSSL_UNIT = "tests/unit/checks/test_data_fabric_ssl.py::"
 NODE_CLAIMS = "tests/unit/checks/test_node_claims.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
@@ -39,6 +40,7 @@ AUD_STAND_IN = "lab vm1 (stand-in maprcli, tests/standin/maprcli.py)"
 PERF_STAND_IN = "lab vm1 (stand-in Data Fabric layout with env_override.sh)"
 DFC_STAND_IN = "unit (Data Fabric stand-in, tests/standin/maprcli.py)"
 DFC_LAB_STAND_IN = "lab node3 (Data Fabric stand-in, tests/standin/maprcli.py)"
+DFSSL_STAND_IN = "unit (Data Fabric stand-in, tests/standin/hadoop)"
 
 UNIT: list[Proof] = [
     # ENC-001 and ENC-002 read the KMS key (rotation, state, policy) from the controller:
@@ -180,6 +182,39 @@ UNIT: list[Proof] = [
           DFC_LAB_STAND_IN),
     Proof("DF-005", "fail", "one property broken in the hardened stand-in on a lab node",
           DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-005]",
+          DFC_LAB_STAND_IN),
+    Proof("DF-006", "fail", "a policy disarmed, no policy, a volume permissive or DataAceOnly",
+          DFC_UNIT + "test_one_property_broken_fails_its_rule", DFC_STAND_IN),
+    Proof("DF-006", "pass", "after the role's commands",
+          DFC_UNIT + "test_every_rule_passes_after_the_roles_commands", DFC_STAND_IN),
+    Proof("DF-006", "error", "security policy list answers an error, or a field is unusable",
+          DFC_UNIT + "test_an_error_reply_or_an_unreadable_field_is_an_error", DFC_STAND_IN),
+    Proof("DF-006", "fail", "a declared policy that does not exist",
+          DFC_UNIT + "test_security_policies_required_by_name_or_none", DFC_STAND_IN),
+    Proof("DF-007", "fail", "clear-text passwords in the stand-in's ssl-server.xml",
+          DFSSL_UNIT + "test_clear_text_passwords_fail_then_the_role_removes_them",
+          DFSSL_STAND_IN),
+    Proof("DF-007", "pass", "after the role's module removed them",
+          DFSSL_UNIT + "test_clear_text_passwords_fail_then_the_role_removes_them",
+          DFSSL_STAND_IN),
+    Proof("DF-007", "error", "a file that is not Hadoop configuration XML, or no file",
+          DFSSL_UNIT + "test_a_file_that_cannot_be_read_as_hadoop_configuration_is_an_error",
+          DFSSL_STAND_IN),
+    Proof("DF-006", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-006]", DFC_LAB_STAND_IN),
+    Proof("DF-006", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-006]", DFC_LAB_STAND_IN),
+    Proof("DF-006", "fail", "one property broken in the hardened stand-in on a lab node",
+          DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-006]",
+          DFC_LAB_STAND_IN),
+    Proof("DF-007", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-007]", DFC_LAB_STAND_IN),
+    Proof("DF-007", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-007]", DFC_LAB_STAND_IN),
+    Proof("DF-007", "fail", "one property broken in the hardened stand-in on a lab node",
+          DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-007]",
           DFC_LAB_STAND_IN),
     Proof("PERF-012", "fail", "an executor, the MapR heap or the cores too large, a size unset",
           DF_UNIT + "test_perf_012_fails_for_one_size_that_does_not_fit",

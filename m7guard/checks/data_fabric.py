@@ -1,8 +1,9 @@
-"""Data Fabric cluster checks: the DF-* rules of policies/rules/data_fabric/.
+"""Data Fabric checks: the DF-* rules of policies/rules/data_fabric/.
 
-These rules read the cluster, not the node: `maprcli ... -json` on one CLDB node of each
-cluster. They are cluster rules (`scope: cluster`): the audit runs each once per cluster and
-reports it under the cluster's name (m7guard.checks.support.cluster). The JSON shapes are
+Most of these rules read the cluster, not the node: `maprcli ... -json` on one CLDB node of
+each cluster. They are cluster rules (`scope: cluster`): the audit runs each once per cluster
+and reports it under the cluster's name (m7guard.checks.support.cluster). DF-007 reads files
+of every Data Fabric node and is a node rule. The JSON shapes are
 those HPE Ezmeral Data Fabric 7.x documents for dashboard info, volume list and acl show; an
 error reply, a missing field or a value the check cannot read is `error`, never `pass`.
 
@@ -14,10 +15,12 @@ check and the remediation cannot disagree on them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from m7guard.checks import rule
 from m7guard.checks.support.data_fabric import maprcli, role_module, setting
+from m7guard.checks.support.files import read_files
 from m7guard.checks.support.verdict import EvidenceError, conclude
 
 
@@ -137,3 +140,74 @@ def test_df_005(host: Any, evidence: dict[str, Any]) -> None:
     evidence["admins"] = {"declared": admins, "holders": holders}
     conclude([f"{p} holds {', '.join(perms)} without being a declared administrator"
               for p, perms in sorted(holders.items()) if p not in admins])
+
+
+@rule("DF-006")
+def test_df_006(host: Any, evidence: dict[str, Any]) -> None:
+    """The required security policies exist and are armed, and every regulated volume
+    enforces them with its own ACEs (enforcement mode PolicyAceAndDataAce)."""
+    module = role_module()
+    names = setting(host, "security_policies")
+    policies = maprcli(host, evidence, "security", "policy", "list")
+    try:
+        required, missing = module.policy_state(policies, names)
+    except module.DataFabricError as exc:
+        raise EvidenceError(str(exc)) from None
+    evidence["security_policies"] = {
+        "required": names if names is not None else "every policy of the cluster",
+        "access_control": required}
+    failures, unknowns = [], []
+    if names is None and not required:
+        failures.append("the cluster has no security policy")
+    elif names is not None and not module.names_of(names, "data_fabric_security_policies"):
+        evidence["security_policies"]["note"] = (
+            "data_fabric_security_policies is []: no security policy is required")
+    failures += [f"security policy {n} does not exist" for n in missing]
+    for name, state in required.items():
+        if state not in module.ACCESS_CONTROL:
+            unknowns.append(f"security policy {name}: no usable accesscontrol ({state!r})")
+        elif state not in module.ENFORCING:
+            failures.append(f"security policy {name} is {state}: its ACEs are not enforced")
+    modes = evidence.setdefault("enforcement_modes", {})
+    for volume in _regulated(host, evidence):
+        name, mode = volume["volumename"], volume.get("enforcementmode")
+        modes[name] = mode
+        if mode not in module.MODES:
+            unknowns.append(f"volume {name}: no usable enforcementmode ({mode!r})")
+        elif mode == module.PERMISSIVE:
+            failures.append(f"volume {name} is in the permissive mode {mode}: policy "
+                            "violations are audited, not refused")
+        elif mode != module.ENFORCED:
+            failures.append(f"volume {name} is in enforcement mode {mode}, not "
+                            f"{module.ENFORCED}")
+    conclude(failures, unknowns)
+
+
+_GLOB = re.compile(r"^[A-Za-z0-9_./*?\[\]-]+$")
+
+
+@rule("DF-007")
+def test_df_007(host: Any, evidence: dict[str, Any]) -> None:
+    """No key or trust store password in clear text in the node's Hadoop ssl-server.xml and
+    ssl-client.xml (release 7.0 keeps them in credential stores)."""
+    module = role_module("data_fabric_ssl_passwords")
+    patterns = list(setting(host, "ssl_configuration"))
+    bad = [p for p in patterns if not isinstance(p, str) or not _GLOB.match(p)]
+    if bad:
+        raise EvidenceError(f"data_fabric_ssl_configuration: {bad[0]!r} is not a path pattern")
+    files = read_files(host, " ".join(patterns))
+    evidence["patterns"] = patterns
+    evidence["files"] = sorted(files)
+    if not files:
+        raise EvidenceError(f"no SSL configuration file matches {' '.join(patterns)}: a Data "
+                            "Fabric node has its Hadoop ssl-server.xml and ssl-client.xml")
+    failures, found = [], {}
+    for path, text in sorted(files.items()):
+        try:
+            names = module.clear_text_passwords(text, path)
+        except module.SslConfigError as exc:
+            raise EvidenceError(str(exc)) from None
+        found[path] = names  # the names only: a value never reaches the evidence
+        failures += [f"{path}: {name} holds a clear-text password" for name in names]
+    evidence["clear_text_properties"] = found
+    conclude(failures)

@@ -18,15 +18,18 @@ description:
   - Reads the cluster through C(maprcli ... -json) (dashboard info, volume list, acl show
     -type cluster) and brings every regulated volume to wire security on, read and write
     ACEs that grant nothing to everyone (C(p)) and data auditing of the declared operations,
-    and the cluster ACL to C(fc) and C(a) held by the declared administrators alone.
+    and the enforcement mode that enforces both security policy and data ACEs
+    (C(PolicyAceAndDataAce)); the cluster's security policies to armed (C(security policy
+    list)); and the cluster ACL to C(fc) and C(a) held by the declared administrators alone.
   - Reads before it writes, so a second run issues no command; in check mode it issues none
     and reports what it would change (with --diff, each volume and the ACL before and after).
   - Never weakens a protection. It only turns wire security and auditing on and only adds
     audit operations; it replaces an ACE only when the ACE grants everyone, unless
     I(replace_aces). It refuses, before changing anything, a cluster that is not secure or
     has no encryption at rest, a regulated volume without encryption at rest (DARE is chosen
-    when a volume is created), a public ACE with no declared replacement, and an
-    administrators list without the principal the role acts as.
+    when a volume is created), a public ACE with no declared replacement, a cluster without
+    the security policies required (creating one is a decision about its ACEs, not the
+    role's), and an administrators list without the principal the role acts as.
   - The functions above main() are also what m7guard's DF-* checks use (one definition of
     which volumes are regulated and of what a public ACE is).
 options:
@@ -66,6 +69,12 @@ options:
     description: The principal whose ticket the role uses; it must stay an administrator.
     type: str
     default: u:mapr
+  security_policies:
+    description: Names of the security policies that must exist and be armed; null for
+      every security policy of the cluster, of which there must be one at least; an empty
+      list requires none (reported by DF-006).
+    type: list
+    elements: str
 """
 
 RETURN = r"""
@@ -82,6 +91,16 @@ volumes:
 SYSTEM_PREFIX = "mapr."
 PUBLIC = "p"
 ADMIN_PERMISSIONS = ("fc", "a")
+# Volume enforcement modes (SecurityGuide, EnforcingSecurityPolicies): only the default
+# enforces both the security policies' ACEs and the volume's own; the last one is the
+# "permissive mode", which audits policy violations instead of refusing them.
+ENFORCED = "PolicyAceAndDataAce"
+PERMISSIVE = "PolicyAceAuditAndDataAce"
+MODES = (ENFORCED, "PolicyAceOnly", "DataAceOnly", PERMISSIVE)
+# Security policy access control states (SecurityPolicyStates): Disarmed, the default of a
+# new policy, enforces none of its ACEs; Denied refuses every access.
+ACCESS_CONTROL = ("Armed", "Disarmed", "Denied")
+ENFORCING = ("Armed", "Denied")
 _TOKEN = re.compile(r"\s*(\(|\)|!|&|\||[^()!&|\s]+)")
 _PRINCIPAL = re.compile(r"^(p|[ugr]:[^\s()!&|:]+)$")
 _KINDS = {"user": "u", "group": "g", "role": "r"}
@@ -255,6 +274,33 @@ def acl_holders(entries: list[dict[str, Any]], wanted: tuple[str, ...] = ADMIN_P
     return out
 
 
+def names_of(value: Any, variable: str) -> list[str] | None:
+    """A list-of-names variable (None stays None), read as Ansible reads a list option."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise DataFabricError(f"{variable} must be a list of names, not {value!r:.100}")
+    return [p.strip() for p in value if p.strip()]
+
+
+def policy_state(policies: list[dict[str, Any]], names: Any
+                 ) -> tuple[dict[str, Any], list[str]]:
+    """(name -> accesscontrol of the required security policies, required names missing),
+    of `security policy list` data: names None requires every policy of the cluster."""
+    wanted = names_of(names, "data_fabric_security_policies")
+    found = {}
+    for policy in policies:
+        name = policy.get("name")
+        if not isinstance(name, str) or not name:
+            raise DataFabricError(f"a security policy record has no name: {policy!r:.200}")
+        found[name] = policy.get("accesscontrol")
+    if wanted is None:
+        return dict(sorted(found.items())), []
+    return ({n: found[n] for n in wanted if n in found}, [n for n in wanted if n not in found])
+
+
 def cluster_refusals(dashboard: list[dict[str, Any]]) -> list[str]:
     cluster = dashboard[0].get("cluster") if len(dashboard) == 1 else None
     if not isinstance(cluster, dict):
@@ -269,13 +315,14 @@ def cluster_refusals(dashboard: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def plan(volumes: list[dict[str, Any]], entries: list[dict[str, Any]], params: dict[str, Any]
+def plan(volumes: list[dict[str, Any]], entries: list[dict[str, Any]], params: dict[str, Any],
+         policies: list[dict[str, Any]]
          ) -> tuple[list[list[str]], list[str], dict[str, Any], dict[str, Any]]:
     """(maprcli argument lists, refusals, state before, state after) for the declared state."""
     commands: list[list[str]] = []
     refusals: list[str] = []
-    before: dict[str, Any] = {"volumes": {}, "cluster_acl": {}}
-    after: dict[str, Any] = {"volumes": {}, "cluster_acl": {}}
+    before: dict[str, Any] = {"volumes": {}, "cluster_acl": {}, "security_policies": {}}
+    after: dict[str, Any] = {"volumes": {}, "cluster_acl": {}, "security_policies": {}}
     wanted_ops = list(params["audit_operations"])
     for volume in regulated(volumes, params["regulated_volumes"]):
         name = volume["volumename"]
@@ -283,7 +330,8 @@ def plan(volumes: list[dict[str, Any]], entries: list[dict[str, Any]], params: d
         current = {"dare": flag(volume, "dare"), "wiresecurityenabled":
                    flag(volume, "wiresecurityenabled"), **aces(volume),
                    "audited": flag(volume, "audited"),
-                   "audits": [op for op in wanted_ops if op in ops]}
+                   "audits": [op for op in wanted_ops if op in ops],
+                   "enforcementmode": volume.get("enforcementmode")}
         target = dict(current)
         before["volumes"][name], after["volumes"][name] = current, target
         if current["dare"] is not True:
@@ -313,6 +361,13 @@ def plan(volumes: list[dict[str, Any]], entries: list[dict[str, Any]], params: d
                 continue
             modify += [f"-{key}", declared]
             target[key] = declared
+        mode = current["enforcementmode"]
+        if mode not in MODES:
+            refusals.append(f"volume {name}: enforcementmode {mode!r} is none of "
+                            f"{', '.join(MODES)}")
+        elif mode != ENFORCED:
+            modify += ["-enforcementmode", ENFORCED]
+            target["enforcementmode"] = ENFORCED
         if modify:
             commands.append(["volume", "modify", "-name", name, *modify])
         missing = [op for op in wanted_ops if op not in ops]
@@ -323,6 +378,25 @@ def plan(volumes: list[dict[str, Any]], entries: list[dict[str, Any]], params: d
             commands.append(audit)
             target["audited"] = True
             target["audits"] = list(wanted_ops)
+    required, missing = policy_state(policies, params.get("security_policies"))
+    if params.get("security_policies") is None and not required:
+        refusals.append("the cluster has no security policy (DF-006): create the policies "
+                        "that classify its regulated data (maprcli security policy create), "
+                        "or set data_fabric_security_policies to the names required ([] for "
+                        "none)")
+    for name in missing:
+        refusals.append(f"security policy {name} of data_fabric_security_policies does not "
+                        "exist (DF-006): create it (maprcli security policy create); its "
+                        "ACEs are a decision the role does not make")
+    before["security_policies"], after["security_policies"] = required, dict(required)
+    for name, state in required.items():
+        if state not in ACCESS_CONTROL:
+            refusals.append(f"security policy {name}: accesscontrol {state!r} is none of "
+                            f"{', '.join(ACCESS_CONTROL)}")
+        elif state not in ENFORCING:
+            commands.append(["security", "policy", "modify", "-name", name,
+                             "-accesscontrol", "Armed"])
+            after["security_policies"][name] = "Armed"
     current_acl = acl(entries)
     admins = list(params["cluster_admins"])
     if params["acting_principal"] not in admins:
@@ -359,6 +433,7 @@ def main() -> None:
             "audit_operations": {"type": "list", "elements": "str", "required": True},
             "cluster_admins": {"type": "list", "elements": "str", "required": True},
             "acting_principal": {"type": "str", "default": "u:mapr"},
+            "security_policies": {"type": "list", "elements": "str"},
         },
         supports_check_mode=True,
     )
@@ -373,7 +448,8 @@ def main() -> None:
         refusals = cluster_refusals(maprcli("dashboard", "info"))
         volumes = maprcli("volume", "list")
         entries = maprcli("acl", "show", "-type", "cluster")
-        commands, more, before, after = plan(volumes, entries, params)
+        policies = maprcli("security", "policy", "list")
+        commands, more, before, after = plan(volumes, entries, params, policies)
     except DataFabricError as exc:
         module.fail_json(msg=str(exc), commands=[])
     refusals += more

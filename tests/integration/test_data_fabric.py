@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_logging_kit import RECORDER, mapr_layout
+from audit_logging_kit import HADOOP_CONF, RECORDER, mapr_layout
 from labkit import LabHandle, play_recap
 
 from m7guard.results import Results
@@ -33,9 +33,11 @@ pytestmark = [pytest.mark.lab]
 NODE = "node3"
 CLUSTER = f"cluster:{NODE}.lab.test"
 PLAYBOOK = "playbooks/data_fabric.yml"
-RULES = [f"DF-{n:03d}" for n in range(1, 6)]
+RULES = [f"DF-{n:03d}" for n in range(1, 8)]
+NODE_RULES = {"DF-007"}  # read on each node, reported under it
 STATE = str(Path(RECORDER).parent / "state.json")
-READ_STATE = f"cat {STATE} 2>/dev/null || echo none"
+SSL_CLIENT = f"{HADOOP_CONF}/ssl-client.xml"
+READ_STATE = f"cat {STATE} 2>/dev/null || echo none; sha256sum {HADOOP_CONF}/*.xml"
 MUTATING = {"modify", "audit", "set", "edit", "save"}
 # One property of each rule, broken in the hardened stand-in's state (each rule reads its own).
 BREAK = (
@@ -45,7 +47,11 @@ BREAK = (
     "s['volumes']['patients']['volumeAces']['readAce'] = 'g:pci-readers | p'; "
     "s['volumes']['cards']['audited'] = 0; "
     "s['acl'].append({'Principal': 'User intruder', 'Allowed actions': ['login', 'fc']}); "
-    "json.dump(s, open(p, 'w'))"
+    "s['policies'][0]['accesscontrol'] = 'Disarmed'; "
+    "json.dump(s, open(p, 'w')); "
+    "c = '" + SSL_CLIENT + "'; t = open(c).read().replace('</configuration>', "
+    "'<property><name>ssl.client.truststore.password</name><value>x</value></property>\\n"
+    "</configuration>'); open(c, 'w').write(t)"
 )
 BROKEN = {
     "DF-001": "the cluster is not secure",
@@ -53,6 +59,8 @@ BROKEN = {
     "DF-003": "volume patients: readAce 'g:pci-readers | p' grants everyone (p)",
     "DF-004": "volume cards is not audited",
     "DF-005": "u:intruder holds fc without being a declared administrator",
+    "DF-006": "security policy pci-cardholder is Disarmed",
+    "DF-007": f"{SSL_CLIENT}: ssl.client.truststore.password holds a clear-text password",
 }
 BAD_INPUT = {
     "data_fabric_read_ace": ("", "data_fabric_read_ace is not set"),
@@ -119,22 +127,26 @@ def story(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def _result(results: Results, rule: str) -> dict[str, Any]:
     found = [r for r in results.results if r["rule"] == rule]
-    assert len(found) == 1, found  # once, for the cluster
+    assert len(found) == 1, found  # once, for the cluster (a node rule: for node3)
     return found[0]
+
+
+def _subject(rule: str) -> str:
+    return NODE if rule in NODE_RULES else CLUSTER
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster(
         story: Story, rule: str) -> None:
     r = _result(story.fresh, rule)
-    assert (r["host"], r["evaluated_on"]) == (CLUSTER, NODE), r
+    assert (r["host"], r.get("evaluated_on", NODE)) == (_subject(rule), NODE), r
     assert r["state"] == ("pass" if rule == "DF-001" else "fail"), r
 
 
 def test_check_mode_changes_nothing_and_shows_the_changes(story: Story) -> None:
     recap = play_recap(story.check.stdout)[NODE]
     assert story.check.returncode == 0 and recap["failed"] == 0, story.check.stdout[-4000:]
-    assert recap["changed"] == 1
+    assert recap["changed"] == 2  # the cluster, and the node's SSL files
     assert re.search(r'^\+\s+"readAce": "g:pci-readers \| u:mapr"', story.check.stdout, re.M)
     # the stand-in's state, after --check and the refused runs, is the fresh one
     assert story.states[0] == story.states[1]
@@ -149,20 +161,20 @@ def test_bad_input_is_refused_before_anything_changes(story: Story, var: str) ->
 
 def test_the_role_applies_then_changes_nothing(story: Story) -> None:
     first, second = (play_recap(p.stdout)[NODE] for p in (story.first, story.second))
-    assert story.first.returncode == 0 and first["changed"] == 1, story.first.stdout[-4000:]
+    assert story.first.returncode == 0 and first["changed"] == 2, story.first.stdout[-4000:]
     assert story.second.returncode == 0 and second["changed"] == 0, story.second.stdout[-4000:]
-    assert not [c for c in story.calls_of_second if MUTATING & set(c[:2])], \
+    assert not [c for c in story.calls_of_second if MUTATING & set(c[:3])], \
         story.calls_of_second
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_every_rule_passes_after_the_role(story: Story, rule: str) -> None:
     r = _result(story.after, rule)
-    assert (r["host"], r["state"]) == (CLUSTER, "pass"), r
+    assert (r["host"], r["state"]) == (_subject(rule), "pass"), r
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_a_hardened_stand_in_broken_for_each_rule_fails_it(story: Story, rule: str) -> None:
     r = _result(story.broken, rule)
-    assert (r["host"], r["state"]) == (CLUSTER, "fail"), r
+    assert (r["host"], r["state"]) == (_subject(rule), "fail"), r
     assert BROKEN[rule] in r["message"], r

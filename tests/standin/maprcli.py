@@ -14,13 +14,23 @@ data[0].cluster.secure and .dare as booleans; volume records with `volumename`, 
 `disableddataauditoperations` as comma-separated strings; ACL entries {"Principal": "User
 mapr", "Allowed actions": [...]}; `audit info` values as strings. Two volume fields are not
 shown in any documented sample seen: `dare` and `wiresecurityenabled` (named after the
-`volume create` options, given as 0/1 like `audited`).
+`volume create` options, given as 0/1 like `audited`); neither is a volume's
+`enforcementmode` (named after the `volume modify` option; its four values are the
+documented ones, SecurityGuide pages EnforcingSecurityPolicies, SecurityPolicyEnforcement),
+nor the fields of a security policy record (`name`, the documented column name, and the
+`security policy create` options `accesscontrol`, `allowtagging`, `auditenabled`,
+`wiresecurityenabled`; ReferenceGuide pages policy-create, policy-modify, policy-info).
 
   maprcli dashboard info [-json]
   maprcli volume list [-columns ...] [-json]
   maprcli volume info -name V [-json]
   maprcli volume modify -name V [-readAce E] [-writeAce E] [-wiresecurityenabled true|false]
+                        [-enforcementmode PolicyAceAndDataAce|PolicyAceOnly|DataAceOnly|
+                                          PolicyAceAuditAndDataAce]
   maprcli volume audit -name V [-enabled true|false] [-dataauditops +op,-op,...]
+  maprcli security policy list [-json]
+  maprcli security policy info -name P [-json]
+  maprcli security policy modify -name P [-accesscontrol Armed|Disarmed|Denied]
   maprcli acl show -type cluster [-json]
   maprcli acl set -type cluster [-user "NAME:perm,perm NAME:perm"] [-group "..."]
   maprcli acl edit -type cluster [-user "NAME:perm,..."] [-group "..."]
@@ -55,22 +65,28 @@ AUDIT_OPS = [
     "tablecfmodify", "tablecfScan", "tableget", "tableput", "tablescan", "tablecreate",
     "tableinfo", "tablemodify", "getperm",
 ]
-VOLUME_OPTIONS = {"name", "readAce", "writeAce", "wiresecurityenabled"}
+VOLUME_OPTIONS = {"name", "readAce", "writeAce", "wiresecurityenabled", "enforcementmode"}
+ENFORCEMENT_MODES = ("PolicyAceAndDataAce", "PolicyAceOnly", "DataAceOnly",
+                     "PolicyAceAuditAndDataAce")
+ACCESS_CONTROL = ("Armed", "Disarmed", "Denied")
 
 
-def _volume(name: str, mountdir: str, dare: int, wire: int, ace: str, audited: int) -> dict:
+def _volume(name: str, mountdir: str, dare: int, wire: int, ace: str, audited: int,
+            mode: str = "PolicyAceAndDataAce") -> dict:
     return {"volumename": name, "mountdir": mountdir, "mounted": 1, "volumetype": 0,
             "creator": "mapr", "aename": "mapr", "aetype": "0", "dare": dare,
             "wiresecurityenabled": wire, "volumeAces": {"readAce": ace, "writeAce": ace},
             "audited": audited, "coalesceInterval": 60,
             "enableddataauditoperations": ",".join(AUDIT_OPS),
-            "disableddataauditoperations": ""}
+            "disableddataauditoperations": "", "enforcementmode": mode}
 
 
 def initial() -> dict:
     """A fresh stand-in: a secure cluster with DARE, as installed, whose data volumes were
     created encrypted at rest but left with the defaults for the rest (ACE p, no wire
-    security, not audited), and an ETL account that was given full control."""
+    security, not audited; cards still in the permissive enforcement mode of a migration),
+    a security policy created but never armed, and an ETL account that was given full
+    control."""
     return {
         "config": {"mfs.feature.audit.support": "0"},
         "audit": {
@@ -82,13 +98,17 @@ def initial() -> dict:
         "volumes": {
             "mapr.cluster.root": _volume("mapr.cluster.root", "/", 1, 1, "p", 0),
             "mapr.var": _volume("mapr.var", "/var/mapr", 1, 1, "p", 0),
-            "cards": _volume("cards", "/data/cards", 1, 0, "p", 0),
+            "cards": _volume("cards", "/data/cards", 1, 0, "p", 0, "PolicyAceAuditAndDataAce"),
             "patients": _volume("patients", "/data/patients", 1, 0, "p", 0),
         },
         "acl": [
             {"Principal": "User mapr", "Allowed actions": ["login", "ss", "cv", "a", "fc", "cp"]},
             {"Principal": "User etl", "Allowed actions": ["login", "cv", "fc"]},
             {"Principal": "Group analysts", "Allowed actions": ["login"]},
+        ],
+        "policies": [
+            {"name": "pci-cardholder", "accesscontrol": "Disarmed", "allowtagging": "false",
+             "auditenabled": "true", "wiresecurityenabled": "true"},
         ],
         "errors": {},
     }
@@ -179,8 +199,9 @@ def main(argv: list[str]) -> None:
         fh.write(json.dumps(argv) + "\n")
     state = load()
     json_out = "-json" in argv
-    words = [a for a in argv if not a.startswith("-")][:2]
-    opts = options(argv[2:])
+    size = 3 if argv[:1] == ["security"] else 2
+    words = [a for a in argv if not a.startswith("-")][:size]
+    opts = options(argv[size:])
     command = " ".join(words)
     if command in state.get("errors", {}):
         fail(state["errors"][command], json_out)
@@ -201,8 +222,30 @@ def main(argv: list[str]) -> None:
         if "wiresecurityenabled" in opts:
             volume["wiresecurityenabled"] = int(flag(opts["wiresecurityenabled"],
                                                      "wiresecurityenabled", json_out))
+        if "enforcementmode" in opts:
+            if opts["enforcementmode"] not in ENFORCEMENT_MODES:
+                fail(f"Invalid value for enforcementmode: {opts['enforcementmode']}", json_out)
+            volume["enforcementmode"] = opts["enforcementmode"]
         save(state)
         reply([])
+    elif words == ["security", "policy", "list"]:
+        reply(state.get("policies", []))
+    elif words in (["security", "policy", "info"], ["security", "policy", "modify"]):
+        found = [p for p in state.get("policies", []) if p["name"] == opts.get("name")]
+        if not found:
+            fail(f"Security policy {opts.get('name', '')} does not exist", json_out)
+        if words[2] == "modify":
+            unknown = sorted(set(opts) - {"name", "accesscontrol"})
+            if unknown:
+                fail(f"Invalid parameter: {unknown[0]}", json_out)
+            if "accesscontrol" in opts:
+                if opts["accesscontrol"] not in ACCESS_CONTROL:
+                    fail(f"Invalid value for accesscontrol: {opts['accesscontrol']}", json_out)
+                found[0]["accesscontrol"] = opts["accesscontrol"]
+            save(state)
+            reply([])
+        else:
+            reply(found)
     elif words == ["volume", "audit"]:
         volume = _volume_of(state, opts, json_out)
         if "enabled" in opts:

@@ -26,12 +26,13 @@ ROLE = "data_fabric"
 
 
 @cache
-def role_module() -> ModuleType:
-    path = plugins_dir() / "modules" / "data_fabric_cluster.py"
+def role_module(name: str = "data_fabric_cluster") -> ModuleType:
+    """One of the data_fabric role's modules (plugins/modules/NAME.py)."""
+    path = plugins_dir() / "modules" / f"{name}.py"
     if not path.is_file():
         raise EvidenceError(f"{path} not found: m7guard's roles are missing; set {ROLES_ENV}")
     try:
-        return import_file("_m7guard_data_fabric_cluster", path)
+        return import_file(f"_m7guard_{name}", path)
     except ImportError as exc:
         raise EvidenceError(str(exc)) from exc
 

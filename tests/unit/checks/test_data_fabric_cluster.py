@@ -27,10 +27,11 @@ STANDIN = ROOT / "tests" / "standin" / "maprcli.py"
 DEFAULTS = {"regulated_volumes": None, "read_ace": "g:pci-readers | u:mapr",
             "write_ace": "g:pci-writers | u:mapr", "replace_aces": False,
             "audit_operations": ["read", "write", "create", "delete"],
-            "cluster_admins": ["u:mapr"], "acting_principal": "u:mapr"}
+            "cluster_admins": ["u:mapr"], "acting_principal": "u:mapr",
+            "security_policies": None}
 CHECKS = {"DF-001": checks.test_df_001, "DF-002": checks.test_df_002,
           "DF-003": checks.test_df_003, "DF-004": checks.test_df_004,
-          "DF-005": checks.test_df_005}
+          "DF-005": checks.test_df_005, "DF-006": checks.test_df_006}
 
 
 class Cluster:
@@ -70,10 +71,12 @@ class Cluster:
                 for name, p in (("dashboard", self.maprcli("dashboard", "info", "-json")),
                                 ("volumes", self.maprcli("volume", "list", "-json")),
                                 ("acl", self.maprcli("acl", "show", "-type", "cluster",
-                                                     "-json")))}
+                                                     "-json")),
+                                ("policies", self.maprcli("security", "policy", "list",
+                                                          "-json")))}
         assert not module.cluster_refusals(read["dashboard"])
         commands, refusals, _, _ = module.plan(read["volumes"], read["acl"],
-                                               {**DEFAULTS, **params})
+                                               {**DEFAULTS, **params}, read["policies"])
         assert not refusals, refusals
         for command in commands:
             done = self.maprcli(*command, "-json")
@@ -96,13 +99,17 @@ def test_the_fresh_stand_in_fails_every_rule_but_df_001(cluster: Cluster, expect
         checks.test_df_004, cluster.host, evidence={})
     assert expect.fail(checks.test_df_005, cluster.host, evidence={}) == (
         "u:etl holds fc without being a declared administrator")
+    message = expect.fail(checks.test_df_006, cluster.host, evidence={})
+    assert "security policy pci-cardholder is Disarmed" in message
+    assert "volume cards is in the permissive mode PolicyAceAuditAndDataAce" in message
 
 
 def test_every_rule_passes_after_the_roles_commands(cluster: Cluster, expect: Any) -> None:
     commands = cluster.remediate()
     assert [c[:2] for c in commands] == [["volume", "modify"], ["volume", "audit"],
                                          ["volume", "modify"], ["volume", "audit"],
-                                         ["acl", "set"]]
+                                         ["security", "policy"], ["acl", "set"]]
+    assert commands[0][-2:] == ["-enforcementmode", "PolicyAceAndDataAce"]  # cards
     for check in CHECKS.values():
         expect.run(check, cluster.host, evidence={})
     assert cluster.remediate() == []  # read before write: nothing left to do
@@ -137,6 +144,13 @@ BROKEN = [
      "volume cards does not audit read"),
     ("DF-005", lambda s: s["acl"].append({"Principal": "Group ops", "Allowed actions": "[a]"}),
      "g:ops holds a without being a declared administrator"),
+    ("DF-006", lambda s: s["policies"][0].update(accesscontrol="Disarmed"),
+     "security policy pci-cardholder is Disarmed: its ACEs are not enforced"),
+    ("DF-006", lambda s: s["policies"].clear(), "the cluster has no security policy"),
+    ("DF-006", _set("patients", "enforcementmode", "PolicyAceAuditAndDataAce"),
+     "volume patients is in the permissive mode"),
+    ("DF-006", _set("cards", "enforcementmode", "DataAceOnly"),
+     "volume cards is in enforcement mode DataAceOnly, not PolicyAceAndDataAce"),
 ]
 
 
@@ -172,6 +186,10 @@ UNREADABLE = [
     ("DF-005", lambda s: s["errors"].update({"acl show": "No permission"}), "No permission"),
     ("DF-005", lambda s: s["acl"].append({"Principal": "Someone odd", "Allowed actions": []}),
      "principal of unknown form"),
+    ("DF-006", lambda s: s["errors"].update({"security policy list": "No permission"}),
+     "maprcli security policy list: maprcli error: No permission"),
+    ("DF-006", _set("cards", "enforcementmode", None), "no usable enforcementmode"),
+    ("DF-006", lambda s: s["policies"][0].update(accesscontrol=1), "no usable accesscontrol"),
 ]
 
 
@@ -200,7 +218,9 @@ def _plan(cluster: Cluster, **params: Any) -> tuple[list[list[str]], list[str]]:
     volumes = module.reply_data(0, cluster.maprcli("volume", "list", "-json").stdout, "", "v")
     entries = module.reply_data(0, cluster.maprcli("acl", "show", "-type", "cluster",
                                                    "-json").stdout, "", "a")
-    commands, refusals, _, _ = module.plan(volumes, entries, {**DEFAULTS, **params})
+    policies = module.reply_data(0, cluster.maprcli("security", "policy", "list",
+                                                    "-json").stdout, "", "p")
+    commands, refusals, _, _ = module.plan(volumes, entries, {**DEFAULTS, **params}, policies)
     return commands, refusals
 
 
@@ -214,6 +234,12 @@ def test_the_module_refuses_what_it_must_not_do(cluster: Cluster) -> None:
     _, refusals = _plan(cluster, read_ace="p | u:mapr")
     assert any("data_fabric_read_ace 'p | u:mapr' is not an access expression" in r
                for r in refusals)
+    _, refusals = _plan(cluster, security_policies=["pci-cardholder", "phi"])
+    assert any("security policy phi of data_fabric_security_policies does not exist" in r
+               for r in refusals)
+    cluster.change(lambda s: s["policies"].clear())
+    _, refusals = _plan(cluster)
+    assert any("the cluster has no security policy" in r for r in refusals)
     module = role_module()
     assert module.cluster_refusals([{"cluster": {"secure": False, "dare": True}}])
 
@@ -269,3 +295,20 @@ def test_the_checks_read_the_roles_variables_from_the_inventory(cluster: Cluster
     assert message == "volume cards: wiresecurityenabled is off"  # patients is not regulated
     assert evidence["regulated_volumes"]["volumes"] == ["cards"]
     assert all(c.startswith("/usr/local/bin/maprcli ") for c in host.commands)
+
+
+def test_security_policies_required_by_name_or_none(cluster: Cluster, expect: Any,
+                                                    monkeypatch: Any) -> None:
+    """data_fabric_security_policies names the policies required; [] requires none, which
+    the evidence says; a named policy that does not exist fails."""
+    cluster.remediate()
+    cluster.change(lambda s: s["policies"].clear())
+    names: list[str] = []
+    monkeypatch.setattr(checks, "setting", lambda _host, name: names
+                        if name == "security_policies" else DEFAULTS[name])
+    evidence: dict[str, Any] = {}
+    expect.run(checks.test_df_006, cluster.host, evidence=evidence)
+    assert "no security policy is required" in evidence["security_policies"]["note"]
+    names.append("phi")
+    assert "security policy phi does not exist" in expect.fail(
+        checks.test_df_006, cluster.host, evidence={})
