@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "audit_logging"
 MAPRCLI_STANDIN = ROOT / "tests" / "standin" / "maprcli.py"
 HADOOP_STANDIN = ROOT / "tests" / "standin" / "hadoop"
+EXPORTS_STANDIN = ROOT / "tests" / "standin" / "exports"
 HADOOP_CONF = "/opt/mapr/hadoop/hadoop-3.3.5/etc/hadoop"  # tests/standin/data_fabric.yml too
 COLLECTOR = "collector"
 RULES = [f"AUD-{n:03d}" for n in range(1, 11)]
@@ -94,15 +95,15 @@ def audit(lab: Any, out: Path, limit: str, *options: str, profile: str = "audit"
 
 def mapr_layout(lab: Any, node: str) -> None:
     """The stand-in Data Fabric layout with the recording maprcli stand-in, as a CLDB node,
-    and the stand-in's Hadoop SSL files with the credential stores (one SSH round trip, no
-    module calls)."""
+    the stand-in's Hadoop SSL files with the credential stores, and an NFSv3 gateway with the
+    exports file as shipped (one SSH round trip, no module calls)."""
     recorder = base64.b64encode(MAPRCLI_STANDIN.read_bytes()).decode()
     hadoop = "".join(
         f"echo {base64.b64encode((HADOOP_STANDIN / name).read_bytes()).decode()} | base64 -d "
         f"> {HADOOP_CONF}/{name}; " for name in ("ssl-server.xml", "ssl-client.xml"))
     script = (
         "set -e; mkdir -p /opt/mapr/bin /opt/mapr/conf /opt/mapr/roles; "
-        "touch /opt/mapr/roles/cldb /opt/mapr/roles/fileserver; "
+        "touch /opt/mapr/roles/cldb /opt/mapr/roles/fileserver /opt/mapr/roles/nfs; "
         "echo 7.8.0.0.test-double > /opt/mapr/MapRBuildVersion; "
         f"echo '{node}.lab.test secure=true {node}:7222' > /opt/mapr/conf/mapr-clusters.conf; "
         "for f in maprserverticket cldb.key ssl_keystore.p12; do "
@@ -110,6 +111,8 @@ def mapr_layout(lab: Any, node: str) -> None:
         "chmod 0600 /opt/mapr/conf/$f; done; "
         f"echo {recorder} | base64 -d > /opt/mapr/bin/maprcli; chmod 0755 /opt/mapr/bin/maprcli; "
         f"mkdir -p {HADOOP_CONF}; {hadoop}"
+        f"echo {base64.b64encode(EXPORTS_STANDIN.read_bytes()).decode()} | base64 -d "
+        "> /opt/mapr/conf/exports; "
         "for f in maprkeycreds.jceks maprtrustcreds.jceks; do "
         "echo 'stand-in credential store' > /opt/mapr/conf/$f; chmod 0600 /opt/mapr/conf/$f; "
         "done; "

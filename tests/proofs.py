@@ -24,6 +24,7 @@ DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
 DFC_UNIT = "tests/unit/checks/test_data_fabric_cluster.py::"
 DFC_LAB = "tests/integration/test_data_fabric.py::"
 DFSSL_UNIT = "tests/unit/checks/test_data_fabric_ssl.py::"
+DFNFS_UNIT = "tests/unit/checks/test_data_fabric_nfs.py::"
 NODE_CLAIMS = "tests/unit/checks/test_node_claims.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
@@ -41,6 +42,7 @@ PERF_STAND_IN = "lab vm1 (stand-in Data Fabric layout with env_override.sh)"
 DFC_STAND_IN = "unit (Data Fabric stand-in, tests/standin/maprcli.py)"
 DFC_LAB_STAND_IN = "lab node3 (Data Fabric stand-in, tests/standin/maprcli.py)"
 DFSSL_STAND_IN = "unit (Data Fabric stand-in, tests/standin/hadoop)"
+DFNFS_STAND_IN = "unit (Data Fabric stand-in, tests/standin/exports)"
 
 UNIT: list[Proof] = [
     # ENC-001 and ENC-002 read the KMS key (rotation, state, policy) from the controller:
@@ -215,6 +217,26 @@ UNIT: list[Proof] = [
           DFC_LAB + "test_every_rule_passes_after_the_role[DF-007]", DFC_LAB_STAND_IN),
     Proof("DF-007", "fail", "one property broken in the hardened stand-in on a lab node",
           DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-007]",
+          DFC_LAB_STAND_IN),
+    Proof("DF-008", "fail", "the exports as shipped (to every host)",
+          DFNFS_UNIT + "test_the_shipped_exports_fail_and_the_role_restricts_them",
+          DFNFS_STAND_IN),
+    Proof("DF-008", "pass", "after the role's module restricted them",
+          DFNFS_UNIT + "test_the_shipped_exports_fail_and_the_role_restricts_them",
+          DFNFS_STAND_IN),
+    Proof("DF-008", "fail", "an undeclared client, a client the firewall does not admit",
+          DFNFS_UNIT + "test_one_export_broken_fails", DFNFS_STAND_IN),
+    Proof("DF-008", "error", "an export line that cannot be read, a host name",
+          DFNFS_UNIT + "test_an_unreadable_export_is_an_error_and_refused", DFNFS_STAND_IN),
+    Proof("DF-008", "error", "no exports file with the gateway, no inventory",
+          DFNFS_UNIT + "test_missing_evidence_is_an_error", DFNFS_STAND_IN),
+    Proof("DF-008", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-008]", DFC_LAB_STAND_IN),
+    Proof("DF-008", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-008]", DFC_LAB_STAND_IN),
+    Proof("DF-008", "fail", "one property broken in the hardened stand-in on a lab node",
+          DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-008]",
           DFC_LAB_STAND_IN),
     Proof("PERF-012", "fail", "an executor, the MapR heap or the cores too large, a size unset",
           DF_UNIT + "test_perf_012_fails_for_one_size_that_does_not_fit",

@@ -3,7 +3,7 @@
 Most of these rules read the cluster, not the node: `maprcli ... -json` on one CLDB node of
 each cluster. They are cluster rules (`scope: cluster`): the audit runs each once per cluster
 and reports it under the cluster's name (m7guard.checks.support.cluster). DF-007 reads files
-of every Data Fabric node and is a node rule. The JSON shapes are
+of every Data Fabric node, DF-008 its NFSv3 gateway: they are node rules. The JSON shapes are
 those HPE Ezmeral Data Fabric 7.x documents for dashboard info, volume list and acl show; an
 error reply, a missing field or a value the check cannot read is `error`, never `pass`.
 
@@ -19,8 +19,10 @@ import re
 from typing import Any
 
 from m7guard.checks import rule
+from m7guard.checks.network import inventory_zones
 from m7guard.checks.support.data_fabric import maprcli, role_module, setting
 from m7guard.checks.support.files import read_files
+from m7guard.checks.support.netplan import inventory_services
 from m7guard.checks.support.verdict import EvidenceError, conclude
 
 
@@ -211,3 +213,75 @@ def test_df_007(host: Any, evidence: dict[str, Any]) -> None:
         failures += [f"{path}: {name} holds a clear-text password" for name in names]
     evidence["clear_text_properties"] = found
     conclude(failures)
+
+
+NFS_ROLE = "/opt/mapr/roles/nfs"
+NFS_PID = "/opt/mapr/pid/nfsserver.pid"
+EXPORTS = "/opt/mapr/conf/exports"
+_GATEWAY = (f'[ -e {NFS_ROLE} ] && echo role; p=$(cat {NFS_PID} 2>/dev/null); '
+            'if [ -n "$p" ] && [ -d "/proc/$p" ]; then echo "running $p"; fi; echo end')
+
+
+def _nfs_admitted(host: Any) -> tuple[list[str], dict[str, Any]]:
+    """The networks zero_trust_network admits to the nfs service on this host, computed from
+    the inventory as the role computes them (zones of the service, their networks)."""
+    zones, why = inventory_zones(host)
+    if zones is None:
+        raise EvidenceError("the networks zero_trust_network admits to NFS on this node cannot "
+                            f"be computed ({why}): audit with the inventory")
+    services = inventory_services(host.backend.get_variables(), zones)
+    nfs = services.get("nfs")
+    nets = sorted({n for z in (nfs or {}).get("zones", []) for n in zones.get(z, [])})
+    return nets, {"nfs_service": bool(nfs), "zones": (nfs or {}).get("zones", [])}
+
+
+@rule("DF-008")
+def test_df_008(host: Any, evidence: dict[str, Any]) -> None:
+    """An NFSv3 gateway (no authentication, no encryption) exports only to the declared
+    clients (data_fabric_nfs_clients), which zero_trust_network admits to NFS; no gateway
+    at all passes."""
+    module = role_module("data_fabric_nfs_exports")
+    probe = host.run("sh -c %s", _GATEWAY).stdout.splitlines()
+    if not probe or probe[-1] != "end":
+        raise EvidenceError("the NFSv3 gateway probe did not complete")
+    role, running = "role" in probe, [p for p in probe if p.startswith("running ")]
+    evidence["gateway"] = {"role_file": role, "process": running[0][8:] if running else None}
+    if not role:
+        if running:
+            conclude([f"an NFSv3 gateway runs (pid {running[0][8:]}, {NFS_PID}) though "
+                      f"{NFS_ROLE} is absent"])
+        evidence["gateway"]["verdict"] = f"no NFSv3 gateway on this node (no {NFS_ROLE})"
+        return
+    files = read_files(host, EXPORTS)
+    if EXPORTS not in files:
+        raise EvidenceError(f"{NFS_ROLE} is present but {EXPORTS} cannot be read")
+    admitted_nets, zt = _nfs_admitted(host)
+    try:
+        lines = module.exports(files[EXPORTS], EXPORTS)
+        declared = module.networks(setting(host, "nfs_clients"))
+        admitted = module.networks(admitted_nets, "zero_trust_network_zones")
+    except module.ExportsError as exc:
+        raise EvidenceError(str(exc)) from None
+    evidence["exports"] = [{"line": e.lineno, "path": e.path, "access": e.entries}
+                           for e in lines]
+    evidence["declared_clients"] = [str(n) for n in declared]
+    evidence["zero_trust_nfs"] = {**zt, "networks": admitted_nets}
+    failures, unknowns = [], []
+    for export in lines:
+        for hosts, opts in export.entries:
+            if not hosts:
+                failures.append(f"{EXPORTS} line {export.lineno}: {export.path} is exported "
+                                f"to every host ({opts})")
+            for client in hosts:
+                if module.within(client, declared) is None:
+                    unknowns.append(f"{EXPORTS} line {export.lineno}: {client} is a host "
+                                    "name, not judged")
+                    continue
+                if not module.within(client, declared):
+                    failures.append(f"{EXPORTS} line {export.lineno}: {export.path} is "
+                                    f"exported to {client}, not a declared NFS client")
+                if not module.within(client, admitted):
+                    failures.append(f"{EXPORTS} line {export.lineno}: {export.path} is "
+                                    f"exported to {client}, which zero_trust_network does "
+                                    "not admit to NFS on this node")
+    conclude(failures, unknowns)

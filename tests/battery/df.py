@@ -1,5 +1,5 @@
-"""The DF-* rules (the Data Fabric cluster, and DF-007 of each Data Fabric node) and the
-battery.
+"""The DF-* rules (the Data Fabric cluster, and DF-007 and DF-008 of each Data Fabric node)
+and the battery.
 
 The battery breaks rules on the hardened lab nodes of test_site.py, which carry no Data
 Fabric: every DF rule is notapplicable there (condition mapr_installed). They are cluster
@@ -24,4 +24,9 @@ LEFT_OUT["DF-007"] = (
     "reads the node's Hadoop SSL files, which the battery's hardened nodes do not have "
     "(notapplicable: condition mapr_installed); broken in the stand-in's files by "
     "tests/unit/checks/test_data_fabric_ssl.py and on a lab node by "
+    "tests/integration/test_data_fabric.py")
+LEFT_OUT["DF-008"] = (
+    "reads the node's NFSv3 gateway and exports, which the battery's hardened nodes do not "
+    "have (notapplicable: condition mapr_installed); broken in the stand-in's exports by "
+    "tests/unit/checks/test_data_fabric_nfs.py and on a lab node by "
     "tests/integration/test_data_fabric.py")

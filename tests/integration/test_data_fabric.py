@@ -1,14 +1,16 @@
-"""The data_fabric role and the DF-* cluster checks on node3, against the Data Fabric stand-in.
+"""The data_fabric role and the DF-* checks on node3, against the Data Fabric stand-in.
 
 Data Fabric cannot be installed here: node3 gets the stand-in layout (tests/standin/maprcli.py
 as /opt/mapr/bin/maprcli, /opt/mapr/roles/cldb, mapr-clusters.conf naming node3.lab.test), so
 it is the CLDB node of a one-node stand-in cluster. The fresh stand-in is audited (profile
-data_fabric): DF-001 passes (the stand-in is installed secure with DARE), DF-002 .. DF-005
-fail, each reported once, under cluster:node3.lab.test, evaluated on node3. `--check --diff`
-and refused inputs leave the stand-in's state as it was. The role then runs twice (the second
-run changed=0, no maprcli command issued), and the audit passes every DF rule. Then one
-property of each rule is broken in the hardened stand-in's state, and each rule fails with
-it. What the stand-in does not prove is said in docs/roles/data_fabric.md.
+data_fabric): DF-001 passes (the stand-in is installed secure with DARE), DF-002 .. DF-006
+fail, each reported once, under cluster:node3.lab.test, evaluated on node3, and the node rules
+DF-007 (clear-text keystore passwords) and DF-008 (the NFSv3 exports as shipped) fail under
+node3. `--check --diff` and refused inputs leave the stand-in's state and files as they
+were. The role then runs twice (the second run changed=0, no maprcli command issued), and
+the audit passes every DF rule. Then one property of each rule is broken in the hardened
+stand-in's state and files, and each rule fails with it. What the stand-in does not prove
+is said in docs/roles/data_fabric.md.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ pytestmark = [pytest.mark.lab]
 NODE = "node3"
 CLUSTER = f"cluster:{NODE}.lab.test"
 PLAYBOOK = "playbooks/data_fabric.yml"
-RULES = [f"DF-{n:03d}" for n in range(1, 8)]
-NODE_RULES = {"DF-007"}  # read on each node, reported under it
+RULES = [f"DF-{n:03d}" for n in range(1, 9)]
+NODE_RULES = {"DF-007", "DF-008"}  # read on each node, reported under it
 STATE = str(Path(RECORDER).parent / "state.json")
 SSL_CLIENT = f"{HADOOP_CONF}/ssl-client.xml"
-READ_STATE = f"cat {STATE} 2>/dev/null || echo none; sha256sum {HADOOP_CONF}/*.xml"
+EXPORTS = "/opt/mapr/conf/exports"
+READ_STATE = (f"cat {STATE} 2>/dev/null || echo none; "
+              f"sha256sum {HADOOP_CONF}/*.xml {EXPORTS}")
 MUTATING = {"modify", "audit", "set", "edit", "save"}
 # One property of each rule, broken in the hardened stand-in's state (each rule reads its own).
 BREAK = (
@@ -51,7 +55,8 @@ BREAK = (
     "json.dump(s, open(p, 'w')); "
     "c = '" + SSL_CLIENT + "'; t = open(c).read().replace('</configuration>', "
     "'<property><name>ssl.client.truststore.password</name><value>x</value></property>\\n"
-    "</configuration>'); open(c, 'w').write(t)"
+    "</configuration>'); open(c, 'w').write(t); "
+    "open('" + EXPORTS + "', 'a').write('/mapr/node3.lab.test (ro)\\n')"
 )
 BROKEN = {
     "DF-001": "the cluster is not secure",
@@ -61,6 +66,7 @@ BROKEN = {
     "DF-005": "u:intruder holds fc without being a declared administrator",
     "DF-006": "security policy pci-cardholder is Disarmed",
     "DF-007": f"{SSL_CLIENT}: ssl.client.truststore.password holds a clear-text password",
+    "DF-008": "/mapr/node3.lab.test is exported to every host (ro)",
 }
 BAD_INPUT = {
     "data_fabric_read_ace": ("", "data_fabric_read_ace is not set"),
@@ -146,7 +152,7 @@ def test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster(
 def test_check_mode_changes_nothing_and_shows_the_changes(story: Story) -> None:
     recap = play_recap(story.check.stdout)[NODE]
     assert story.check.returncode == 0 and recap["failed"] == 0, story.check.stdout[-4000:]
-    assert recap["changed"] == 2  # the cluster, and the node's SSL files
+    assert recap["changed"] == 3  # the cluster, the node's SSL files and NFSv3 exports
     assert re.search(r'^\+\s+"readAce": "g:pci-readers \| u:mapr"', story.check.stdout, re.M)
     # the stand-in's state, after --check and the refused runs, is the fresh one
     assert story.states[0] == story.states[1]
@@ -161,7 +167,7 @@ def test_bad_input_is_refused_before_anything_changes(story: Story, var: str) ->
 
 def test_the_role_applies_then_changes_nothing(story: Story) -> None:
     first, second = (play_recap(p.stdout)[NODE] for p in (story.first, story.second))
-    assert story.first.returncode == 0 and first["changed"] == 2, story.first.stdout[-4000:]
+    assert story.first.returncode == 0 and first["changed"] == 3, story.first.stdout[-4000:]
     assert story.second.returncode == 0 and second["changed"] == 0, story.second.stdout[-4000:]
     assert not [c for c in story.calls_of_second if MUTATING & set(c[:3])], \
         story.calls_of_second

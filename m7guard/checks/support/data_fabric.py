@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from m7guard.checks.support.netplan import render
 from m7guard.checks.support.sizing import ROLES_ENV, plugins_dir, roles_dir
 from m7guard.checks.support.verdict import EvidenceError
 from m7guard.locate import import_file
@@ -47,13 +48,14 @@ def _defaults() -> dict[str, Any]:
 
 
 def setting(host: Any, name: str) -> Any:
-    """data_fabric_NAME for the host: its inventory's value, else the role's default."""
+    """data_fabric_NAME for the host: its inventory's value (Jinja expressions rendered with
+    the host's variables, as Ansible gives it to the role), else the role's default."""
     full = f"{ROLE}_{name}"
     backend = getattr(host, "backend", None)
     if getattr(backend, "NAME", "") == "ansible":
         variables = backend.get_variables()
         if full in variables:
-            return variables[full]
+            return render(variables[full], variables, full)
     if full not in _defaults():
         raise EvidenceError(f"{full} is neither in the inventory nor a default of {ROLE}")
     return _defaults()[full]

@@ -66,6 +66,15 @@ def _render(value: Any, variables: dict[str, Any], env: SandboxedEnvironment) ->
         return text
 
 
+def render(value: Any, variables: dict[str, Any], name: str) -> Any:
+    """An inventory value with its Jinja expressions rendered against the host's variables,
+    as Ansible would give it to a role; EvidenceError naming the variable otherwise."""
+    try:
+        return _render(value, variables, SandboxedEnvironment(undefined=StrictUndefined))
+    except TemplateError as exc:
+        raise EvidenceError(f"{name} cannot be rendered on the controller: {exc}") from None
+
+
 def _variable(variables: dict[str, Any], name: str) -> Any:
     full = f"{ROLE}_{name}"
     value = variables[full] if full in variables else _role_file("defaults/main.yml")[full]
