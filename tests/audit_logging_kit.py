@@ -23,6 +23,9 @@ FIXTURES = ROOT / "tests" / "fixtures" / "audit_logging"
 MAPRCLI_STANDIN = ROOT / "tests" / "standin" / "maprcli.py"
 HADOOP_STANDIN = ROOT / "tests" / "standin" / "hadoop"
 EXPORTS_STANDIN = ROOT / "tests" / "standin" / "exports"
+MAPRLOGIN_STANDIN = ROOT / "tests" / "standin" / "maprlogin.py"
+TICKET_STANDIN = ROOT / "tests" / "standin" / "maprticket_etl.json"
+LONG_TICKET = "/tmp/maprticket_1001"  # tests/standin/data_fabric.yml too
 HADOOP_CONF = "/opt/mapr/hadoop/hadoop-3.3.5/etc/hadoop"  # tests/standin/data_fabric.yml too
 COLLECTOR = "collector"
 RULES = [f"AUD-{n:03d}" for n in range(1, 11)]
@@ -95,8 +98,9 @@ def audit(lab: Any, out: Path, limit: str, *options: str, profile: str = "audit"
 
 def mapr_layout(lab: Any, node: str) -> None:
     """The stand-in Data Fabric layout with the recording maprcli stand-in, as a CLDB node,
-    the stand-in's Hadoop SSL files with the credential stores, and an NFSv3 gateway with the
-    exports file as shipped (one SSH round trip, no module calls)."""
+    the stand-in's Hadoop SSL files with the credential stores, an NFSv3 gateway with the
+    exports file as shipped, and the maprlogin stand-in with a 90-day ticket of a user (one
+    SSH round trip, no module calls)."""
     recorder = base64.b64encode(MAPRCLI_STANDIN.read_bytes()).decode()
     hadoop = "".join(
         f"echo {base64.b64encode((HADOOP_STANDIN / name).read_bytes()).decode()} | base64 -d "
@@ -113,6 +117,10 @@ def mapr_layout(lab: Any, node: str) -> None:
         f"mkdir -p {HADOOP_CONF}; {hadoop}"
         f"echo {base64.b64encode(EXPORTS_STANDIN.read_bytes()).decode()} | base64 -d "
         "> /opt/mapr/conf/exports; "
+        f"echo {base64.b64encode(MAPRLOGIN_STANDIN.read_bytes()).decode()} | base64 -d "
+        "> /opt/mapr/bin/maprlogin; chmod 0755 /opt/mapr/bin/maprlogin; "
+        f"echo {base64.b64encode(TICKET_STANDIN.read_bytes()).decode()} | base64 -d "
+        f"> {LONG_TICKET}; chmod 0600 {LONG_TICKET}; "
         "for f in maprkeycreds.jceks maprtrustcreds.jceks; do "
         "echo 'stand-in credential store' > /opt/mapr/conf/$f; chmod 0600 /opt/mapr/conf/$f; "
         "done; "

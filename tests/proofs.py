@@ -25,6 +25,7 @@ DFC_UNIT = "tests/unit/checks/test_data_fabric_cluster.py::"
 DFC_LAB = "tests/integration/test_data_fabric.py::"
 DFSSL_UNIT = "tests/unit/checks/test_data_fabric_ssl.py::"
 DFNFS_UNIT = "tests/unit/checks/test_data_fabric_nfs.py::"
+DFT_UNIT = "tests/unit/checks/test_data_fabric_tickets.py::"
 NODE_CLAIMS = "tests/unit/checks/test_node_claims.py::"
 PARTIAL = "tests/unit/checks/test_partial_evaluation.py::"
 IDN_LAB = "tests/integration/test_kerberos_mfa.py::"
@@ -43,6 +44,7 @@ DFC_STAND_IN = "unit (Data Fabric stand-in, tests/standin/maprcli.py)"
 DFC_LAB_STAND_IN = "lab node3 (Data Fabric stand-in, tests/standin/maprcli.py)"
 DFSSL_STAND_IN = "unit (Data Fabric stand-in, tests/standin/hadoop)"
 DFNFS_STAND_IN = "unit (Data Fabric stand-in, tests/standin/exports)"
+DFT_STAND_IN = "unit (Data Fabric stand-in, tests/standin/maprlogin.py)"
 
 UNIT: list[Proof] = [
     # ENC-001 and ENC-002 read the KMS key (rotation, state, policy) from the controller:
@@ -237,6 +239,24 @@ UNIT: list[Proof] = [
           DFC_LAB + "test_every_rule_passes_after_the_role[DF-008]", DFC_LAB_STAND_IN),
     Proof("DF-008", "fail", "one property broken in the hardened stand-in on a lab node",
           DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-008]",
+          DFC_LAB_STAND_IN),
+    Proof("DF-009", "fail", "a 90-day ticket, one limit exceeded",
+          DFT_UNIT + "test_a_long_ticket_fails_and_the_role_removes_its_file", DFT_STAND_IN),
+    Proof("DF-009", "pass", "after the role's module removed the long ticket",
+          DFT_UNIT + "test_a_long_ticket_fails_and_the_role_removes_its_file", DFT_STAND_IN),
+    Proof("DF-009", "fail", "the lifetime or the renewal limit over the policy",
+          DFT_UNIT + "test_one_limit_exceeded_fails", DFT_STAND_IN),
+    Proof("DF-009", "error", "a ticket maprlogin cannot read",
+          DFT_UNIT + "test_unreadable_tickets_are_an_error_and_refused", DFT_STAND_IN),
+    Proof("DF-009", "error", "maprlogin output of another shape",
+          DFT_UNIT + "test_output_of_another_shape_is_an_error", DFT_STAND_IN),
+    Proof("DF-009", "fail", "the fresh stand-in on a lab node",
+          DFC_LAB + "test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster"
+          "[DF-009]", DFC_LAB_STAND_IN),
+    Proof("DF-009", "pass", "after the data_fabric play",
+          DFC_LAB + "test_every_rule_passes_after_the_role[DF-009]", DFC_LAB_STAND_IN),
+    Proof("DF-009", "fail", "one property broken in the hardened stand-in on a lab node",
+          DFC_LAB + "test_a_hardened_stand_in_broken_for_each_rule_fails_it[DF-009]",
           DFC_LAB_STAND_IN),
     Proof("PERF-012", "fail", "an executor, the MapR heap or the cores too large, a size unset",
           DF_UNIT + "test_perf_012_fails_for_one_size_that_does_not_fit",

@@ -285,3 +285,47 @@ def test_df_008(host: Any, evidence: dict[str, Any]) -> None:
                                     f"exported to {client}, which zero_trust_network does "
                                     "not admit to NFS on this node")
     conclude(failures, unknowns)
+
+
+@rule("DF-009")
+def test_df_009(host: Any, evidence: dict[str, Any]) -> None:
+    """Every Data Fabric ticket file on the node (by default the user tickets
+    /tmp/maprticket_*) holds tickets whose lifetime and renewal limit are within the policy,
+    read with `maprlogin print`."""
+    module = role_module("data_fabric_tickets")
+    patterns = list(setting(host, "ticket_files"))
+    bad = [p for p in patterns if not isinstance(p, str) or not _GLOB.match(p)]
+    if bad:
+        raise EvidenceError(f"data_fabric_ticket_files: {bad[0]!r} is not a path pattern")
+    limits = (int(setting(host, "ticket_max_lifetime_days")),
+              int(setting(host, "ticket_max_renewal_days")))
+    evidence["policy"] = {"max_lifetime_days": limits[0], "max_renewal_days": limits[1]}
+    listing = host.run("sh -c %s", f'for f in {" ".join(patterns)}; do [ -f "$f" ] && '
+                                   'echo "file $f"; done; echo end').stdout.splitlines()
+    if not listing or listing[-1] != "end":
+        raise EvidenceError("the listing of ticket files did not complete")
+    files = [line[5:] for line in listing if line.startswith("file ")]
+    evidence["ticket_files"] = files
+    if not files:
+        evidence["verdict"] = f"no ticket file matches {' '.join(patterns)}"
+        return
+    failures, unknowns, seen = [], [], {}
+    for path in files:
+        run = host.run("env MAPR_TICKETFILE_LOCATION=%s %s print", path,
+                       setting(host, "maprlogin"))
+        if run.rc != 0:
+            unknowns.append(f"{path}: maprlogin print failed: "
+                            f"{(run.stderr or run.stdout).strip()[:300]}")
+            continue
+        try:
+            seen[path] = module.tickets(run.stdout, path)
+        except module.TicketError as exc:
+            unknowns.append(str(exc))
+            continue
+        for ticket in seen[path]:
+            over = module.over_policy(ticket, *limits)
+            if over:
+                failures.append(f"{path}: the ticket of {ticket['user']} for "
+                                f"{ticket['cluster']} {' and '.join(over)}")
+    evidence["tickets"] = seen
+    conclude(failures, unknowns)

@@ -1,4 +1,4 @@
-"""The DF-* rules (the Data Fabric cluster, and DF-007 and DF-008 of each Data Fabric node)
+"""The DF-* rules (the Data Fabric cluster, and DF-007 .. DF-009 of each Data Fabric node)
 and the battery.
 
 The battery breaks rules on the hardened lab nodes of test_site.py, which carry no Data
@@ -29,4 +29,9 @@ LEFT_OUT["DF-008"] = (
     "reads the node's NFSv3 gateway and exports, which the battery's hardened nodes do not "
     "have (notapplicable: condition mapr_installed); broken in the stand-in's exports by "
     "tests/unit/checks/test_data_fabric_nfs.py and on a lab node by "
+    "tests/integration/test_data_fabric.py")
+LEFT_OUT["DF-009"] = (
+    "reads the node's Data Fabric tickets with maprlogin, which the battery's hardened nodes "
+    "do not have (notapplicable: condition mapr_installed); broken with stand-in tickets by "
+    "tests/unit/checks/test_data_fabric_tickets.py and on a lab node by "
     "tests/integration/test_data_fabric.py")

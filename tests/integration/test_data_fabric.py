@@ -5,12 +5,12 @@ as /opt/mapr/bin/maprcli, /opt/mapr/roles/cldb, mapr-clusters.conf naming node3.
 it is the CLDB node of a one-node stand-in cluster. The fresh stand-in is audited (profile
 data_fabric): DF-001 passes (the stand-in is installed secure with DARE), DF-002 .. DF-006
 fail, each reported once, under cluster:node3.lab.test, evaluated on node3, and the node rules
-DF-007 (clear-text keystore passwords) and DF-008 (the NFSv3 exports as shipped) fail under
-node3. `--check --diff` and refused inputs leave the stand-in's state and files as they
-were. The role then runs twice (the second run changed=0, no maprcli command issued), and
-the audit passes every DF rule. Then one property of each rule is broken in the hardened
-stand-in's state and files, and each rule fails with it. What the stand-in does not prove
-is said in docs/roles/data_fabric.md.
+DF-007 (clear-text keystore passwords), DF-008 (the NFSv3 exports as shipped) and DF-009 (a
+90-day ticket) fail under node3. `--check --diff` and refused inputs leave the stand-in's
+state and files as they were. The role then runs twice (the second run changed=0, no maprcli
+command issued), and the audit passes every DF rule. Then one property of each rule is
+broken in the hardened stand-in's state and files, and each rule fails with it. What the
+stand-in does not prove is said in docs/roles/data_fabric.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_logging_kit import HADOOP_CONF, RECORDER, mapr_layout
+from audit_logging_kit import HADOOP_CONF, LONG_TICKET, RECORDER, mapr_layout
 from labkit import LabHandle, play_recap
 
 from m7guard.results import Results
@@ -35,13 +35,14 @@ pytestmark = [pytest.mark.lab]
 NODE = "node3"
 CLUSTER = f"cluster:{NODE}.lab.test"
 PLAYBOOK = "playbooks/data_fabric.yml"
-RULES = [f"DF-{n:03d}" for n in range(1, 9)]
-NODE_RULES = {"DF-007", "DF-008"}  # read on each node, reported under it
+RULES = [f"DF-{n:03d}" for n in range(1, 10)]
+NODE_RULES = {"DF-007", "DF-008", "DF-009"}  # read on each node, reported under it
+BROKEN_TICKET = "/tmp/maprticket_1002"
 STATE = str(Path(RECORDER).parent / "state.json")
 SSL_CLIENT = f"{HADOOP_CONF}/ssl-client.xml"
 EXPORTS = "/opt/mapr/conf/exports"
 READ_STATE = (f"cat {STATE} 2>/dev/null || echo none; "
-              f"sha256sum {HADOOP_CONF}/*.xml {EXPORTS}")
+              f"sha256sum {HADOOP_CONF}/*.xml {EXPORTS}; ls /tmp/maprticket_*")
 MUTATING = {"modify", "audit", "set", "edit", "save"}
 # One property of each rule, broken in the hardened stand-in's state (each rule reads its own).
 BREAK = (
@@ -56,7 +57,10 @@ BREAK = (
     "c = '" + SSL_CLIENT + "'; t = open(c).read().replace('</configuration>', "
     "'<property><name>ssl.client.truststore.password</name><value>x</value></property>\\n"
     "</configuration>'); open(c, 'w').write(t); "
-    "open('" + EXPORTS + "', 'a').write('/mapr/node3.lab.test (ro)\\n')"
+    "open('" + EXPORTS + "', 'a').write('/mapr/node3.lab.test (ro)\\n'); "
+    "json.dump([{'cluster': 'node3.lab.test', 'user': 'intruder', 'uid': 1002, 'gids': [1002], "
+    "'created': 0, 'expires': 30 * 86400, 'renewal': 30 * 86400}], "
+    "open('" + BROKEN_TICKET + "', 'w'))"
 )
 BROKEN = {
     "DF-001": "the cluster is not secure",
@@ -67,6 +71,7 @@ BROKEN = {
     "DF-006": "security policy pci-cardholder is Disarmed",
     "DF-007": f"{SSL_CLIENT}: ssl.client.truststore.password holds a clear-text password",
     "DF-008": "/mapr/node3.lab.test is exported to every host (ro)",
+    "DF-009": f"{BROKEN_TICKET}: the ticket of intruder for node3.lab.test lasts 30.0 days",
 }
 BAD_INPUT = {
     "data_fabric_read_ace": ("", "data_fabric_read_ace is not set"),
@@ -128,7 +133,8 @@ def _story(lab: LabHandle, tmp: pytest.TempPathFactory) -> Story:
 @pytest.fixture(scope="module")
 def story(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     yield _story(lab, tmp_path_factory)
-    lab.ssh(NODE, f"rm -rf /opt/mapr {Path(RECORDER).parent}", check=False)
+    lab.ssh(NODE, f"rm -rf /opt/mapr {Path(RECORDER).parent} {LONG_TICKET} {BROKEN_TICKET}",
+            check=False)
 
 
 def _result(results: Results, rule: str) -> dict[str, Any]:
@@ -152,7 +158,7 @@ def test_the_fresh_stand_in_fails_all_but_df_001_reported_once_for_the_cluster(
 def test_check_mode_changes_nothing_and_shows_the_changes(story: Story) -> None:
     recap = play_recap(story.check.stdout)[NODE]
     assert story.check.returncode == 0 and recap["failed"] == 0, story.check.stdout[-4000:]
-    assert recap["changed"] == 3  # the cluster, the node's SSL files and NFSv3 exports
+    assert recap["changed"] == 4  # the cluster, the node's SSL files, exports and tickets
     assert re.search(r'^\+\s+"readAce": "g:pci-readers \| u:mapr"', story.check.stdout, re.M)
     # the stand-in's state, after --check and the refused runs, is the fresh one
     assert story.states[0] == story.states[1]
@@ -167,7 +173,7 @@ def test_bad_input_is_refused_before_anything_changes(story: Story, var: str) ->
 
 def test_the_role_applies_then_changes_nothing(story: Story) -> None:
     first, second = (play_recap(p.stdout)[NODE] for p in (story.first, story.second))
-    assert story.first.returncode == 0 and first["changed"] == 3, story.first.stdout[-4000:]
+    assert story.first.returncode == 0 and first["changed"] == 4, story.first.stdout[-4000:]
     assert story.second.returncode == 0 and second["changed"] == 0, story.second.stdout[-4000:]
     assert not [c for c in story.calls_of_second if MUTATING & set(c[:3])], \
         story.calls_of_second
