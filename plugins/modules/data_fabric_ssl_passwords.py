@@ -16,7 +16,8 @@ DOCUMENTATION = r"""
 module: data_fabric_ssl_passwords
 short_description: No clear-text key or trust store password in a Data Fabric node's SSL files
 description:
-  - From release 7.0 Data Fabric keeps the key and trust store passwords of its Hadoop
+  - >-
+    From release 7.0 Data Fabric keeps the key and trust store passwords of its Hadoop
     C(ssl-server.xml) and C(ssl-client.xml) in credential stores (Hadoop Credential
     Provider API: C(/opt/mapr/conf/maprkeycreds.*) and C(maprtrustcreds.*), JCEKS or
     BCFKS); a clear-text C(ssl.server|client.keystore|truststore.password|keypassword)

@@ -23,7 +23,8 @@ description:
     user logs in again for a ticket within it.
   - Each ticket file (I(files), by default the user tickets C(/tmp/maprticket_*)) is read
     with C(maprlogin print), the file given in C(MAPR_TICKETFILE_LOCATION).
-  - Refuses, changing nothing, a ticket file maprlogin cannot read, and the removal of the
+  - >-
+    Refuses, changing nothing, a ticket file maprlogin cannot read, and the removal of the
     ticket maprcli uses on this node (C(MAPR_TICKETFILE_LOCATION) of the module's
     environment, else C(/tmp/maprticket_<uid>)): that would cut the role and the audit off
     the cluster; regenerate that one within the policy first.

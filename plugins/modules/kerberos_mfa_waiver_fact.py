@@ -12,7 +12,8 @@ DOCUMENTATION = r"""
 module: kerberos_mfa_waiver_fact
 short_description: Keep a role's waivers in /etc/ansible/facts.d/m7guard_waivers.fact
 description:
-  - m7guard audit reads waivers a role recorded on a host from a JSON local fact,
+  - >-
+    m7guard audit reads waivers a role recorded on a host from a JSON local fact,
     C({"waivers": [{rule, justification, expires, approver, ticket}]}), and reports the
     waived rules as C(waived) with that justification.
   - Several roles may record waivers in the same file. This module replaces the entries of

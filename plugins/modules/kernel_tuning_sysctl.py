@@ -56,7 +56,8 @@ options:
       - The sysctl.d directories, most important first. A file of the same name in an
         earlier directory masks the later one; the files are applied in lexical order of
         their names and /etc/sysctl.conf last, the last assignment of a key winning.
-      - Before writing anything the module fails if another file would override one of its
+      - >-
+        Before writing anything the module fails if another file would override one of its
         keys with a different value (explicit keys only: they win over globs).
     type: list
     elements: path

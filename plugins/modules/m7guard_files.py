@@ -31,7 +31,8 @@ description:
   - Without content or settings, only the mode and owner of the existing path are set; a
     missing path is an error.
   - Missing parent directories are created (mode 0755).
-  - One call instead of one per file: on a node under software emulation every module call
+  - >-
+    One call instead of one per file: on a node under software emulation every module call
     costs seconds.
   - Every item is checked before anything is written. Supports check mode and diff mode.
 version_added: "0.1.0"

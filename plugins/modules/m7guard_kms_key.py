@@ -17,7 +17,8 @@ description:
   - Looks the key up by its alias. With O(create=true) a missing key is created (symmetric,
     ENCRYPT_DECRYPT) together with its alias, automatic rotation is turned on and the key
     policy is set to O(policy) when one is given.
-  - With O(create=false) nothing is changed: the module fails when the alias is missing, the
+  - >-
+    With O(create=false) nothing is changed: the module fails when the alias is missing, the
     key is not enabled, rotation is off or the policy differs from O(policy).
   - In both modes the module fails when the effective key policy allows a wildcard principal
     without a condition (or uses NotPrincipal with Allow), and refuses such an O(policy)

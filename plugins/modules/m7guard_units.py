@@ -14,7 +14,8 @@ description:
     enabled and starts those that are not active, each with one C(systemctl) command.
   - A unit systemd does not know is an error, reported before anything changes.
   - A static unit (no C([Install]) section) cannot be enabled; it only has to run.
-  - One call instead of one per unit: on a node under software emulation every module call
+  - >-
+    One call instead of one per unit: on a node under software emulation every module call
     costs seconds.
   - Supports check mode and diff mode.
 version_added: "0.1.0"
