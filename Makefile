@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 PYTHON3 ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help deps venv test-tools lint test test-unit test-integration demo lab-up lab-down clean
+.PHONY: help deps venv test-tools lint changelog test test-unit test-integration demo lab-up lab-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ lint: venv ## ruff, yamllint and ansible-lint (production profile)
 	$(BIN)/ruff check .
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --profile production playbooks $(wildcard roles)
+	$(BIN)/antsibull-changelog lint
+
+changelog: venv ## release notes of galaxy.yml's version from changelogs/fragments (CHANGELOG.md)
+	cd $(COLLECTION) && antsibull-changelog release
 
 test-unit: venv ## the unit tests alone (no lab)
 	@bash scripts/pytest.sh tests/unit

@@ -14,6 +14,7 @@ DOCUMENTATION = r"""
 ---
 module: data_fabric_cluster
 short_description: Protect a Data Fabric cluster's regulated volumes and its administrators
+version_added: "0.1.0"
 description:
   - Reads the cluster through C(maprcli ... -json) (dashboard info, volume list, acl show
     -type cluster) and brings every regulated volume to wire security on, read and write

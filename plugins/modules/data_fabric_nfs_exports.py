@@ -15,6 +15,7 @@ DOCUMENTATION = r"""
 ---
 module: data_fabric_nfs_exports
 short_description: Restrict a Data Fabric NFSv3 gateway's exports to declared client networks
+version_added: "0.1.0"
 description:
   - The NFSv3 gateway of Data Fabric has no authentication and no encryption; the file
     C(/opt/mapr/conf/exports) decides which hosts may mount what, and as shipped it exports

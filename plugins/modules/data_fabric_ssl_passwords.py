@@ -15,6 +15,7 @@ DOCUMENTATION = r"""
 ---
 module: data_fabric_ssl_passwords
 short_description: No clear-text key or trust store password in a Data Fabric node's SSL files
+version_added: "0.1.0"
 description:
   - >-
     From release 7.0 Data Fabric keeps the key and trust store passwords of its Hadoop

@@ -15,6 +15,7 @@ DOCUMENTATION = r"""
 ---
 module: data_fabric_tickets
 short_description: Remove Data Fabric ticket files whose tickets outlive the ticket policy
+version_added: "0.1.0"
 description:
   - A Data Fabric (MapR) ticket authenticates its holder to the cluster until it expires,
     and can be renewed until its renewal limit; both are fixed when the ticket is generated

@@ -12,6 +12,7 @@ from ansible.module_utils.basic import AnsibleModule
 DOCUMENTATION = r"""
 module: kerberos_mfa_jaas
 short_description: Manage entries of a JAAS login configuration (mapr.login.conf)
+version_added: "0.1.0"
 description:
   - Parses a JAAS login configuration file (C(Name { class flag key=value ...; };)) and makes
     each listed entry consist of exactly the given login modules. Entries it does not list,

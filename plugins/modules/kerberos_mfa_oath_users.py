@@ -12,6 +12,7 @@ from ansible.module_utils.basic import AnsibleModule
 DOCUMENTATION = r"""
 module: kerberos_mfa_oath_users
 short_description: Manage the TOTP enrolments of pam_oath's users file
+version_added: "0.1.0"
 description:
   - Writes one C(HOTP/T30/<digits> <user> - <hex secret>) line per user to the users file
     of pam_oath, root-owned with mode 0600.

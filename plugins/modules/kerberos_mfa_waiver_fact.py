@@ -11,6 +11,7 @@ from ansible.module_utils.basic import AnsibleModule
 DOCUMENTATION = r"""
 module: kerberos_mfa_waiver_fact
 short_description: Keep a role's waivers in /etc/ansible/facts.d/m7guard_waivers.fact
+version_added: "0.1.0"
 description:
   - >-
     m7guard audit reads waivers a role recorded on a host from a JSON local fact,

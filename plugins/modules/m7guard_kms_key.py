@@ -13,6 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: m7guard_kms_key
 short_description: Ensure or validate the KMS key that protects encrypted record fields
+version_added: "0.1.0"
 description:
   - Looks the key up by its alias. With O(create=true) a missing key is created (symmetric,
     ENCRYPT_DECRYPT) together with its alias, automatic rotation is turned on and the key

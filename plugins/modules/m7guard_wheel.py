@@ -18,6 +18,7 @@ DOCUMENTATION = r"""
 ---
 module: m7guard_wheel
 short_description: Build a project's wheel (pip wheel --no-deps) into a directory
+version_added: "0.1.0"
 description:
   - Copies the project's packaging files (those of O(project) when given), its
     C(requirements/) directory and the packages named to a fresh directory under O(dest)

@@ -13,6 +13,7 @@ DOCUMENTATION = r"""
 ---
 module: zero_trust_network_plan
 short_description: Validate zero_trust_network's variables and compute one host's firewall plan
+version_added: "0.1.0"
 description:
   - Checks every zone network, service name, port and zone reference, naming the variable
     at fault, and computes what the host's nftables ruleset must allow - the address sets

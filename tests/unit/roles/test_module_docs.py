@@ -47,6 +47,8 @@ def test_each_module_documents_itself_for_ansible_doc(path: Path) -> None:
     assert isinstance(doc, dict) and doc["module"] == path.stem, doc
     assert isinstance(doc.get("short_description"), str) and doc["short_description"]
     assert doc.get("description"), f"{path.name}: no description"
+    # the release notes list a module as new in the release its version_added names
+    assert doc.get("version_added"), f"{path.name}: no version_added"
     options = doc.get("options") or {}
     for name, option in options.items():
         assert isinstance(option, dict) and option.get("description"), (
