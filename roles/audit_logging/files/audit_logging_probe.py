@@ -112,10 +112,10 @@ def step_node(args: dict) -> dict:
     home = args.get("mapr_home", "/opt/mapr")
     maprcli = args.get("maprcli", home + "/bin/maprcli")
     cluster = ""
-    try:
+    try:  # the node's cluster: the first entry, comments and blank lines left out
         with open(os.path.join(home, "conf", "mapr-clusters.conf"), encoding="utf-8") as fh:
-            first = fh.readline().split()
-            cluster = first[0] if first else ""
+            entries = [ln.split() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
+            cluster = entries[0][0] if entries else ""
     except OSError:
         pass
     signals = container_signals()
@@ -134,6 +134,7 @@ def step_node(args: dict) -> dict:
             "maprcli": os.path.isfile(maprcli) and os.access(maprcli, os.X_OK),
             "conf": os.path.isdir(os.path.join(home, "conf")),
             "cluster": cluster,
+            "cldb": os.path.exists(os.path.join(home, "roles", "cldb")),
         },
     }
 

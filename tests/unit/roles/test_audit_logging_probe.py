@@ -74,3 +74,21 @@ def test_kernel_never_asks_auditctl_in_a_container(tmp_path: Path, monkeypatch) 
     assert all(argv[0] != "auditctl" for argv in calls)
     probe.step_kernel({"merged": str(merged), "container": False})
     assert ["auditctl", "-s"] in calls and ["auditctl", "-l"] in calls
+
+
+def test_node_reads_the_cluster_and_the_cldb_role_of_a_data_fabric_node(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """The node's cluster is the first entry of mapr-clusters.conf (a comment or a blank line
+    before it is no cluster), and the role file /opt/mapr/roles/cldb makes it a CLDB node:
+    what the role's Data Fabric tasks choose their speaker by, as the audit does."""
+    home = tmp_path / "mapr"
+    (home / "conf").mkdir(parents=True)
+    (home / "conf" / "mapr-clusters.conf").write_text(
+        "# clusters this node knows\n\nmy.cluster.com secure=true cldb1:7222\nother.com c2:7222\n")
+    args = {"mapr_home": str(home), "log_dir": str(tmp_path)}
+    monkeypatch.setattr(probe, "step_setuid", lambda _args: {"programs": []})  # no find /
+    mapr = probe.step_node(args)["mapr"]
+    assert (mapr["cluster"], mapr["cldb"]) == ("my.cluster.com", False)
+    (home / "roles").mkdir()
+    (home / "roles" / "cldb").touch()
+    assert probe.step_node(args)["mapr"]["cldb"] is True
