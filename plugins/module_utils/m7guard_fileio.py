@@ -21,13 +21,15 @@ def write_atomic(path, content, mode=0o644, uid=None, gid=None):
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o755)
+    # mkstemp: a new file of a random name (O_EXCL), never one someone placed there; owner and
+    # mode are set on the open descriptor, so a link swapped in cannot redirect them.
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".m7guard.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if uid is not None or gid is not None:
+                os.fchown(fh.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
+            os.fchmod(fh.fileno(), mode)
             fh.write(content)
-        if uid is not None or gid is not None:
-            os.chown(tmp, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -66,7 +66,15 @@ class SslConfigError(Exception):
     """A file that is not the Hadoop configuration XML it should be."""
 
 
+_COMMENT = re.compile(r"[ \t]*<!--.*?-->[ \t]*\r?\n?", re.S)
+# a property written out inside a comment: element form or attribute form
+_IN_COMMENT = re.compile(r"<name>\s*([^<\s]+)\s*</name>\s*<value>([^<]*)</value>"
+                         r"|\bname\s*=\s*\"([^\"]+)\"[^>]*?\bvalue\s*=\s*\"([^\"]*)\"", re.S)
+
+
 def _properties(text: str, path: str) -> list[tuple[str, str]]:
+    """(name, value) of every <property>: child elements (<name>, <value>, CDATA included) or
+    attributes (<property name=".." value=".."/>), both of which Hadoop reads."""
     # The text comes from a node: no DTD, hence no entity to expand, is let through.
     if re.search(r"<!(DOCTYPE|ENTITY)", text, re.I):
         raise SslConfigError(f"{path} declares a DTD or entities, which Hadoop's "
@@ -79,36 +87,58 @@ def _properties(text: str, path: str) -> list[tuple[str, str]]:
         raise SslConfigError(f"{path}: the root element is <{root.tag}>, not <configuration>")
     out = []
     for prop in root.iter("property"):
-        name = (prop.findtext("name") or "").strip()
-        out.append((name, prop.findtext("value") or ""))
+        name = (prop.findtext("name") or prop.get("name") or "").strip()
+        value = prop.findtext("value") if prop.find("value") is not None else prop.get("value")
+        out.append((name, value or ""))
+    return out
+
+
+def secrets(text: str, path: str) -> list[tuple[str, str, bool]]:
+    """(name, value, in a comment) of each key or trust store password written in the file:
+    a property that holds a value, or one left inside an XML comment (still clear text on
+    disk)."""
+    out = [(name, value, False) for name, value in _properties(text, path)
+           if PASSWORD_PROPERTY.match(name) and value.strip()]
+    for comment in _COMMENT.finditer(text):
+        for match in _IN_COMMENT.finditer(comment.group(0)):
+            name = (match.group(1) or match.group(3) or "").strip()
+            value = match.group(2) if match.group(1) else match.group(4)
+            if PASSWORD_PROPERTY.match(name) and (value or "").strip():
+                out.append((name, value, True))
     return out
 
 
 def clear_text_passwords(text: str, path: str) -> list[str]:
-    """The names of the key and trust store password properties that hold a value."""
-    return sorted({name for name, value in _properties(text, path)
-                   if PASSWORD_PROPERTY.match(name) and value.strip()})
+    """The names of the key and trust store password properties that hold a value (marked
+    when the property sits inside a comment)."""
+    return sorted({name + (" (in a comment)" if commented else "")
+                   for name, _, commented in secrets(text, path)})
 
 
 def without(text: str, names: list[str], path: str) -> str:
-    """The file with the <property> elements of those names removed, the rest byte for byte."""
+    """The file without the <property> elements of those names and without the comments that
+    hold a password, the rest byte for byte."""
     out = text
-    for name in names:
-        block = re.compile(
-            r"[ \t]*<property>(?:(?!</property>).)*?<name>\s*" + re.escape(name)
-            + r"\s*</name>(?:(?!</property>).)*?</property>[ \t]*\r?\n?", re.S)
-        out = block.sub("", out)
+    for name in {n.removesuffix(" (in a comment)") for n in names}:
+        quoted = re.escape(name)
+        for block in (
+                r"[ \t]*<property>(?:(?!</property>).)*?<name>\s*" + quoted
+                + r"\s*</name>(?:(?!</property>).)*?</property>[ \t]*\r?\n?",
+                r"[ \t]*<property\b[^>]*\bname\s*=\s*\"" + quoted + r"\"[^>]*/>[ \t]*\r?\n?"):
+            out = re.sub(block, "", out, flags=re.S)
+    out = _COMMENT.sub(lambda c: "" if any(
+        PASSWORD_PROPERTY.match((m.group(1) or m.group(3) or "").strip())
+        for m in _IN_COMMENT.finditer(c.group(0))) else c.group(0), out)
     if clear_text_passwords(out, path):
         raise SslConfigError(f"{path}: a password property could not be removed cleanly")
     return out
 
 
 def masked(text: str, path: str) -> str:
-    """The file with the values of password properties masked (for the diff)."""
+    """The file with every password value masked wherever it appears (for the diff)."""
     out = text
-    for name in clear_text_passwords(text, path):
-        out = re.sub(r"(<name>\s*" + re.escape(name) + r"\s*</name>\s*<value>)[^<]*(</value>)",
-                     r"\g<1>" + MASK + r"\g<2>", out)
+    for _, value, _ in secrets(text, path):
+        out = out.replace(value, MASK)
     return out
 
 
@@ -128,19 +158,14 @@ ARGUMENT_SPEC = {
 
 
 def replace_file(path: str, text: str) -> None:
-    """Write text in place of path atomically, with path's owner and mode."""
+    """Write text in place of path in one rename, with path's owner and mode (m7guard_fileio:
+    a temporary file of a random name, never a path someone could have placed a link at)."""
+    from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
+        write_atomic,
+    )
+
     st = os.stat(path)
-    tmp = f"{path}.m7guard-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, st.st_mode & 0o7777)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, text, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
 
 
 def run(module: Any) -> None:

@@ -19,12 +19,16 @@ from typing import Any
 
 import modulekit
 import pytest
+from kernel_tuning_kit import load_module
 from modulekit import FakeModule
 
 from m7guard.checks import data_fabric as checks
 from m7guard.checks.support.data_fabric import role_module
 
 ROOT = Path(__file__).resolve().parents[3]
+# the module writes with the collection's file helper, imported by its collection name
+load_module("ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio",
+            ROOT / "plugins" / "module_utils" / "m7guard_fileio.py")
 STANDIN = ROOT / "tests" / "standin" / "hadoop"
 SECRET = "standin-placeholder"
 
@@ -135,3 +139,35 @@ def test_no_ssl_file_or_a_pattern_that_is_no_path_is_an_error(node: Node, expect
         checks.test_df_007, node.host, evidence={})
     monkeypatch.setattr(checks, "setting", lambda _host, _name: ["/opt/x; rm -rf /"])
     assert "is not a path pattern" in expect.error(checks.test_df_007, node.host, evidence={})
+
+
+@pytest.mark.parametrize(("prop", "name"), [
+    ("<property><name>ssl.server.keystore.password</name>"
+     "<value><![CDATA[cdata-secret]]></value></property>", "ssl.server.keystore.password"),
+    ("<property><value>value-first-secret</value><description>d</description>"
+     "<name>ssl.client.truststore.password</name></property>", "ssl.client.truststore.password"),
+    ('<property name="ssl.server.keystore.keypassword" value="attribute-secret"/>',
+     "ssl.server.keystore.keypassword"),
+    ("<!-- <property><name>ssl.server.truststore.password</name>"
+     "<value>commented-secret</value></property> -->",
+     "ssl.server.truststore.password (in a comment)"),
+])
+def test_every_form_hadoop_reads_is_found_removed_and_never_shown(
+        node: Node, expect: Any, prop: str, name: str) -> None:
+    """A value in CDATA, a value before its name, the attribute form and a property left in a
+    comment: each fails, is removed, and its value reaches neither the evidence nor the
+    module's result or diff."""
+    client = node.hadoop / "ssl-client.xml"
+    client.write_text(client.read_text().replace("</configuration>",
+                                                 f"{prop}\n</configuration>"))
+    secret = re.search(r"([a-z]+-secret)", prop).group(1)
+    evidence: dict[str, Any] = {}
+    message = expect.fail(checks.test_df_007, node.host, evidence=evidence)
+    assert f"{client}: {name} holds a clear-text password" in message
+    node.stores_exist()
+    dry = node.role(check_mode=True)
+    assert secret not in repr(dry.result) + message + repr(evidence)
+    node.role()
+    assert secret not in client.read_text() and "ssl.client.truststore.location" in (
+        client.read_text())
+    expect.run(checks.test_df_007, node.host, evidence={})
