@@ -258,13 +258,15 @@ def test_df_008(host: Any, evidence: dict[str, Any]) -> None:
     admitted_nets, zt = _nfs_admitted(host)
     try:
         lines = module.exports(files[EXPORTS], EXPORTS)
-        declared = module.networks(setting(host, "nfs_clients"))
+        clients = setting(host, "nfs_clients")
+        declared = module.networks([] if clients is None else clients)
         admitted = module.networks(admitted_nets, "zero_trust_network_zones")
     except module.ExportsError as exc:
         raise EvidenceError(str(exc)) from None
     evidence["exports"] = [{"line": e.lineno, "path": e.path, "access": e.entries}
                            for e in lines]
-    evidence["declared_clients"] = [str(n) for n in declared]
+    evidence["declared_clients"] = ([str(n) for n in declared] if clients is not None else
+                                    "none: data_fabric_nfs_clients is not set")
     evidence["zero_trust_nfs"] = {**zt, "networks": admitted_nets}
     failures, unknowns = [], []
     for export in lines:

@@ -71,9 +71,10 @@ options:
     type: str
     default: u:mapr
   security_policies:
-    description: Names of the security policies that must exist and be armed; null for
-      every security policy of the cluster, of which there must be one at least; an empty
-      list requires none (reported by DF-006).
+    description: Names of the security policies that must exist and be armed (the module
+      arms them); null for every security policy of the cluster, of which there must be one
+      at least, none of which the module arms (it refuses a disarmed one); an empty list
+      requires none (reported by DF-006).
     type: list
     elements: str
 """
@@ -394,7 +395,14 @@ def plan(volumes: list[dict[str, Any]], entries: list[dict[str, Any]], params: d
         if state not in ACCESS_CONTROL:
             refusals.append(f"security policy {name}: accesscontrol {state!r} is none of "
                             f"{', '.join(ACCESS_CONTROL)}")
-        elif state not in ENFORCING:
+        elif state in ENFORCING:
+            continue
+        elif params.get("security_policies") is None:
+            # arming starts enforcing ACEs the role has not read: only a policy named is armed
+            refusals.append(f"security policy {name} is {state} (DF-006): name the policies "
+                            "to arm in data_fabric_security_policies; the role arms only "
+                            "policies named there")
+        else:
             commands.append(["security", "policy", "modify", "-name", name,
                              "-accesscontrol", "Armed"])
             after["security_policies"][name] = "Armed"

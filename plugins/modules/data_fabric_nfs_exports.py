@@ -25,7 +25,12 @@ description:
     C((ro)) without hosts) becomes the same access for each declared network. A line left
     with no client is commented out, which stops that export (C(exports) reference page).
     Comments and other lines stay byte for byte.
-  - With I(clients) empty (the default of the role) nothing is exported over NFSv3.
+  - >-
+    With I(clients) empty nothing is exported over NFSv3; with I(clients) unset (the default
+    of the role) a gateway that has exports is refused, naming data_fabric_nfs_clients.
+  - >-
+    After a change the gateway rereads the file (C(maprcli nfsmgmt refreshexports)); when
+    that fails the file is put back and the module fails.
   - Refuses, changing nothing, a line whose access control cannot be read, a client that is
     a host name (names resolve differently on the node and the controller), and a client
     network that is not a network. Reads before it writes; works in check mode and diff.
@@ -40,10 +45,15 @@ options:
     type: str
     default: /opt/mapr/roles/nfs
   clients:
-    description: Networks (or addresses) that may mount; empty exports nothing.
+    description: >-
+      Networks (or addresses) that may mount; an empty list exports nothing. Unset, the
+      module refuses a gateway that has exports.
     type: list
     elements: str
-    default: []
+  maprcli:
+    description: The maprcli command, which tells the gateway to reread its exports.
+    type: str
+    default: /opt/mapr/bin/maprcli
 """
 
 RETURN = r"""
@@ -59,6 +69,7 @@ changes:
 
 MARK = "# m7guard DF-008, not exported (no declared client): "
 _ENTRY = re.compile(r"([^\s()]*)\(([^)]*)\)")
+_CLDBS = re.compile(r"^[^\s(),:]+:\d+(,[^\s(),:]+:\d+)*$")
 
 
 class ExportsError(Exception):
@@ -71,6 +82,7 @@ class Export:
     path: str
     cldbs: str  # the CLDB list of a non-/mapr export, "" for /mapr paths
     entries: list[tuple[list[str], str]]  # (hosts, options); no hosts: every other host
+    alias: str = ""  # the name a /mapr path is exported under, when the line gives one
 
 
 def control(text: str, where: str) -> list[tuple[list[str], str]]:
@@ -99,13 +111,16 @@ def exports(text: str, path: str = "exports") -> list[Export]:
         where = f"{path} line {lineno}"
         if len(fields) < 2:
             raise ExportsError(f"{where}: {fields[0]} has no access control")
-        cldbs, rest = "", fields[1]
+        cldbs, alias, rest = "", "", fields[1]
         if not fields[0].startswith("/mapr"):  # <Path> <cldb host:port,...> <control>
             parts = rest.split(None, 1)
-            if len(parts) < 2:
-                raise ExportsError(f"{where}: {fields[0]} has no CLDB list or no access control")
+            if len(parts) < 2 or not _CLDBS.match(parts[0]):
+                raise ExportsError(f"{where}: {fields[0]} is not followed by a CLDB list "
+                                   "(host:port,...) and an access control")
             cldbs, rest = parts
-        out.append(Export(lineno, fields[0], cldbs, control(rest, where)))
+        elif rest.startswith("/"):  # <Path> <alias> <control>
+            alias, _, rest = rest.partition(" ")
+        out.append(Export(lineno, fields[0], cldbs, control(rest, where), alias))
     return out
 
 
@@ -163,7 +178,7 @@ def restrict(text: str, allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Netw
         old = lines[export.lineno - 1]
         ending = old[len(old.rstrip("\r\n")):]
         if new:
-            prefix = " ".join(p for p in (export.path, export.cldbs) if p)
+            prefix = " ".join(p for p in (export.path, export.alias, export.cldbs) if p)
             line = f"{prefix} {_render(new)}{ending}"
         else:
             line = f"{MARK}{old.rstrip(chr(13) + chr(10))}{ending}"
@@ -178,27 +193,49 @@ def run(module: Any) -> None:
     gateway = os.path.exists(params["role_file"])
     if not gateway:
         module.exit_json(changed=False, gateway=False, changes=[])
+    path = params["path"]
     try:
-        allowed = networks(params["clients"])
-        with open(params["path"], encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh:
             current = fh.read()
-        new, changes = restrict(current, allowed, params["path"])
+        if params["clients"] is None:
+            if exports(current, path):
+                raise ExportsError(
+                    "data_fabric_nfs_clients is not set: declare the networks that may mount "
+                    "over NFSv3 (the gateway authenticates no client), or [] to export nothing")
+            allowed = []
+        else:
+            allowed = networks(params["clients"])
+        new, changes = restrict(current, allowed, path)
     except (OSError, UnicodeDecodeError, ExportsError) as exc:
         module.fail_json(msg=f"nothing was changed: {exc}", gateway=True, changes=[])
     result: dict[str, Any] = {"changed": bool(changes), "gateway": True, "changes": changes}
     if changes and module._diff:
-        result["diff"] = {"before": current, "after": new, "before_header": params["path"],
-                          "after_header": params["path"]}
+        result["diff"] = {"before": current, "after": new, "before_header": path,
+                          "after_header": path}
     if changes and not module.check_mode:
-        path = params["path"]
-        st = os.stat(path)
-        tmp = f"{path}.m7guard-tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(new)
-        os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, st.st_mode & 0o7777)
-        os.replace(tmp, path)
+        replace_file(path, new)
+        # The gateway rereads its exports on `maprcli nfsmgmt refreshexports` (ReferenceGuide:
+        # nfsmgmt refreshexports); when it cannot, the file goes back as it was, so a next
+        # run sees the change still to make.
+        rc, out, err = module.run_command([params["maprcli"], "nfsmgmt", "refreshexports",
+                                           "-json"])
+        if rc != 0 or '"ERROR"' in out:
+            replace_file(path, current)
+            module.fail_json(msg="nothing was changed: maprcli nfsmgmt refreshexports failed "
+                                 f"({(err or out).strip()[:300]}); {path} is as it was",
+                             gateway=True, changes=[])
     module.exit_json(**result)
+
+
+def replace_file(path: str, text: str) -> None:
+    """Write text in place of path in one rename, with path's owner and mode (m7guard_fileio:
+    a temporary file of a random name, never a path someone could have placed a link at)."""
+    from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
+        write_atomic,
+    )
+
+    st = os.stat(path)
+    write_atomic(path, text, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
 
 
 def main() -> None:
@@ -206,7 +243,8 @@ def main() -> None:
         argument_spec={
             "path": {"type": "str", "default": "/opt/mapr/conf/exports"},
             "role_file": {"type": "str", "default": "/opt/mapr/roles/nfs"},
-            "clients": {"type": "list", "elements": "str", "default": []},
+            "clients": {"type": "list", "elements": "str"},
+            "maprcli": {"type": "str", "default": "/opt/mapr/bin/maprcli"},
         },
         supports_check_mode=True,
     ))

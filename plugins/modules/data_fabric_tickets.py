@@ -25,10 +25,12 @@ description:
   - Each ticket file (I(files), by default the user tickets C(/tmp/maprticket_*)) is read
     with C(maprlogin print), the file given in C(MAPR_TICKETFILE_LOCATION).
   - >-
-    Refuses, changing nothing, a ticket file maprlogin cannot read, and the removal of the
-    ticket maprcli uses on this node (C(MAPR_TICKETFILE_LOCATION) of the module's
-    environment, else C(/tmp/maprticket_<uid>)): that would cut the role and the audit off
-    the cluster; regenerate that one within the policy first.
+    Refuses, changing nothing, a ticket file maprlogin cannot read (or whose output names
+    another file), the removal of the ticket maprcli uses on this node (I(acting_ticket),
+    C(MAPR_TICKETFILE_LOCATION) of the module's environment, C(/tmp/maprticket_<uid>)): that
+    would cut the role and the audit off the cluster; and the removal of a file that is not
+    a user ticket (C(maprticket_<uid>)), on which a service may depend. Regenerate those
+    within the policy instead.
   - Removing the file does not revoke a copy of the ticket kept elsewhere.
   - The functions above run() are what m7guard's DF-009 check uses.
 options:
@@ -49,6 +51,12 @@ options:
     description: Longest renewal limit (created to RenewalTill) allowed, in days.
     type: int
     default: 30
+  acting_ticket:
+    description: >-
+      The ticket file maprcli uses on the node, never removed (besides
+      C(MAPR_TICKETFILE_LOCATION) of the module's environment and C(/tmp/maprticket_<uid>)).
+    type: str
+    default: ""
 """
 
 RETURN = r"""
@@ -70,6 +78,7 @@ _LINE = re.compile(r"^(?P<cluster>\S+): user = (?P<user>[^,]+), .*?created = '(?
 _DATE = re.compile(r"^\w{3} (\w{3}) +(\d{1,2}) (\d{2}:\d{2}:\d{2}) \S+ (\d{4})$")
 # Where Data Fabric writes a user's ticket (documented; read here, never created).
 USER_TICKETS = "/tmp/maprticket_"  # noqa: S108
+_USER_TICKET = re.compile(r"^maprticket_\d+$")  # the name maprlogin password gives one
 DST = 3600  # a zone's daylight saving change may add an hour between two dates of a ticket
 DAY = 86400
 
@@ -88,20 +97,32 @@ def _when(text: str) -> datetime:
 
 
 def tickets(output: str, path: str) -> list[dict[str, Any]]:
-    """The tickets of `maprlogin print` output: cluster, user, lifetime and renewal days."""
-    out = []
+    """The tickets of `maprlogin print` output for the ticket file path: cluster, user,
+    lifetime and renewal days. Output that opened another file, or dates that run backwards,
+    are TicketError: a ticket is judged only from the file it came from."""
+    out, opened = [], None
     for line in output.splitlines():
-        if not line.strip() or line.startswith("Opening keyfile"):
+        if not line.strip():
+            continue
+        if line.startswith("Opening keyfile"):
+            opened = line[len("Opening keyfile"):].strip()
             continue
         match = _LINE.match(line.strip())
         if not match:
             raise TicketError(f"{path}: maprlogin print gave a line of unknown form: "
                               f"{line.strip()[:200]!r}")
         created = _when(match["created"])
-        out.append({
+        ticket = {
             "cluster": match["cluster"], "user": match["user"].strip(),
             "lifetime_s": (_when(match["expires"]) - created).total_seconds(),
-            "renewal_s": (_when(match["renewal"]) - created).total_seconds()})
+            "renewal_s": (_when(match["renewal"]) - created).total_seconds()}
+        if ticket["lifetime_s"] < 0 or ticket["renewal_s"] < 0:
+            raise TicketError(f"{path}: a ticket of {ticket['user']} expires or renews before "
+                              "it was created")
+        out.append(ticket)
+    if opened != path:
+        raise TicketError(f"{path}: maprlogin print read {opened or 'no named file'}, not "
+                          "this file (MAPR_TICKETFILE_LOCATION was not followed)")
     if not out:
         raise TicketError(f"{path}: maprlogin print shows no ticket")
     return out
@@ -118,8 +139,18 @@ def over_policy(ticket: dict[str, Any], max_lifetime_days: int, max_renewal_days
     return out
 
 
-def acting_ticket(environ: dict[str, str], uid: int) -> str:
-    return environ.get("MAPR_TICKETFILE_LOCATION") or f"{USER_TICKETS}{uid}"
+def acting_tickets(declared: str, environ: dict[str, str], uid: int) -> list[str]:
+    """The ticket maprcli uses on the node: the one declared, the one the module's
+    environment names, and the default of its user."""
+    return [t for t in (declared, environ.get("MAPR_TICKETFILE_LOCATION"),
+                        f"{USER_TICKETS}{uid}") if t]
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def run(module: Any, environ: dict[str, str] | None = None, uid: int | None = None) -> None:
@@ -144,11 +175,17 @@ def run(module: Any, environ: dict[str, str] | None = None, uid: int | None = No
         if any(over_policy(t, params["max_lifetime_days"], params["max_renewal_days"])
                for t in found[path]):
             remove.append(path)
-    acting = acting_ticket(environ, uid)
-    if acting in remove:
-        refusals.append(f"{acting} is the ticket maprcli uses here and outlives the policy: "
-                        "regenerate it within the policy (maprlogin password, or "
-                        "generateticket with -duration and -renewal) first")
+    for path in list(remove):
+        acting = [t for t in acting_tickets(params["acting_ticket"], environ, uid)
+                  if _same(path, t)]
+        if acting:
+            refusals.append(f"{path} is the ticket maprcli uses here and outlives the policy: "
+                            "regenerate it within the policy (maprlogin password, or "
+                            "generateticket with -duration and -renewal) first")
+        elif not _USER_TICKET.match(os.path.basename(path)):
+            refusals.append(f"{path} is not a user ticket (maprticket_<uid>) and outlives "
+                            "the policy: a service may depend on it; regenerate it with "
+                            "-duration and -renewal within the policy")
     if refusals:
         module.fail_json(msg="nothing was changed: " + "; ".join(refusals), tickets=found,
                          removed=[])
@@ -165,6 +202,7 @@ def main() -> None:
             "files": {"type": "list", "elements": "str", "default": [f"{USER_TICKETS}*"]},
             "max_lifetime_days": {"type": "int", "default": 14},
             "max_renewal_days": {"type": "int", "default": 30},
+            "acting_ticket": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     ))

@@ -6,8 +6,9 @@ It answers the commands m7guard's roles and checks use from a JSON state file, s
 run changes what the next read sees, and it appends each call's argv (one JSON list per line)
 to CALLS. Replies follow the shapes of the Data Fabric 7.x documentation (ReferenceGuide pages
 dashboard-info, volume-info, volume-modify, volume-audit, acl-show, acl-set, acl-edit,
-audit-info, audit-cluster, audit-data, config-load, config-save; SecurityGuide pages
-DetermineClusterSecurity, VerifyOperations, IncludeExcludeOperations): the envelope
+audit-info, audit-cluster, audit-data, config-load, config-save, nfsmgmt-refreshexports;
+SecurityGuide pages DetermineClusterSecurity, VerifyOperations, IncludeExcludeOperations): the
+envelope
 {"timestamp", "timeofday", "status": "OK", "total", "data": [...]}; `dashboard info` with
 data[0].cluster.secure and .dare as booleans; volume records with `volumename`, `mountdir`,
 `volumeAces` {readAce, writeAce}, `audited` 0/1, `enableddataauditoperations` and
@@ -36,6 +37,7 @@ nor the fields of a security policy record (`name`, the documented column name, 
   maprcli acl edit -type cluster [-user "NAME:perm,..."] [-group "..."]
   maprcli config load -keys KEY[,KEY] [-json]
   maprcli config save -values '{"KEY":"VALUE"}'
+  maprcli nfsmgmt refreshexports [-json]
   maprcli audit info [-json]
   maprcli audit cluster -enabled true|false
   maprcli audit data [-enabled true|false] [-maxsize GB] [-retention DAYS]
@@ -287,6 +289,8 @@ def main(argv: list[str]) -> None:
     elif words == ["config", "save"]:
         state["config"].update({k: str(v) for k, v in json.loads(opts["values"]).items()})
         save(state)
+        reply([])
+    elif words == ["nfsmgmt", "refreshexports"]:  # ReferenceGuide: nfsmgmt refreshexports
         reply([])
     elif words == ["audit", "info"]:
         reply([state["audit"]])

@@ -28,7 +28,7 @@ DEFAULTS = {"regulated_volumes": None, "read_ace": "g:pci-readers | u:mapr",
             "write_ace": "g:pci-writers | u:mapr", "replace_aces": False,
             "audit_operations": ["read", "write", "create", "delete"],
             "cluster_admins": ["u:mapr"], "acting_principal": "u:mapr",
-            "security_policies": None}
+            "security_policies": ["pci-cardholder"]}
 CHECKS = {"DF-001": checks.test_df_001, "DF-002": checks.test_df_002,
           "DF-003": checks.test_df_003, "DF-004": checks.test_df_004,
           "DF-005": checks.test_df_005, "DF-006": checks.test_df_006}
@@ -237,8 +237,11 @@ def test_the_module_refuses_what_it_must_not_do(cluster: Cluster) -> None:
     _, refusals = _plan(cluster, security_policies=["pci-cardholder", "phi"])
     assert any("security policy phi of data_fabric_security_policies does not exist" in r
                for r in refusals)
+    _, refusals = _plan(cluster, security_policies=None)  # unnamed: never armed by the role
+    assert any("security policy pci-cardholder is Disarmed (DF-006): name the policies" in r
+               for r in refusals)
     cluster.change(lambda s: s["policies"].clear())
-    _, refusals = _plan(cluster)
+    _, refusals = _plan(cluster, security_policies=None)
     assert any("the cluster has no security policy" in r for r in refusals)
     module = role_module()
     assert module.cluster_refusals([{"cluster": {"secure": False, "dare": True}}])

@@ -12,19 +12,34 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import modulekit
 import pytest
+from kernel_tuning_kit import load_module
 from modulekit import FakeModule
 
 from m7guard.checks import data_fabric as checks
 from m7guard.checks.support.data_fabric import role_module
 
 ROOT = Path(__file__).resolve().parents[3]
+# the module writes with the collection's file helper, imported by its collection name
+load_module("ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio",
+            ROOT / "plugins" / "module_utils" / "m7guard_fileio.py")
 SHIPPED = (ROOT / "tests" / "standin" / "exports").read_text()
 CLIENTS, CLUSTER, OTHER = "10.2.0.0/24", "10.1.0.0/24", "10.9.0.0/24"
 ZONES = {"admin": ["10.0.0.0/24"], "cluster": [CLUSTER], "clients": [CLIENTS, "fd02::/64"]}
+
+
+class Module(FakeModule):
+    """FakeModule with the gateway's `maprcli nfsmgmt refreshexports`, answering `refresh`."""
+
+    refresh = (0, '{"status": "OK", "total": 0, "data": []}', "")
+    calls: ClassVar[list[list[str]]] = []
+
+    def run_command(self, argv: list[str]) -> tuple[int, str, str]:
+        type(self).calls.append(argv)
+        return self.refresh
 
 
 class Node:
@@ -51,13 +66,16 @@ class Node:
         self.host = fake_host({"sh -c": answer})
         self.host.backend = SimpleNamespace(NAME="ansible", get_variables=lambda: self.variables)
 
-    def role(self, clients: list[str] | None = None, check_mode: bool = False
-             ) -> modulekit.Done:
+    def role(self, clients: Any = "inventory", check_mode: bool = False,
+             refresh: tuple[int, str, str] | None = None) -> modulekit.Done:
         module = role_module("data_fabric_nfs_exports")
         params = {"path": str(self.exports), "role_file": str(self.role_file),
-                  "clients": self.variables["data_fabric_nfs_clients"]
-                  if clients is None else clients}
-        return modulekit.run(module, FakeModule(params, check_mode))
+                  "maprcli": "maprcli", "clients": self.variables["data_fabric_nfs_clients"]
+                  if clients == "inventory" else clients}
+        fake = Module(params, check_mode)
+        if refresh:
+            fake.refresh = refresh
+        return modulekit.run(module, fake)
 
 
 @pytest.fixture
@@ -68,9 +86,12 @@ def node(tmp_path: Path, fake_host: Any, out: Any) -> Node:
 def test_the_shipped_exports_fail_and_the_role_restricts_them(node: Node, expect: Any) -> None:
     assert "/mapr is exported to every host (rw)" in expect.fail(
         checks.test_df_008, node.host, evidence={})
+    Module.calls.clear()
     dry = node.role(check_mode=True)
     assert dry.result["changed"] and node.exports.read_text() == SHIPPED
+    assert Module.calls == []  # check mode: the gateway is not told anything
     done = node.role()
+    assert Module.calls == [["maprcli", "nfsmgmt", "refreshexports", "-json"]]
     assert done.result["changes"][0]["after"] == f"/mapr {CLIENTS},fd02::/64(rw)"
     assert node.exports.read_text().startswith(SHIPPED.rsplit("/mapr (rw)", 1)[0])  # comments
     assert not node.role().result["changed"]  # read before write
@@ -92,6 +113,7 @@ BROKEN = [
     (f"/mapr {OTHER}(rw)\n", "which zero_trust_network does not admit to NFS"),
     ("/mapr 10.2.0.7(ro) (ro)\n", "/mapr is exported to every host (ro)"),
     (f"/data cldb1:7222 {CLIENTS}(rw),{OTHER}(ro)\n", f"exported to {OTHER}"),
+    ("/mapr/my.cluster.com /cluster (rw)\n", "/mapr/my.cluster.com is exported to every host"),
 ]
 
 
@@ -130,6 +152,8 @@ def test_no_gateway_passes_and_a_gateway_without_its_role_file_fails(node: Node,
 
 UNREADABLE = [
     ("/mapr rw\n", "cannot be read"),
+    # a non-/mapr path needs its CLDB list: a host in its place is not taken for one
+    (f"/data 10.9.0.5(rw) {CLIENTS}(rw)\n", "is not followed by a CLDB list"),
     ("/mapr\n", "has no access control"),
     ("/mapr client1.lab.test(rw)\n", "is a host name"),
 ]
@@ -165,3 +189,26 @@ def test_a_non_mapr_export_keeps_its_cldb_list(node: Node) -> None:
     node.role()
     assert node.exports.read_text() == (
         f"/data cldb1:7222,cldb2:7222 {CLIENTS}(rw) {CLIENTS},fd02::/64(ro)\n")
+
+
+def test_unset_clients_refuse_a_gateway_with_exports(node: Node) -> None:
+    """data_fabric_nfs_clients unset: nothing is cut off by default; the role refuses, naming
+    the variable, until the clients (or [] for none) are declared."""
+    refused = node.role(clients=None)
+    assert refused.failed and "data_fabric_nfs_clients is not set" in refused.result["msg"]
+    assert node.exports.read_text() == SHIPPED
+    node.exports.write_text("# no export\n")
+    assert not node.role(clients=None).result["changed"]
+
+
+def test_a_gateway_that_cannot_reread_its_exports_keeps_the_old_file(node: Node) -> None:
+    failed = node.role(refresh=(1, "", "ERROR (10009) - Couldn't connect to the NFS server"))
+    assert failed.failed and "refreshexports failed" in failed.result["msg"]
+    assert node.exports.read_text() == SHIPPED  # put back: the next run makes the change again
+    assert node.role().result["changed"]
+
+
+def test_an_alias_is_kept(node: Node) -> None:
+    node.exports.write_text("/mapr/my.cluster.com /cluster (rw)\n")
+    node.role()
+    assert node.exports.read_text() == f"/mapr/my.cluster.com /cluster {CLIENTS},fd02::/64(rw)\n"

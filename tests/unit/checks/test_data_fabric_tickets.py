@@ -74,7 +74,7 @@ class Node:
     def role(self, check_mode: bool = False, environ: dict[str, str] | None = None
              ) -> modulekit.Done:
         params = {"maprlogin": "maprlogin", "files": [self.pattern], "max_lifetime_days": 14,
-                  "max_renewal_days": 30}
+                  "max_renewal_days": 30, "acting_ticket": ""}
         module = role_module("data_fabric_tickets")
         with pytest.raises(modulekit.Done) as info:
             module.run(Module(params, check_mode), environ=environ or {}, uid=0)
@@ -123,10 +123,33 @@ def test_no_ticket_file_passes(node: Node, expect: Any) -> None:
 
 
 def test_the_ticket_maprcli_uses_is_not_removed(node: Node) -> None:
-    acting = node.write("maprticket_0", ticket("mapr", 5000, 30, 90))
+    acting = node.write("maprticket_5000", ticket("mapr", 5000, 30, 90))
     refused = node.role(environ={"MAPR_TICKETFILE_LOCATION": str(acting)})
     assert refused.failed and "is the ticket maprcli uses here" in refused.result["msg"]
     assert acting.exists()
+
+
+def test_a_service_ticket_is_refused_not_removed(node: Node, monkeypatch: Any) -> None:
+    """A ticket file that is not a user ticket (maprticket_<uid>) is judged by the check, but
+    the role does not remove it: a service may depend on it."""
+    service = node.write("maprticket_service", ticket("spark", 2000, 30, 90))
+    refused = node.role()
+    assert refused.failed and "is not a user ticket" in refused.result["msg"]
+    assert service.exists()
+
+
+def test_a_ticket_printed_from_another_file_or_running_backwards_is_an_error(
+        node: Node, expect: Any, fake_host: Any, out: Any, monkeypatch: Any) -> None:
+    """maprlogin must have read the file judged (Opening keyfile names it), and a ticket
+    cannot expire before it was created: otherwise `error`, never a pass."""
+    path = node.write("maprticket_1000", ticket("juser", 1000, 14, 30))
+    other = maprlogin(str(node.write("elsewhere", ticket("juser", 1000, 1, 1)))).stdout
+    host = fake_host({"MAPR_TICKETFILE_LOCATION": out(0, other, ""),
+                      "sh -c": out(0, f"file {path}\nend\n", "")})
+    assert "was not followed" in expect.error(checks.test_df_009, host, evidence={})
+    node.write("maprticket_1000", ticket("juser", 1000, -1, 30))
+    assert "expires or renews before it was created" in expect.error(
+        checks.test_df_009, node.host, evidence={})
 
 
 def test_unreadable_tickets_are_an_error_and_refused(node: Node, expect: Any) -> None:
@@ -139,7 +162,7 @@ def test_unreadable_tickets_are_an_error_and_refused(node: Node, expect: Any) ->
 
 
 @pytest.mark.parametrize(("output", "words"), [
-    ("Opening keyfile /tmp/t\n", "shows no ticket"),
+    ("Opening keyfile /tmp/maprticket_1000\n", "shows no ticket"),
     ("c: user = u, created = 'yesterday', expires = 'x', RenewalTill = 'y'\n",
      "a ticket date of unknown form"),
     ("c: user = u, uid = 0\n", "a line of unknown form"),
