@@ -69,8 +69,10 @@ def test_the_tarball_holds_the_roles_and_plugins_and_nothing_else(outside: dict[
             "plugins/modules/m7guard_files.py", "plugins/module_utils/m7guard_fileio.py",
             "plugins/filter/kernel_tuning.py", "playbooks/site.yml"} <= names
     tops = {name.split("/", 1)[0] for name in names}
-    assert tops <= {"MANIFEST.json", "FILES.json", "README.md",
+    assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.md", "changelogs",
                     "docs", "meta", "plugins", "playbooks", "roles"}, tops
+    # the release notes ship (changelogs/changelog.yaml); unreleased fragments do not
+    assert not [n for n in names if n.startswith("changelogs/fragments/")], names
     assert not any("__pycache__" in name for name in names)
 
 
