@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -32,6 +33,29 @@ FAIL_ON_CHOICES: tuple[str, ...] = (*SEVERITIES, "none")
 
 class ResultsError(M7guardError):
     """A results file cannot be read or does not match the results schema."""
+
+
+DOCS_URL_SCHEMES: tuple[str, ...] = ("https", "http", "file")
+
+
+def docs_address(value: str) -> str:
+    """The address docs/ is published at, as reports link to it (the tool's information URI,
+    each rule's help link under it): an absolute http(s) or file URL with no query or
+    fragment, returned ending with "/". m7guard has no address of its own to default to."""
+    parsed = urllib.parse.urlsplit(value.strip())
+    if parsed.scheme not in DOCS_URL_SCHEMES:
+        raise M7guardError(
+            f"{value!r} is not an absolute URL (https, http or file) "
+            "(the address of m7guard's docs/ folder, e.g. https://docs.example.com/m7guard/)"
+        )
+    if parsed.scheme != "file" and not parsed.hostname:
+        raise M7guardError(f"{value!r} names no host")
+    if parsed.scheme == "file" and not parsed.path.startswith("/"):
+        raise M7guardError(f"{value!r}: a file URL needs an absolute path")
+    if parsed.query or parsed.fragment:
+        raise M7guardError(f"{value!r}: no query or fragment (rule links are added to it)")
+    url = urllib.parse.urlunsplit(parsed)
+    return url if url.endswith("/") else url + "/"
 
 
 _STR = {"type": "string"}
@@ -59,7 +83,13 @@ RESULTS_SCHEMA: dict[str, Any] = {
         "tool": {
             "type": "object",
             "required": ["name", "version"],
-            "properties": {"name": _STR, "version": _STR},
+            "properties": {
+                "name": _STR,
+                "version": _STR,
+                # where the operator publishes m7guard's docs/ (docs_address); absent when
+                # not given: reports then carry no tool or rule help link
+                "docs_url": {"type": "string", "pattern": r"^(https?|file)://[^?#]*/$"},
+            },
         },
         "started": {"type": "string", "format": "date-time"},
         "finished": {"type": "string", "format": "date-time"},

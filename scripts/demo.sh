@@ -17,6 +17,9 @@ reports="$root/reports"
 profile=${M7GUARD_DEMO_PROFILE:-pci_dss}
 rm -rf "$reports"
 mkdir -p "$reports"
+# the reports' tool and rule help links (SARIF) point at this checkout's docs/, which the
+# reader of the demo's reports has; an operator sets the address the docs are published at
+export M7GUARD_DOCS_URL="${M7GUARD_DOCS_URL:-file://$root/docs/}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

@@ -28,7 +28,16 @@ from m7guard.evidence.audit import bundle_options, prepare_signer, write_bundle
 from m7guard.inventory import inventory_option
 from m7guard.reports import FORMATS, parse_formats, render
 from m7guard.reports.console import print_results
-from m7guard.results import FAIL_ON_CHOICES
+from m7guard.results import FAIL_ON_CHOICES, docs_address
+
+
+def _docs_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return docs_address(value)
+    except M7guardError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
 @click.command()
@@ -89,6 +98,15 @@ from m7guard.results import FAIL_ON_CHOICES
     "ships: the checkout's, or the installed package's).",
 )
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds for the whole run.")
+@click.option(
+    "--docs-url",
+    envvar="M7GUARD_DOCS_URL",
+    default=None,
+    callback=_docs_url,
+    help="Where you publish m7guard's docs/ folder (https, http or file URL; also "
+    "$M7GUARD_DOCS_URL): the SARIF report links the tool and each rule's help to it. Unset, "
+    "the reports carry no such link (m7guard has no address of its own).",
+)
 @bundle_options
 @click.option(
     "--history",
@@ -112,6 +130,7 @@ def audit(
     workers: int,
     policies: Path | None,
     timeout: float,
+    docs_url: str | None,
     evidence_bundle: Path | None,
     signing_key: Path | None,
     signing_kms_key_id: str | None,
@@ -140,6 +159,7 @@ def audit(
             attestations=attestations,
             workers=workers,
             timeout=timeout,
+            docs_url=docs_url,
         )
         with Progress(
             TextColumn("[bold]audit[/bold] {task.description}"),

@@ -79,6 +79,8 @@ class AuditOptions:
     timeout: float = 900.0
     connect_timeout: int = 10
     today: dt.date | None = None
+    docs_url: str | None = None
+    """Where docs/ is published (results.docs_address), recorded for the reports' links."""
 
 
 @dataclass
@@ -415,7 +417,11 @@ def assemble(
     rule_ids = sorted({r["rule"] for r in results})
     data = {
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "m7guard", "version": __version__},
+        "tool": {
+            "name": "m7guard",
+            "version": __version__,
+            **({"docs_url": opts.docs_url} if opts.docs_url else {}),
+        },
         "started": started,
         "finished": finished,
         "inventory": describe(opts.inventory),

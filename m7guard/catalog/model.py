@@ -11,6 +11,20 @@ SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 FRAMEWORK_IDS: tuple[str, ...] = ("soc2", "hipaa", "pci_dss_4", "nist_800_53", "cis_debian_12")
 
 
+# the generated rule table (m7guard docs), relative to docs/, and its anchor for one rule: the
+# rule help link of a report is <documentation address><RULES_PAGE>#<rule_anchor(id)>
+RULES_PAGE = "reference/rules.md"
+
+
+def rule_anchor(rule_id: str) -> str:
+    return rule_id.lower()
+
+
+def rule_help_url(docs_url: str, rule_id: str) -> str:
+    """The help link of a rule under the address docs/ is published at (ends with /)."""
+    return f"{docs_url}{RULES_PAGE}#{rule_anchor(rule_id)}"
+
+
 def severity_rank(severity: str) -> int:
     """Order of a severity: low=0 ... critical=3."""
     return SEVERITIES.index(severity)

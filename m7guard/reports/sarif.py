@@ -1,5 +1,8 @@
 """SARIF 2.1.0: one run per host (automationDetails.id), every rule with security-severity,
-every result located at its rule file.
+every result located at its rule file. When the audit was given the address of m7guard's
+published docs/ (--docs-url), the tool's informationUri is that address and each rule's helpUri
+its row of the rule table (docs/reference/rules.md); without it neither is written, and the
+official validator warns SARIF2005 (no informationUri) once per run.
 
 Kinds: pass -> pass, fail -> fail (level by severity), error -> open (not evaluated),
 notapplicable -> notApplicable, notchecked (not assessed) -> open; a waived result keeps the
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from m7guard.catalog.model import rule_help_url
 from m7guard.results import Results
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -26,17 +30,22 @@ KIND = {
 SRCROOT = "SRCROOT"
 
 
-def _rule(rule_id: str, rule: dict[str, Any]) -> dict[str, Any]:
+def _rule(rule_id: str, rule: dict[str, Any], docs_url: str | None) -> dict[str, Any]:
     refs = [f"{fw}:{i}" for fw, ids in sorted(rule["references"].items()) for i in ids]
     markdown = (
         f"**{rule['title']}**\n\n{rule['description']}\n\n*Why:* {rule['rationale']}\n\n"
         f"*Remediation:* `{rule['remediation']['command']}`"
     )
-    return {
+    out: dict[str, Any] = {
         "id": rule_id,
         "name": rule_id.replace("-", ""),
         "shortDescription": {"text": rule["title"]},
         "fullDescription": {"text": rule["description"]},
+    }
+    if docs_url:
+        out["helpUri"] = rule_help_url(docs_url, rule_id)
+    return {
+        **out,
         "help": {
             "text": f"{rule['rationale']} Remediation: {rule['remediation']['command']}",
             "markdown": markdown,
@@ -93,11 +102,14 @@ def render(results: Results) -> str:
     data = results.data
     rule_ids = sorted(data["rules"])
     index = {rid: i for i, rid in enumerate(rule_ids)}
-    driver = {
-        "name": "m7guard",
+    docs_url = data["tool"].get("docs_url")
+    driver: dict[str, Any] = {"name": "m7guard"}
+    if docs_url:  # the audit was told where docs/ is published (m7guard audit --docs-url)
+        driver["informationUri"] = docs_url
+    driver |= {
         "version": data["tool"]["version"],
         "semanticVersion": data["tool"]["version"],
-        "rules": [_rule(rid, data["rules"][rid]) for rid in rule_ids],
+        "rules": [_rule(rid, data["rules"][rid], docs_url) for rid in rule_ids],
     }
     runs = []
     for host, rows in results.by_host().items():

@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.lab, pytest.mark.whole_lab]
 
 ROOT = Path(__file__).resolve().parents[2]
 SARIF_TOOL = ROOT / "tests/tools/node_modules/.bin/sarif-multitool"
+# the checkout's docs/, where the SARIF report's tool and rule help links point
+DOCS_URL = (ROOT / "docs").as_uri()
 FACT = "/etc/ansible/facts.d/m7guard_waivers.fact"
 FORMATS = (
     "results.json",
@@ -98,6 +100,8 @@ def audit_out(lab, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int,
             str(out),
             "--format",
             "all",
+            "--docs-url",
+            DOCS_URL,
             check=False,
         )
     finally:
@@ -256,8 +260,8 @@ def test_sarif_passes_the_official_validator(audit_out: tuple[Path, int, str]) -
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    errors = [ln for ln in proc.stdout.splitlines() if ": error " in ln]
-    assert errors == [], errors
+    findings = [ln for ln in proc.stdout.splitlines() if ": error " in ln or ": warning " in ln]
+    assert findings == [], findings
     assert "Analysis completed successfully" in proc.stdout
 
 
