@@ -1,4 +1,5 @@
-"""The build step that puts the rule catalog, the roles, their plugins and the playbooks into the
+"""The m7guard distribution's version, galaxy.yml's (packaging/galaxy_version.py), and the build
+step that puts the rule catalog, the roles, their plugins and the playbooks into the
 m7guard wheel.
 
 Everything else is declared in pyproject.toml. An installed m7guard finds these directories
@@ -16,6 +17,7 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).resolve().parent
 # the list of shipped directories is m7guard.locate's (a module without dependencies)
 SHIPPED = runpy.run_path(str(HERE / "m7guard" / "locate.py"))["SHIPPED"]
+galaxy_version = runpy.run_path(str(HERE / "packaging" / "galaxy_version.py"))["galaxy_version"]
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
 
@@ -31,4 +33,4 @@ class BuildWithData(build_py):
             shutil.copytree(HERE / name, target, ignore=IGNORE)
 
 
-setup(cmdclass={"build_py": BuildWithData})
+setup(version=galaxy_version(HERE), cmdclass={"build_py": BuildWithData})

@@ -2,4 +2,4 @@
 
 from importlib.metadata import version
 
-__version__ = version("m7guard")  # set once, in field_encryption/__init__.py
+__version__ = version("m7guard")  # stated once, in galaxy.yml (packaging/galaxy_version.py)

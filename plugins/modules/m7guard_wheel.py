@@ -21,7 +21,8 @@ short_description: Build a project's wheel (pip wheel --no-deps) into a director
 version_added: "0.1.0"
 description:
   - Copies the project's packaging files (those of O(project) when given), its
-    C(requirements/) directory and the packages named to a fresh directory under O(dest)
+    C(requirements/) directory, the files its version is read from (C(galaxy.yml),
+    C(packaging/galaxy_version.py)) and the packages named to a fresh directory under O(dest)
     and runs C(pip wheel --no-deps) there, so builds never write into the checkout and
     runs in parallel do not share a build tree.
   - SOURCE_DATE_EPOCH is fixed, so the same sources give a byte-identical wheel and a copy
@@ -78,6 +79,8 @@ sha256:
 
 PACKAGING_FILES = ("pyproject.toml", "setup.cfg", "setup.py", "README.md", "LICENSE", "MANIFEST.in")
 DATA_DIRS = ("requirements",)  # read by the pyproject files (their extras)
+# read by the setup.py files: the release version, stated once in galaxy.yml
+VERSION_FILES = ("galaxy.yml", "packaging/galaxy_version.py")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
 EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
 
@@ -113,6 +116,10 @@ def build(source: Path, dest: Path, packages: list[str],
         for name in DATA_DIRS:
             if (source / name).is_dir():
                 shutil.copytree(source / name, work / name, ignore=IGNORE)
+        for name in VERSION_FILES:
+            if (source / name).is_file():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / name, work / name)
         for name in packages:
             if not (source / name).is_dir():
                 raise WheelError(f"{source} has no package directory {name}")
