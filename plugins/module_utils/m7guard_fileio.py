@@ -1,4 +1,4 @@
-"""File helpers shared by the roles' modules (m7guard_support)."""
+"""File helpers shared by the collection's modules."""
 
 from __future__ import annotations
 
@@ -35,3 +35,10 @@ def write_atomic(path, content, mode=0o644, uid=None, gid=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def replace_text(path, content):
+    """Replace the existing file `path` with `content`, keeping its owner and mode (one rename,
+    through write_atomic's temporary file of a random name)."""
+    st = os.stat(path)
+    write_atomic(path, content, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)

@@ -189,6 +189,10 @@ def restrict(text: str, allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 
 def run(module: Any) -> None:
+    # imported here, not at the top: the checks load this module's parsers without the collection
+    from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
+        replace_text,
+    )
     params = module.params
     gateway = os.path.exists(params["role_file"])
     if not gateway:
@@ -213,29 +217,18 @@ def run(module: Any) -> None:
         result["diff"] = {"before": current, "after": new, "before_header": path,
                           "after_header": path}
     if changes and not module.check_mode:
-        replace_file(path, new)
+        replace_text(path, new)
         # The gateway rereads its exports on `maprcli nfsmgmt refreshexports` (ReferenceGuide:
         # nfsmgmt refreshexports); when it cannot, the file goes back as it was, so a next
         # run sees the change still to make.
         rc, out, err = module.run_command([params["maprcli"], "nfsmgmt", "refreshexports",
                                            "-json"])
         if rc != 0 or '"ERROR"' in out:
-            replace_file(path, current)
+            replace_text(path, current)
             module.fail_json(msg="nothing was changed: maprcli nfsmgmt refreshexports failed "
                                  f"({(err or out).strip()[:300]}); {path} is as it was",
                              gateway=True, changes=[])
     module.exit_json(**result)
-
-
-def replace_file(path: str, text: str) -> None:
-    """Write text in place of path in one rename, with path's owner and mode (m7guard_fileio:
-    a temporary file of a random name, never a path someone could have placed a link at)."""
-    from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
-        write_atomic,
-    )
-
-    st = os.stat(path)
-    write_atomic(path, text, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
 
 
 def main() -> None:

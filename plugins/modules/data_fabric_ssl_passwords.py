@@ -157,18 +157,11 @@ ARGUMENT_SPEC = {
 }
 
 
-def replace_file(path: str, text: str) -> None:
-    """Write text in place of path in one rename, with path's owner and mode (m7guard_fileio:
-    a temporary file of a random name, never a path someone could have placed a link at)."""
-    from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
-        write_atomic,
-    )
-
-    st = os.stat(path)
-    write_atomic(path, text, mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
-
-
 def run(module: Any) -> None:
+    # imported here, not at the top: the checks load this module's parsers without the collection
+    from ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio import (
+        replace_text,
+    )
     params = module.params
     files = found(params["files"])
     plans: dict[str, tuple[str, str, list[str]]] = {}
@@ -201,7 +194,7 @@ def run(module: Any) -> None:
                           for path, (before, after, _) in plans.items()]
     if plans and not module.check_mode:
         for path, (_, after, _) in plans.items():
-            replace_file(path, after)
+            replace_text(path, after)
     module.exit_json(**result)
 
 

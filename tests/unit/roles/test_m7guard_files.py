@@ -15,8 +15,8 @@ from modulekit import Done, FakeModule
 
 PLUGINS = ROOT / "plugins"
 # the module imports its helpers by the collection's name, as Ansible ships them to a node
-load_module("ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio",
-            PLUGINS / "module_utils/m7guard_fileio.py")
+fileio = load_module("ansible_collections.m7guard.hardening.plugins.module_utils.m7guard_fileio",
+                     PLUGINS / "module_utils/m7guard_fileio.py")
 files_mod = load_module("m7guard_files", PLUGINS / "modules/m7guard_files.py")
 # a group other than root's that every Debian system has
 OTHER_GROUP = "adm"
@@ -148,3 +148,20 @@ def test_a_symbolic_link_is_not_followed(tmp_path: Path) -> None:
     done = run({"files": [{"path": str(link), "content": "notice\n"}]})
     assert done.failed and "symbolic link" in done.result["msg"]
     assert target.read_text() == "kept\n"
+
+
+def test_replace_text_keeps_the_owner_and_mode_and_leaves_no_temporary_file(
+    tmp_path: Path, root_only: None
+) -> None:
+    path = tmp_path / "exports"
+    path.write_text("before\n")
+    os.chown(path, 0, grp.getgrnam(OTHER_GROUP).gr_gid)
+    path.chmod(0o640)
+    fileio.replace_text(str(path), "after\n")
+    st = path.stat()
+    assert path.read_text() == "after\n"
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (
+        0o640, 0, grp.getgrnam(OTHER_GROUP).gr_gid)
+    assert [p.name for p in tmp_path.iterdir()] == ["exports"]
+    with pytest.raises(FileNotFoundError):
+        fileio.replace_text(str(tmp_path / "absent"), "x")
