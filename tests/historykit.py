@@ -68,7 +68,8 @@ STARTED = ("2025-01-01T10:00:00.000Z", "2025-02-01T10:00:00.000Z", "2025-03-01T1
 
 def rule_doc(rule_id: str) -> dict[str, Any]:
     title, severity, refs = RULES[rule_id]
-    area = {"KERN": "kernel", "NET": "network", "IDN": "identity"}[rule_id.split("-")[0]]
+    areas = {"KERN": "kernel", "NET": "zero_trust_network", "IDN": "kerberos_mfa"}
+    area = areas[rule_id.split("-")[0]]
     return {
         "title": title,
         "severity": severity,

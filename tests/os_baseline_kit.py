@@ -8,9 +8,9 @@ from typing import Any
 
 from m7guard.catalog import load_catalog
 
-PLAYBOOK = "playbooks/baseline.yml"
+PLAYBOOK = "playbooks/os_baseline.yml"
 RULES = sorted(rule.id for rule in load_catalog(Path(__file__).resolve().parents[1] / "policies")
-               .rules.values() if rule.area == "os")
+               .rules.values() if rule.area == "os_baseline")
 # What the role manages on a node, printed so that two snapshots show any change.
 SNAPSHOT = (
     "dpkg-query -W -f '${Package} ${Status}\\n' libpam-pwquality cron acct sysstat "

@@ -19,7 +19,7 @@ from battery import LAB_RUNS, all_breaks
 
 from m7guard.catalog.proof import Proof
 
-ENC = "tests/unit/checks/test_encryption.py::"
+ENC = "tests/unit/checks/test_field_encryption.py::"
 DF_UNIT = "tests/unit/checks/test_data_fabric_files.py::"
 DFC_UNIT = "tests/unit/checks/test_data_fabric_cluster.py::"
 DFC_LAB = "tests/integration/test_data_fabric.py::"

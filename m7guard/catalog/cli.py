@@ -13,7 +13,7 @@ from rich.table import Table
 
 from m7guard.catalog.errors import CatalogError
 from m7guard.catalog.loader import display_path, load_catalog
-from m7guard.catalog.model import FRAMEWORK_IDS, Catalog, Rule
+from m7guard.catalog.model import FRAMEWORK_IDS, Catalog, Rule, area_name
 from m7guard.catalog.proof import (
     find_tests_dir,
     load_proofs,
@@ -174,13 +174,23 @@ def proof(ctx: click.Context, policies: Path | None, tests_dir: Path | None,
 
 def _rules(cat: Catalog, profile: str | None, area: str | None) -> list[Rule]:
     rules = cat.rules_for(cat.profile(profile) if profile else None)
-    return [r for r in rules if area is None or r.area == area]
+    if area is None:
+        return rules
+    areas = sorted({r.area for r in cat.rules.values()})
+    if area_name(area) not in areas:
+        raise click.BadParameter(f"no area {area!r} (areas: {', '.join(areas)})",
+                                 param_hint="'--area'")
+    return [r for r in rules if r.area == area_name(area)]
 
 
 @catalog.command(name="list")
 @policies_option
 @click.option("--profile", default=None, help="Only the rules this profile selects.")
-@click.option("--area", default=None, help="Only the rules of this area (e.g. kernel).")
+@click.option(
+    "--area",
+    default=None,
+    help="Only the rules of this area (e.g. kernel; docs/catalog.md lists them).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def list_rules(policies: Path | None, profile: str | None, area: str | None, fmt: str) -> None:
     """List the rules of the catalog."""

@@ -27,6 +27,7 @@ from m7guard.catalog.model import (
     Requirement,
     Rule,
     Selector,
+    area_name,
 )
 from m7guard.locate import shipped
 
@@ -249,7 +250,7 @@ def _load_framework(path: Path, root: Path, problems: list[Problem]) -> Framewor
             Requirement(r["id"], r["title"], r.get("evidence", "")) for r in data["requirements"]
         ),
         path=path.resolve(),
-        expected_for_areas=tuple(data.get("expected_for_areas", ())),
+        expected_for_areas=tuple(area_name(a) for a in data.get("expected_for_areas", ())),
     )
 
 
@@ -266,7 +267,7 @@ def _load_profile(path: Path, root: Path, problems: list[Problem]) -> Profile | 
         Selector(
             all=bool(s.get("all", False)),
             ids=tup(s.get("ids")),
-            areas=tup(s.get("areas")),
+            areas=None if s.get("areas") is None else tuple(area_name(a) for a in s["areas"]),
             frameworks=tup(s.get("frameworks")),
             min_severity=s.get("min_severity"),
         )
@@ -332,7 +333,12 @@ def _cross_check(catalog: Catalog, problems: list[Problem]) -> None:
         for fw_id in profile.frameworks:
             if fw_id not in catalog.frameworks:
                 problems.append(Problem(shown, "frameworks", f"no framework {fw_id!r}"))
+        areas = sorted({r.area for r in catalog.rules.values()})
         for i, selector in enumerate(profile.select):
+            for j, area in enumerate(selector.areas or ()):
+                if area not in areas:
+                    problems.append(Problem(shown, f"select[{i}].areas[{j}]",
+                                            f"no area {area!r} (areas: {', '.join(areas)})"))
             for j, rule_id in enumerate(selector.ids or ()):
                 if rule_id not in catalog.rules:
                     problems.append(Problem(shown, f"select[{i}].ids[{j}]", f"no rule {rule_id}"))

@@ -11,6 +11,23 @@ SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 FRAMEWORK_IDS: tuple[str, ...] = ("soc2", "hipaa", "pci_dss_4", "nist_800_53", "cis_debian_12")
 
 
+# A concern has one name: its role's (docs/catalog.md, "Names"). Areas that had another name
+# before 0.1.0 are still read under it where users write one (a profile's select.areas, a
+# framework's expected_for_areas, `catalog list --area`).
+AREA_ALIASES: dict[str, str] = {
+    "audit": "audit_logging",
+    "encryption": "field_encryption",
+    "identity": "kerberos_mfa",
+    "network": "zero_trust_network",
+    "os": "os_baseline",
+}
+
+
+def area_name(name: str) -> str:
+    """The area NAME stands for: itself, or the name an old one was given."""
+    return AREA_ALIASES.get(name, name)
+
+
 # the generated rule table (m7guard docs), relative to docs/, and its anchor for one rule: the
 # rule help link of a report is <documentation address><RULES_PAGE>#<rule_anchor(id)>
 RULES_PAGE = "reference/rules.md"

@@ -1,4 +1,4 @@
-"""Audit logging checks: the AUD-* rules of policies/rules/audit/.
+"""Audit logging checks: the AUD-* rules of policies/rules/audit_logging/.
 
 Each check reads the host's real state: the running daemons and the kernel's loaded rules,
 not only the files on disk. The kernel audit rules, auditd itself and the event test belong

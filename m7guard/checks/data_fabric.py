@@ -19,11 +19,11 @@ import re
 from typing import Any
 
 from m7guard.checks import rule
-from m7guard.checks.network import inventory_zones
 from m7guard.checks.support.data_fabric import maprcli, role_module, setting
 from m7guard.checks.support.files import read_files
 from m7guard.checks.support.netplan import inventory_services
 from m7guard.checks.support.verdict import EvidenceError, conclude
+from m7guard.checks.zero_trust_network import inventory_zones
 
 
 def _regulated(host: Any, evidence: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Operating-system baseline checks: the OSB-* rules of policies/rules/os/.
+"""Operating-system baseline checks: the OSB-* rules of policies/rules/os_baseline/.
 
 Each check reads the state the system acts on: login.defs and /etc/shadow as the shadow
 tools read them, `useradd -D`, pam_pwquality's configuration files in their order and its
@@ -18,8 +18,8 @@ import shlex
 from typing import Any
 
 from m7guard.checks import rule
-from m7guard.checks.identity import SshdView, _sshd_ok
-from m7guard.checks.identity import sshd as sshd  # the fixture, shared
+from m7guard.checks.kerberos_mfa import SshdView, _sshd_ok
+from m7guard.checks.kerberos_mfa import sshd as sshd  # the fixture, shared
 from m7guard.checks.support.files import new_marker, read_files
 from m7guard.checks.support.verdict import EvidenceError, conclude, not_applicable
 

@@ -67,12 +67,12 @@ def _story(lab, tmp: pytest.TempPathFactory) -> Story:
     with ThreadPoolExecutor(max_workers=5) as pool:
         fresh = pool.submit(audit, lab, tmp.mktemp("fresh-node2"), CONTAINER)
         collector = pool.submit(configure_collector, lab)
-        check_mode = pool.submit(playbook, lab, "playbooks/audit.yml", "--limit", CONTAINER,
+        check_mode = pool.submit(playbook, lab, "playbooks/audit_logging.yml", "--limit", CONTAINER,
                                  "--check", "--diff")
-        bad_action = pool.submit(playbook, lab, "playbooks/audit.yml", "--limit", CONTAINER,
+        bad_action = pool.submit(playbook, lab, "playbooks/audit_logging.yml", "--limit", CONTAINER,
                                  "-e", "audit_logging_auditd_space_left_action=explode")
         bad_retention = pool.submit(
-            playbook, lab, "playbooks/audit.yml", "--limit", CONTAINER,
+            playbook, lab, "playbooks/audit_logging.yml", "--limit", CONTAINER,
             "-e", json.dumps({"audit_logging_mapr_data_audit_retention_days": -30}))
         fresh_results = fresh.result()
         collector.result()

@@ -85,7 +85,7 @@ class Story:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def run_role(self, name: str, *extra: str, check: bool = True) -> str:
-        proc = self.lab.playbook("playbooks/encryption.yml", "--limit", ",".join(NODES),
+        proc = self.lab.playbook("playbooks/field_encryption.yml", "--limit", ",".join(NODES),
                                  "-e", f"@{self.vars_file}", *extra, check=check)
         text = proc.stdout + proc.stderr
         self.outputs[name] = text
@@ -351,7 +351,7 @@ def test_08_the_columnar_wheels_serve_parquet_and_spark_executors(story: Story) 
     extra = ("-e", f"field_encryption_columnar_wheelhouse={house}")
     runs = {}
     for name in ("columnar", "columnar again"):
-        proc = story.lab.playbook("playbooks/encryption.yml", "--limit", "node3",
+        proc = story.lab.playbook("playbooks/field_encryption.yml", "--limit", "node3",
                                   "-e", f"@{story.vars_file}", *extra)
         runs[name] = play_recap(proc.stdout)["node3"]
     assert runs["columnar"]["changed"] > 0 and runs["columnar again"]["changed"] == 0, runs

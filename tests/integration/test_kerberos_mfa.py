@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.lab]
 
 NODE = "node3"
 RULES = [f"IDN-{n:03d}" for n in range(1, 15)]
-PLAYBOOK = "playbooks/identity.yml"
+PLAYBOOK = "playbooks/kerberos_mfa.yml"
 KDC_PLAYBOOK = "tests/lab/kdc.yml"
 FAKE_MAPR = ROOT / "tests/lab/files/fake_mapr.sh"
 SSH_WITHOUT_PQ = ROOT / "tests/lab/files/ssh-without-pq"
@@ -660,7 +660,7 @@ def test_idn_011_passes_once_no_account_is_exempt(lab: LabHandle, hardened: Hard
                 "no:cacheprovider",
                 "-q",
                 f"--hosts=podman://{container}",
-                "m7guard/checks/identity.py",
+                "m7guard/checks/kerberos_mfa.py",
                 "-k",
                 "idn_011 or idn_006 or idn_007",
                 "-rA",

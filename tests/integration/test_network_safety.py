@@ -38,7 +38,7 @@ STAGED = "sha256sum /etc/zero_trust_network/ruleset.nft 2>/dev/null; true"
 
 def play(lab: LabHandle, extra: dict[str, Any] | None = None, *args: str,
          check: bool = False) -> subprocess.CompletedProcess[str]:
-    cmd = ["playbooks/network.yml", "--limit", NODE, *args]
+    cmd = ["playbooks/zero_trust_network.yml", "--limit", NODE, *args]
     if extra:
         cmd += ["-e", json.dumps(extra)]
     return lab.playbook(*cmd, check=check)

@@ -6,7 +6,7 @@ node2 also gets an /opt/mapr layout and joins the zookeeper group (a second inve
 source), so the quorum ports have a peer that may reach them and one that may not. Real TCP
 connections are made from the controller (admin zone), client1 (clients), outsider
 (untrusted) and each data node to the others (cluster), IPv4 and IPv6, to every catalog
-port, before and after the role's play of site.yml (playbooks/network.yml). The measured
+port, before and after the role's play of site.yml (playbooks/zero_trust_network.yml). The measured
 matrix must differ from the declared one before (the outsider reaches the services) and
 equal it after. The NET-* checks must fail on the fresh nodes and pass on the hardened ones,
 the second run must change nothing, and the ruleset must come back after a node restart.
@@ -53,9 +53,11 @@ def audit(lab: LabHandle, out: Path, zk_inventory: Path, profile: str = "baselin
 
 
 def run_network_play(lab: LabHandle, zk_inventory: Path) -> subprocess.CompletedProcess[str]:
-    """The zero_trust_network play of site.yml (site.yml imports playbooks/network.yml; the
+    """The zero_trust_network play of site.yml (site.yml imports
+    playbooks/zero_trust_network.yml; the
     whole site.yml also runs every other role, which need their own lab settings)."""
-    return lab.playbook("-i", str(zk_inventory), "playbooks/network.yml", "--limit", LIMIT)
+    return lab.playbook("-i", str(zk_inventory), "playbooks/zero_trust_network.yml",
+                        "--limit", LIMIT)
 
 
 

@@ -1,6 +1,6 @@
 """MIT Kerberos client configuration (krb5.conf profile format), keytab listings and JAAS files.
 
-Only what the identity checks need: relations of [libdefaults] and each realm, MIT's
+Only what the kerberos_mfa checks need: relations of [libdefaults] and each realm, MIT's
 boolean and duration formats and defaults, `klist -k -e` output, and the entries of a JAAS
 login configuration (mapr.login.conf).
 """

@@ -146,7 +146,7 @@ def test_a_node_whose_cluster_is_unknown_is_an_error() -> None:
 def test_a_cluster_rule_needs_the_condition_mapr_installed(tmp_path: Path) -> None:
     policies = tmp_path / "policies"
     shutil.copytree(POLICIES, policies)
-    path = policies / "rules/audit/AUD-010.yml"
+    path = policies / "rules/audit_logging/AUD-010.yml"
     path.write_text(path.read_text().replace("  conditions: [mapr_installed]\n", ""))
     _, problems = validate(policies)
     assert any("AUD-010" in str(p) and "needs the condition mapr_installed" in str(p)

@@ -60,25 +60,27 @@ def test_rejects_reference_to_unknown_requirement(run_cli, policies: Path, edit_
 def test_an_os_rule_cites_cis_or_says_why_it_cannot(run_cli, policies: Path, edit_yaml) -> None:
     """cis_debian_12.yml expects every rule of the os area to reference it (expected_for_areas);
     OSB-010 says in `unmapped` why the benchmark has nothing for it."""
-    edit_yaml(policies / "rules/os/OSB-010.yml", lambda d: d.pop("unmapped"))
-    edit_yaml(policies / "rules/os/OSB-012.yml", lambda d: d["references"].pop("cis_debian_12"))
+    edit_yaml(policies / "rules/os_baseline/OSB-010.yml", lambda d: d.pop("unmapped"))
+    edit_yaml(policies / "rules/os_baseline/OSB-012.yml",
+              lambda d: d["references"].pop("cis_debian_12"))
     out = _invalid(run_cli, policies)
     for rule in ("OSB-010", "OSB-012"):
-        assert (f"policies/rules/os/{rule}.yml: references: policies/frameworks/cis_debian_12.yml "
-                "expects every rule of the area 'os' to reference it") in out
+        assert (f"policies/rules/os_baseline/{rule}.yml: references: "
+                "policies/frameworks/cis_debian_12.yml "
+                "expects every rule of the area 'os_baseline' to reference it") in out
     assert "OSB-011" not in out
 
 
 def test_a_rule_cannot_both_reference_and_unmap_a_framework(run_cli, policies: Path,
                                                              edit_yaml) -> None:
-    edit_yaml(policies / "rules/os/OSB-012.yml",
+    edit_yaml(policies / "rules/os_baseline/OSB-012.yml",
               lambda d: d.update(unmapped={"cis_debian_12": "a reason that is long enough"}))
-    edit_yaml(policies / "rules/os/OSB-011.yml",
+    edit_yaml(policies / "rules/os_baseline/OSB-011.yml",
               lambda d: d.update(unmapped={"cis_debian_12": "short"}))
     out = _invalid(run_cli, policies)
-    assert ("policies/rules/os/OSB-012.yml: unmapped.cis_debian_12: the rule references "
+    assert ("policies/rules/os_baseline/OSB-012.yml: unmapped.cis_debian_12: the rule references "
             "cis_debian_12: it cannot be unmapped too") in out
-    assert "policies/rules/os/OSB-011.yml: unmapped.cis_debian_12:" in out
+    assert "policies/rules/os_baseline/OSB-011.yml: unmapped.cis_debian_12:" in out
 
 
 def test_rejects_reference_to_unknown_framework_file(run_cli, policies: Path) -> None:

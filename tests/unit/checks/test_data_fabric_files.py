@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from m7guard.catalog import load_catalog
-from m7guard.checks import audit_logging, identity, performance
+from m7guard.checks import audit_logging, kerberos_mfa, performance
 
 ROOT = Path(__file__).resolve().parents[3]
 CATALOG = load_catalog(ROOT / "policies")
@@ -46,7 +46,7 @@ def _stat_host(fake_host, files: dict[str, str]):
 
 def test_idn_012_passes_on_the_hardened_files(expect, fake_host) -> None:
     evidence: dict[str, Any] = {}
-    expect.run(identity.test_idn_012, _stat_host(fake_host, HARDENED_STAT), evidence=evidence)
+    expect.run(kerberos_mfa.test_idn_012, _stat_host(fake_host, HARDENED_STAT), evidence=evidence)
     assert evidence["files"]["cldb.key"] == "mapr:mapr 0600"
 
 
@@ -63,7 +63,7 @@ def test_idn_012_fails_for_one_file_broken(expect, fake_host, name: str, line: s
         del files[name]
     else:
         files[name] = line
-    message = expect.fail(identity.test_idn_012, _stat_host(fake_host, files), evidence={})
+    message = expect.fail(kerberos_mfa.test_idn_012, _stat_host(fake_host, files), evidence={})
     assert words in message
 
 
@@ -85,7 +85,7 @@ CLUSTERS = f"{CONF}/mapr-clusters.conf"
 def test_idn_013_passes_on_a_secured_cluster(expect, fake_host) -> None:
     host = _files_host(fake_host, {CLUSTERS: "m7.lab secure=true cldb1:7222 cldb2:7222"})
     evidence: dict[str, Any] = {}
-    expect.run(identity.test_idn_013, host, evidence=evidence)
+    expect.run(kerberos_mfa.test_idn_013, host, evidence=evidence)
     assert evidence["clusters"] == ["m7.lab secure=true cldb1:7222 cldb2:7222"]
 
 
@@ -97,13 +97,13 @@ def test_idn_013_passes_on_a_secured_cluster(expect, fake_host) -> None:
 ])
 def test_idn_013_fails_when_a_cluster_is_not_secured(expect, fake_host, text: str,
                                                     words: str) -> None:
-    message = expect.fail(identity.test_idn_013, _files_host(fake_host, {CLUSTERS: text}),
+    message = expect.fail(kerberos_mfa.test_idn_013, _files_host(fake_host, {CLUSTERS: text}),
                           evidence={})
     assert words in message
 
 
 def test_idn_013_without_the_file_fails(expect, fake_host) -> None:
-    assert "does not exist" in expect.fail(identity.test_idn_013, _files_host(fake_host, {}),
+    assert "does not exist" in expect.fail(kerberos_mfa.test_idn_013, _files_host(fake_host, {}),
                                            evidence={})
 
 
@@ -179,7 +179,7 @@ def _login_host(fake_host, jaas: str, keytab: str = KEYTAB):
 
 def test_idn_014_passes_on_the_hardened_login_configuration(expect, fake_host) -> None:
     evidence: dict[str, Any] = {}
-    expect.run(identity.test_idn_014, _login_host(fake_host, HARDENED_JAAS), pam_files=PAM,
+    expect.run(kerberos_mfa.test_idn_014, _login_host(fake_host, HARDENED_JAAS), pam_files=PAM,
                evidence=evidence)
     assert evidence["jpamLogin services"] == ["mapr-admin"]
 
@@ -198,7 +198,7 @@ def test_idn_014_passes_on_the_hardened_login_configuration(expect, fake_host) -
 ])
 def test_idn_014_fails_for_one_login_setting_broken(expect, fake_host, jaas: str, keytab: str,
                                                     words: str) -> None:
-    message = expect.fail(identity.test_idn_014, _login_host(fake_host, jaas, keytab),
+    message = expect.fail(kerberos_mfa.test_idn_014, _login_host(fake_host, jaas, keytab),
                           pam_files=PAM, evidence={})
     assert words in message
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from m7guard.catalog import load_catalog
-from m7guard.checks import audit_logging, identity, performance
+from m7guard.checks import audit_logging, kerberos_mfa, performance
 from m7guard.checks.support import files
 from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
 from m7guard.checks.support.sshd import Context
@@ -41,13 +41,14 @@ fi
 
 @pytest.fixture
 def marker(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(identity, "new_marker", lambda: "@@M")
+    monkeypatch.setattr(kerberos_mfa, "new_marker", lambda: "@@M")
     monkeypatch.setattr(files, "new_marker", lambda: "@@M")
     return "@@M"
 
 
-def _sshd_view() -> identity.SshdView:
-    return identity.SshdView(global_=Context(None, None, {"channeltimeout": ["session:shell=900"]}))
+def _sshd_view() -> kerberos_mfa.SshdView:
+    return kerberos_mfa.SshdView(
+        global_=Context(None, None, {"channeltimeout": ["session:shell=900"]}))
 
 
 def _tmout_host(fake_host, profile: str, login_shell: str):
@@ -57,7 +58,7 @@ def _tmout_host(fake_host, profile: str, login_shell: str):
 
 def test_idn_009_a_commented_tmout_sets_nothing(expect, fake_host, marker) -> None:
     host = _tmout_host(fake_host, "# TMOUT=600\n# readonly TMOUT\n", "unset\n")
-    message = expect.fail(identity.test_idn_009, host=host, sshd=_sshd_view(),
+    message = expect.fail(kerberos_mfa.test_idn_009, host=host, sshd=_sshd_view(),
                           params=params("IDN-009"), evidence={})
     assert "TMOUT" in message
 
@@ -66,11 +67,11 @@ def test_idn_009_fails_when_a_login_shell_does_not_get_the_timeout(expect, fake_
                                                                      marker) -> None:
     host = _tmout_host(fake_host, ROLE_TMOUT, "unset\n")
     evidence: dict[str, Any] = {}
-    message = expect.fail(identity.test_idn_009, host=host, sshd=_sshd_view(),
+    message = expect.fail(kerberos_mfa.test_idn_009, host=host, sshd=_sshd_view(),
                           params=params("IDN-009"), evidence=evidence)
     assert "login shell" in message
     writable = _tmout_host(fake_host, ROLE_TMOUT, 'declare -x TMOUT="900"\n')
-    assert "read-only" in expect.fail(identity.test_idn_009, host=writable, sshd=_sshd_view(),
+    assert "read-only" in expect.fail(kerberos_mfa.test_idn_009, host=writable, sshd=_sshd_view(),
                                       params=params("IDN-009"), evidence={})
 
 
@@ -78,7 +79,7 @@ def test_idn_009_passes_on_the_role_file_with_a_read_only_login_shell(expect, fa
                                                                       marker) -> None:
     host = _tmout_host(fake_host, ROLE_TMOUT, 'declare -rx TMOUT="900"\n')
     evidence: dict[str, Any] = {}
-    expect.run(identity.test_idn_009, host=host, sshd=_sshd_view(), params=params("IDN-009"),
+    expect.run(kerberos_mfa.test_idn_009, host=host, sshd=_sshd_view(), params=params("IDN-009"),
                evidence=evidence)
     assert evidence["tmout"] == {"/etc/profile.d/m7guard-tmout.sh": [900]}
     assert evidence["login_shell"] == 'declare -rx TMOUT="900"'

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from m7guard.checks import encryption, identity, network
+from m7guard.checks import field_encryption, kerberos_mfa, zero_trust_network
 from m7guard.netpolicy.hoststate import NetState
 
 NET_007 = {"always_allowed_tcp": [22], "ignored_udp_ports": [68, 546]}
@@ -24,26 +24,26 @@ def _netstate(ss: dict[str, Any]) -> NetState:
 
 def test_net_007_without_ss_is_an_error(expect) -> None:
     state = _netstate({"rc": None, "out": "", "err": "[Errno 2] No such file or directory: 'ss'"})
-    assert "ss" in expect.error(network.test_net_007, state, NET_007, {})
+    assert "ss" in expect.error(zero_trust_network.test_net_007, state, NET_007, {})
 
 
 def test_net_007_when_ss_fails_is_an_error(expect) -> None:
     state = _netstate({"rc": 1, "out": "", "err": "Cannot open netlink socket"})
-    assert "netlink" in expect.error(network.test_net_007, state, NET_007, {})
+    assert "netlink" in expect.error(zero_trust_network.test_net_007, state, NET_007, {})
 
 
 def test_net_007_on_output_ss_does_not_print_as_expected_is_an_error(expect) -> None:
     state = _netstate({"rc": 0, "out": "tcp LISTEN 0 128 0.0.0.0:ssh\n", "err": ""})
-    assert "ss" in expect.error(network.test_net_007, state, NET_007, {})
+    assert "ss" in expect.error(zero_trust_network.test_net_007, state, NET_007, {})
 
 
 def test_net_007_still_passes_and_fails_on_a_readable_listing(expect) -> None:
     quiet = _netstate({"rc": 0, "out": "tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n", "err": ""})
-    network.test_net_007(quiet, NET_007, {})
+    zero_trust_network.test_net_007(quiet, NET_007, {})
     nothing = _netstate({"rc": 0, "out": "", "err": ""})  # ss ran and lists no socket
-    network.test_net_007(nothing, NET_007, {})
+    zero_trust_network.test_net_007(nothing, NET_007, {})
     loud = _netstate({"rc": 0, "out": "tcp LISTEN 0 128 0.0.0.0:8443 0.0.0.0:*\n", "err": ""})
-    assert "tcp/8443" in expect.fail(network.test_net_007, loud, NET_007, {})
+    assert "tcp/8443" in expect.fail(zero_trust_network.test_net_007, loud, NET_007, {})
 
 
 EMPTY_AUTH = {"/etc/pam.d/sshd": "account required pam_unix.so\n",
@@ -64,27 +64,27 @@ def _pam_host(fake_host):
 
 
 def test_idn_004_on_an_empty_auth_stack_is_an_error(expect) -> None:
-    message = expect.error(identity.test_idn_004, EMPTY_AUTH, PAM, {})
+    message = expect.error(kerberos_mfa.test_idn_004, EMPTY_AUTH, PAM, {})
     assert "sshd" in message and "sudo" in message and "no auth" in message
 
 
 def test_idn_005_on_an_empty_auth_stack_is_an_error(expect, fake_host) -> None:
-    message = expect.error(identity.test_idn_005, _pam_host(fake_host), EMPTY_AUTH, PAM, {})
+    message = expect.error(kerberos_mfa.test_idn_005, _pam_host(fake_host), EMPTY_AUTH, PAM, {})
     assert "no auth" in message
 
 
 def test_idn_010_on_an_empty_auth_stack_is_an_error(expect, fake_host) -> None:
-    message = expect.error(identity.test_idn_010, _pam_host(fake_host), EMPTY_AUTH, PAM, {})
+    message = expect.error(kerberos_mfa.test_idn_010, _pam_host(fake_host), EMPTY_AUTH, PAM, {})
     assert "no auth" in message
 
 
 def test_an_empty_stack_with_a_broken_service_still_fails(expect) -> None:
     files = {**EMPTY_AUTH, "/etc/pam.d/sudo": "auth sufficient pam_permit.so\n"}
-    assert "sudo authenticates without" in expect.fail(identity.test_idn_004, files, PAM, {})
+    assert "sudo authenticates without" in expect.fail(kerberos_mfa.test_idn_004, files, PAM, {})
 
 
 def _enc_host(fake_host, document: dict[str, Any]):
-    return fake_host({f"cat -- {encryption.CONFIG}": yaml.safe_dump(document),
+    return fake_host({f"cat -- {field_encryption.CONFIG}": yaml.safe_dump(document),
                       "command -v": "/opt/m7guard/venv/bin/field-encrypt\n"})
 
 
@@ -92,10 +92,11 @@ def test_enc_004_without_data_dirs_is_an_error_not_notapplicable(expect, fake_ho
     document = {"kms": {"key_alias": "alias/a", "region": "r"},
                 "tables": {"users": {"fields": ["ssn"]}}, "data_dirs": []}
     evidence: dict[str, Any] = {}
-    message = expect.error(encryption.test_enc_004, _enc_host(fake_host, document), evidence,
+    message = expect.error(field_encryption.test_enc_004, _enc_host(fake_host, document), evidence,
                            {"max_files": 10})
     assert "data_dirs" in message
     assert evidence["data_dirs"] == []
     del document["data_dirs"]
-    assert "data_dirs" in expect.error(encryption.test_enc_004, _enc_host(fake_host, document),
+    assert "data_dirs" in expect.error(field_encryption.test_enc_004,
+                                       _enc_host(fake_host, document),
                                        {}, {"max_files": 10})

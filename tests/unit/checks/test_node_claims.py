@@ -140,28 +140,28 @@ LAB_VARS = {
 
 def test_net_003_and_009_judge_against_the_inventory_zones_not_the_nodes_declaration(
         expect) -> None:
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
     from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
 
     node = _NetNode({"group_names": ["m7_nodes"], **LAB_VARS}, WIDE)
     evidence: dict[str, Any] = {}
-    state = network.netstate.__wrapped__(_Request(), node, evidence)
+    state = zero_trust_network.netstate.__wrapped__(_Request(), node, evidence)
     snap = HostSnapshot("node1", ("all",), facts=HostFacts())
-    message = expect.fail(network.test_net_003, netstate=state, host_snapshot=snap,
+    message = expect.fail(zero_trust_network.test_net_003, netstate=state, host_snapshot=snap,
                           params={"ports": [5660]}, evidence={})
     assert "tcp/5660" in message
-    assert "outside the cluster" in expect.fail(network.test_net_009, netstate=state,
+    assert "outside the cluster" in expect.fail(zero_trust_network.test_net_009, netstate=state,
                                                 evidence={})
     assert evidence["zones_source"] == "inventory (zero_trust_network_zones)"
     assert "cluster" in evidence["declaration_widens"]
 
 
 def test_without_zones_in_the_inventory_the_declaration_is_used_and_said_so() -> None:
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
 
     node = _NetNode({"group_names": ["m7_nodes"]}, WIDE)
     evidence: dict[str, Any] = {}
-    network.netstate.__wrapped__(_Request(), node, evidence)
+    zero_trust_network.netstate.__wrapped__(_Request(), node, evidence)
     assert evidence["zones_source"].startswith("the node's declaration")
 
 
@@ -173,11 +173,11 @@ def test_the_controller_itself_keeps_its_own_container_detection() -> None:
 
 def _netstate(variables: dict[str, Any], declared: dict[str, Any], listening: str = "",
               live: str = '{"nftables": []}'):
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
 
     evidence: dict[str, Any] = {}
     node = _NetNode({**LAB_VARS, **variables}, declared, listening, live)
-    return network.netstate.__wrapped__(_Request(), node, evidence), evidence
+    return zero_trust_network.netstate.__wrapped__(_Request(), node, evidence), evidence
 
 
 DENY_ALL = json.dumps({"nftables": [
@@ -193,30 +193,31 @@ NFS_DECLARED = {**WIDE, "services": {"nfs": {"ports": ["2049"], "protocol": "tcp
 def test_net_007_a_service_the_node_declares_for_itself_is_not_declared(expect) -> None:
     """The node adds nfs to its own declaration and listens on 2049; the inventory puts it
     in no group that runs nfs, so the listener is undeclared."""
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
 
     state, evidence = _netstate({"group_names": ["m7_nodes", "cldb"]}, NFS_DECLARED,
                                 NFS_LISTENING)
     params = {"always_allowed_tcp": [], "ignored_udp_ports": []}
-    message = expect.fail(network.test_net_007, netstate=state, params=params, evidence={})
+    message = expect.fail(zero_trust_network.test_net_007, netstate=state, params=params,
+                          evidence={})
     assert "tcp/2049" in message
     assert evidence["declaration_adds_services"] == ["nfs"]
     assert evidence["services_source"].startswith("inventory")
     # the same node in the nfs group: the listener is one the inventory asks for
     state, _ = _netstate({"group_names": ["m7_nodes", "nfs"]}, NFS_DECLARED, NFS_LISTENING)
-    expect.run(network.test_net_007, netstate=state, params=params, evidence={})
+    expect.run(zero_trust_network.test_net_007, netstate=state, params=params, evidence={})
 
 
 def test_net_004_a_client_service_left_out_of_the_node_declaration_is_still_required(
         expect) -> None:
     """A CLDB node whose declaration lists no service: its CLDB port is closed to the
     clients, which the inventory's cldb group requires."""
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
     from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
 
     state, _ = _netstate({"group_names": ["m7_nodes", "cldb"]}, WIDE, live=DENY_ALL)
     snap = HostSnapshot("node1", ("all",), facts=HostFacts())
-    message = expect.fail(network.test_net_004, netstate=state, host_snapshot=snap,
+    message = expect.fail(zero_trust_network.test_net_004, netstate=state, host_snapshot=snap,
                           params={"ports": [7222]}, evidence={})
     assert "cldb tcp/7222" in message and "closed to the clients" in message
 
@@ -261,19 +262,19 @@ def test_net_009_fails_for_mfs_open_beyond_the_cluster(expect, mfs_conf: str | N
                                                         words: str) -> None:
     """A hardened node's mfs.conf (the cluster subnet only) with one thing broken: the file
     gone, the whitelist removed, a subnet added, a later line that widens it."""
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
 
     node = _NetNode({"group_names": ["m7_nodes"], **LAB_VARS}, WIDE, mfs_conf=mfs_conf)
-    state = network.netstate.__wrapped__(_Request(), node, {})
-    assert words in expect.fail(network.test_net_009, netstate=state, evidence={})
+    state = zero_trust_network.netstate.__wrapped__(_Request(), node, {})
+    assert words in expect.fail(zero_trust_network.test_net_009, netstate=state, evidence={})
 
 
 def test_net_009_passes_with_the_cluster_subnet_only(expect) -> None:
-    from m7guard.checks import network
+    from m7guard.checks import zero_trust_network
 
     node = _NetNode({"group_names": ["m7_nodes"], **LAB_VARS}, WIDE,
                     mfs_conf="mfs.server.ip=10.89.1.5\nmfs.subnets.whitelist=10.89.1.0/24\n")
-    state = network.netstate.__wrapped__(_Request(), node, {})
+    state = zero_trust_network.netstate.__wrapped__(_Request(), node, {})
     evidence: dict[str, Any] = {}
-    expect.run(network.test_net_009, netstate=state, evidence=evidence)
+    expect.run(zero_trust_network.test_net_009, netstate=state, evidence=evidence)
     assert evidence["mfs.subnets.whitelist"] == "10.89.1.0/24"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pamkit import MFA_AUTH
 
-from m7guard.checks import identity
+from m7guard.checks import kerberos_mfa
 from m7guard.checks.support import files
 
 MFA = "publickey,keyboard-interactive:pam gssapi-with-mic,keyboard-interactive:pam"
@@ -31,7 +31,7 @@ GROUP = "root:x:0:\nusers:x:100:\nops:x:1500:bob\n"
 
 @pytest.fixture(autouse=True)
 def marker(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(identity, "new_marker", lambda: "@@M")
+    monkeypatch.setattr(kerberos_mfa, "new_marker", lambda: "@@M")
     monkeypatch.setattr(files, "new_marker", lambda: "@@M")
     return "@@M"
 
@@ -62,8 +62,8 @@ def sshd_host(fake_host, files: dict[str, str], single_factor) -> Any:
                       "for f in": read})
 
 
-def view(host: Any) -> identity.SshdView:
-    return identity.sshd.__wrapped__(host)
+def view(host: Any) -> kerberos_mfa.SshdView:
+    return kerberos_mfa.sshd.__wrapped__(host)
 
 
 def config(extra: str, **more: str) -> dict[str, str]:
@@ -74,22 +74,23 @@ def test_match_group_exemption_fails_idn_006_and_011(expect, fake_host) -> None:
     host = sshd_host(fake_host, config("Match Group ops\n  AuthenticationMethods publickey\n"),
                      lambda f: f["user"] in ("bob", "carol"))
     sshd = view(host)
-    assert "bob from" in expect.fail(identity.test_idn_006, sshd=sshd, evidence={})
-    assert "bob from" in expect.fail(identity.test_idn_011, sshd=sshd, evidence={})
+    assert "bob from" in expect.fail(kerberos_mfa.test_idn_006, sshd=sshd, evidence={})
+    assert "bob from" in expect.fail(kerberos_mfa.test_idn_011, sshd=sshd, evidence={})
 
 
 def test_match_group_counts_members_by_primary_group(expect, fake_host) -> None:
     host = sshd_host(fake_host, config("Match Group ops\n  AuthenticationMethods publickey\n"),
                      lambda f: f["user"] == "carol")
     evidence: dict[str, Any] = {}
-    assert "carol from" in expect.fail(identity.test_idn_011, sshd=view(host), evidence=evidence)
+    assert "carol from" in expect.fail(kerberos_mfa.test_idn_011, sshd=view(host),
+                                       evidence=evidence)
     assert evidence["evaluated"]["match_groups"] == {"ops": ["bob", "carol"]}
 
 
 def test_wildcard_match_user_is_evaluated(expect, fake_host) -> None:
     host = sshd_host(fake_host, config("Match User svc-*\n  AuthenticationMethods publickey\n"),
                      lambda f: f["user"].startswith("svc-"))
-    message = expect.fail(identity.test_idn_006, sshd=view(host), evidence={})
+    message = expect.fail(kerberos_mfa.test_idn_006, sshd=view(host), evidence={})
     assert "svc-backup from" in message
 
 
@@ -98,7 +99,7 @@ def test_local_port_block_is_evaluated(expect, fake_host) -> None:
                      config("Port 22\nPort 2222\nMatch LocalPort 2222\n"
                             "  AuthenticationMethods publickey\n"),
                      lambda f: f.get("lport") == "2222")
-    assert "on port 2222" in expect.fail(identity.test_idn_011, sshd=view(host), evidence={})
+    assert "on port 2222" in expect.fail(kerberos_mfa.test_idn_011, sshd=view(host), evidence={})
 
 
 def test_match_in_an_included_file_is_evaluated(expect, fake_host) -> None:
@@ -106,15 +107,15 @@ def test_match_in_an_included_file_is_evaluated(expect, fake_host) -> None:
                    **{"/etc/ssh/extra/ops.conf": "Match User alice\n  AuthenticationMethods "
                                                  "publickey\n"})
     host = sshd_host(fake_host, files, lambda f: f["user"] == "alice")
-    assert "alice from" in expect.fail(identity.test_idn_011, sshd=view(host), evidence={})
+    assert "alice from" in expect.fail(kerberos_mfa.test_idn_011, sshd=view(host), evidence={})
 
 
 def test_a_match_criterion_the_check_cannot_evaluate_is_an_error(expect, fake_host) -> None:
     host = sshd_host(fake_host, config("Match Tagged ops\n  AuthenticationMethods publickey\n"),
                      lambda f: False)
     sshd = view(host)
-    assert "tagged" in expect.error(identity.test_idn_006, sshd=sshd, evidence={})
-    assert "tagged" in expect.error(identity.test_idn_011, sshd=sshd, evidence={})
+    assert "tagged" in expect.error(kerberos_mfa.test_idn_006, sshd=sshd, evidence={})
+    assert "tagged" in expect.error(kerberos_mfa.test_idn_011, sshd=sshd, evidence={})
 
 
 def test_the_roles_exemption_stays_as_before(expect, fake_host) -> None:
@@ -123,12 +124,12 @@ def test_the_roles_exemption_stays_as_before(expect, fake_host) -> None:
     exemptions = ('{"exemptions": [{"account": "m7auto", "authentication": "publickey", '
                   '"networks": ["10.89.0.0/24"]}]}')
     files = config("Match User m7auto Address 10.89.0.0/24\n  AuthenticationMethods publickey\n",
-                   **{identity.EXEMPTIONS: exemptions})
+                   **{kerberos_mfa.EXEMPTIONS: exemptions})
     host = sshd_host(fake_host, files,
                      lambda f: f["user"] == "m7auto" and f["addr"].startswith("10.89.0."))
     sshd = view(host)
-    expect.run(identity.test_idn_006, sshd=sshd, evidence={})
-    message = expect.fail(identity.test_idn_011, sshd=sshd, evidence={})
+    expect.run(kerberos_mfa.test_idn_006, sshd=sshd, evidence={})
+    message = expect.fail(kerberos_mfa.test_idn_011, sshd=sshd, evidence={})
     assert "m7auto from 10.89.0.1" in message and "bob" not in message
 
 
@@ -153,19 +154,20 @@ def test_idn_005_counts_admins_whose_primary_group_is_the_admin_group(expect, fa
     passwd = ("alice:x:1001:100::/home/alice:/bin/bash\n"
               "dave:x:1005:1600::/home/dave:/bin/bash\n")
     evidence: dict[str, Any] = {}
-    message = expect.fail(identity.test_idn_005, host=_admins_host(fake_host, group, passwd,
+    message = expect.fail(kerberos_mfa.test_idn_005, host=_admins_host(fake_host, group, passwd,
                                                                    "alice\n"),
                           pam_files=pam, params=IDN_005, evidence=evidence)
     assert "dave" in message and "alice" not in message
     assert evidence["administrators"] == ["alice", "dave"]
-    expect.run(identity.test_idn_005, host=_admins_host(fake_host, group, passwd, "alice\ndave\n"),
+    expect.run(kerberos_mfa.test_idn_005,
+               host=_admins_host(fake_host, group, passwd, "alice\ndave\n"),
                pam_files=pam, params=IDN_005, evidence={})
 
 
 def test_idn_005_a_missing_admin_group_is_an_error(expect, fake_host) -> None:
     pam = {"/etc/pam.d/sshd": ROLE_STACK, "/etc/pam.d/sudo": ROLE_STACK}
     host = _admins_host(fake_host, "", "alice:x:1001:100::/home/alice:/bin/bash\n", "")
-    assert "m7admins" in expect.error(identity.test_idn_005, host=host, pam_files=pam,
+    assert "m7admins" in expect.error(kerberos_mfa.test_idn_005, host=host, pam_files=pam,
                                       params=IDN_005, evidence={})
 
 
@@ -178,7 +180,7 @@ def test_idn_007_settings_a_match_block_weakens_are_evaluated(expect, fake_host)
     for ctx in sshd.contexts:
         if ctx.user == "bob":
             ctx.settings.update(maxauthtries=["20"], hostbasedauthentication=["yes"])
-    message = expect.fail(identity.test_idn_007, sshd=sshd, params={
+    message = expect.fail(kerberos_mfa.test_idn_007, sshd=sshd, params={
         "max_auth_tries": 4, "max_login_grace_time": 60}, evidence={})
     assert "bob from" in message and "MaxAuthTries is 20" in message
     assert "hostbasedauthentication" in message
@@ -197,7 +199,7 @@ def test_idn_008_algorithms_a_match_block_allows_are_evaluated(expect, fake_host
     allowed = {"allowed_ciphers": ["aes256-gcm@openssh.com"], "allowed_macs": ["hmac-sha2-512"],
                "allowed_kex_algorithms": ["curve25519-sha256"],
                "forbidden_signature_algorithms": ["ssh-rsa", "ssh-dss"]}
-    message = expect.fail(identity.test_idn_008, sshd=sshd, params=allowed, evidence={})
+    message = expect.fail(kerberos_mfa.test_idn_008, sshd=sshd, params=allowed, evidence={})
     assert "bob from" in message and "ssh-rsa" in message
 
 
@@ -223,7 +225,7 @@ def test_idn_005_every_return_code_and_a_missing_optional_module_are_walked(
     group = "m7admins:x:1600:alice\n"
     passwd = "alice:x:1001:100::/home/alice:/bin/bash\n"
     pam = {"/etc/pam.d/sshd": ADMIN_STACKS[case], "/etc/pam.d/sudo": ROLE_STACK}
-    message = expect.fail(identity.test_idn_005,
+    message = expect.fail(kerberos_mfa.test_idn_005,
                           host=_admins_host(fake_host, group, passwd, "alice\n"),
                           pam_files=pam, params=IDN_005, evidence={})
     assert "sshd lets an administrator in without the code" in message
@@ -233,6 +235,6 @@ def test_a_pam_control_the_check_does_not_know_is_an_error(expect) -> None:
     stack = ROLE_STACK.replace("[success=1 default=bad]     pam_krb5",
                                "[success=1 bogus=ok default=bad] pam_krb5")
     pam = {"/etc/pam.d/sshd": stack, "/etc/pam.d/sudo": ROLE_STACK}
-    message = expect.error(identity.test_idn_004, pam_files=pam, params={
+    message = expect.error(kerberos_mfa.test_idn_004, pam_files=pam, params={
         "services": ["sshd", "sudo"], "first_factor_modules": ["pam_krb5"]}, evidence={})
     assert "bogus" in message

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from m7guard.catalog import load_catalog
-from m7guard.checks import audit_logging, network, performance
+from m7guard.checks import audit_logging, performance, zero_trust_network
 from m7guard.checks.support.snapshot import HostFacts, HostSnapshot
 from m7guard.netpolicy.hoststate import NetState
 
@@ -97,8 +97,9 @@ def _netstate(live: dict[str, Any]) -> NetState:
 def test_net_rules_on_an_unreadable_live_ruleset_are_errors(expect) -> None:
     state = _netstate({"rc": 1, "out": "", "err": "Operation not permitted (you must be root)"})
     snap = HostSnapshot("node", None, facts=HostFacts(ipv6=True))
-    for check, rule_id in ((network.test_net_001, "NET-001"), (network.test_net_010, "NET-010"),
-                           (network.test_net_008, "NET-008")):
+    for check, rule_id in ((zero_trust_network.test_net_001, "NET-001"),
+                           (zero_trust_network.test_net_010, "NET-010"),
+                           (zero_trust_network.test_net_008, "NET-008")):
         message = expect.error(check, netstate=state, host_snapshot=snap,
                                params=params(rule_id), evidence={})
         assert "not permitted" in message, rule_id
@@ -107,7 +108,7 @@ def test_net_rules_on_an_unreadable_live_ruleset_are_errors(expect) -> None:
 def test_net_001_on_a_readable_empty_ruleset_still_fails(expect) -> None:
     state = _netstate({"rc": 0, "out": '{"nftables": []}', "err": ""})
     snap = HostSnapshot("node", None, facts=HostFacts())
-    assert "no input filter chain" in expect.fail(network.test_net_001, netstate=state,
+    assert "no input filter chain" in expect.fail(zero_trust_network.test_net_001, netstate=state,
                                                   host_snapshot=snap, params=params("NET-001"),
                                                   evidence={})
 

@@ -165,7 +165,7 @@ def test_egress_plan() -> None:
 def test_rule_port_lists_cover_the_catalog() -> None:
     """Each catalog port is checked by the NET rule of its widest zone: admin-only ports by
     NET-002, cluster-only ones by NET-003, client-facing ones by NET-004."""
-    rules = ROLE.parents[1] / "policies" / "rules" / "network"
+    rules = ROLE.parents[1] / "policies" / "rules" / "zero_trust_network"
 
     def ports(rule: str) -> set[int]:
         data = yaml.safe_load((rules / f"{rule}.yml").read_text())
