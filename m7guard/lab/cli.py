@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from m7guard.lab.manager import Lab, default_paths, state_json
+from m7guard.lab.manager import Lab, default_paths, lab_id_from_env, state_json
+from m7guard.lab.spec import DEFAULT_RELEASE, MATRIX, RELEASES, spec_for
 
 _root_option = click.option(
     "--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -19,11 +20,11 @@ _root_option = click.option(
 )
 
 
-def _lab(root: Path | None, console: Console) -> Lab:
+def _lab(root: Path | None, console: Console, releases: dict[str, str] | None = None) -> Lab:
     def say(message: str) -> None:
         console.print(f"[bold cyan]lab[/]: {escape(message)}", highlight=False)
 
-    return Lab(default_paths(root), say=say)
+    return Lab(default_paths(root), say=say, releases=releases)
 
 
 @click.group()
@@ -33,12 +34,26 @@ def lab() -> None:
 
 @lab.command()
 @click.option("--no-vm", is_flag=True, help="Skip the VM node vm1 (quicker).")
+@click.option("--release", type=click.Choice(RELEASES), default=None,
+              help=f"Every node on this Debian release (default: {DEFAULT_RELEASE}, or the "
+              "releases the lab is up with).")
+@click.option("--matrix", is_flag=True,
+              help="One data node per release: " + ", ".join(
+                  f"{node} {release}" for node, release in MATRIX.items())
+              + f"; the other nodes on {DEFAULT_RELEASE}.")
 @_root_option
-def up(no_vm: bool, root: Path | None) -> None:
+def up(no_vm: bool, release: str | None, matrix: bool, root: Path | None) -> None:
     """Bring the lab up (idempotent; cleans what an interrupted run left)."""
     console = Console(stderr=True, soft_wrap=True)
+    if release and matrix:
+        raise click.UsageError("--release and --matrix are exclusive")
+    releases = None
+    if matrix:
+        releases = dict(MATRIX)
+    elif release:
+        releases = {name: release for name in spec_for(lab_id_from_env()).node_names}
     started = time.monotonic()
-    the_lab = _lab(root, console)
+    the_lab = _lab(root, console, releases)
     with console.status("bringing the lab up", spinner="dots"):
         report = the_lab.up(with_vm=not no_vm)
     took = time.monotonic() - started
@@ -75,9 +90,9 @@ def status(as_json: bool, root: Path | None) -> None:
     if as_json:
         click.echo(state_json(rows))
         return
-    table = Table("node", "kind", "state", "ssh address")
+    table = Table("node", "kind", "state", "ssh address", "release")
     for row in rows:
-        table.add_row(row.name, row.kind, row.state, row.address)
+        table.add_row(row.name, row.kind, row.state, row.address, row.release)
     console.print(table)
 
 

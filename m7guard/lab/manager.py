@@ -15,7 +15,7 @@ from pathlib import Path
 
 from m7guard.errors import LabError, PrerequisiteError
 from m7guard.lab import podman
-from m7guard.lab.image import ImageCache
+from m7guard.lab.image import ImageCache, Recipe
 from m7guard.lab.inventory import build_inventory, known_hosts_lines, render_inventory
 from m7guard.lab.runner import run
 from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec, Network, spec_for
@@ -58,6 +58,11 @@ class LabPaths:
         return self.state / "up-in-progress"
 
     @property
+    def releases(self) -> Path:
+        """Each node's Debian release, as the last `lab up` was given it."""
+        return self.state / "releases.json"
+
+    @property
     def inventory(self) -> Path:
         return self.root / "inventories" / "lab" / f"hosts{self.suffix}.yml"
 
@@ -84,6 +89,7 @@ class NodeStatus:
     kind: str
     state: str
     address: str
+    release: str
 
 
 def lab_id_from_env() -> int:
@@ -146,13 +152,40 @@ def check_prerequisites(with_vm: bool) -> None:
 
 
 class Lab:
-    def __init__(self, paths: LabPaths, spec: LabSpec | None = None, say: Say = print) -> None:
+    def __init__(self, paths: LabPaths, spec: LabSpec | None = None, say: Say = print,
+                 releases: dict[str, str] | None = None) -> None:
+        """RELEASES (node -> Debian release) for `lab up`; without it, those the lab was
+        brought up with (paths.releases), or every node on the default release."""
         self.paths = paths
-        self.spec = spec or spec_for(paths.lab_id)
+        self.requested_releases = releases
+        base = spec or spec_for(paths.lab_id)
+        try:
+            self.spec = base.with_releases(releases if releases is not None else self._saved())
+        except ValueError as exc:
+            raise LabError(f"lab releases: {exc}") from exc
         self.say = say
-        self.images = ImageCache(paths.cache)
+        self._caches: dict[str, ImageCache] = {}
+        self.images = self.image_cache(self.spec.vm.release)
         self.label = f"{LAB_LABEL}={self.spec.name}"
         self.vm = VmProcess(self.spec.vm, paths.node_dir(self.spec.vm.name))
+
+    def _saved(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.paths.releases.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise LabError(f"{self.paths.releases}: unreadable ({exc}): run `m7guard lab down`"
+                           ) from exc
+        if not isinstance(data, dict):
+            raise LabError(f"{self.paths.releases}: not a map of node to release")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def image_cache(self, release: str) -> ImageCache:
+        """The images of one Debian release (one recipe each, cached side by side)."""
+        if release not in self._caches:
+            self._caches[release] = ImageCache(self.paths.cache, Recipe(suite=release))
+        return self._caches[release]
 
     # -- locking and interrupted runs ------------------------------------------
 
@@ -194,25 +227,31 @@ class Lab:
                     f"a previous `lab up` (pid {stale}) was interrupted: removing what it left"
                 )
                 report.cleaned += self._teardown(keep_keys=True)
+            self._check_releases()
             self.paths.state.mkdir(parents=True, exist_ok=True)
             self.paths.marker.write_text(str(os.getpid()))
             self._ensure_keys()
+            self.paths.releases.write_text(json.dumps(self.spec.releases_of(), indent=2) + "\n")
 
-            with self.images.locked(self.say):
-                tag, built = self.images.ensure_container_image(self.say)
-            (report.built_images if built else report.reused_images).append(tag)
-            self.say(("built" if built else "reusing cached") + f" node image {tag}")
+            tags: dict[str, str] = {}
+            for release in sorted({n.release for n in self.spec.containers}):
+                cache = self.image_cache(release)
+                with cache.locked(self.say):
+                    tags[release], built = cache.ensure_container_image(self.say)
+                (report.built_images if built else report.reused_images).append(tags[release])
+                self.say(("built" if built else "reusing cached")
+                         + f" {release} node image {tags[release]}")
             vm_image = None
             if with_vm or self.vm.running():
                 with self.images.locked(self.say):
                     vm_image, vm_built = self.images.ensure_vm_image(self.say)
-                what = f"VM disk {self.images.vm_dir}"
+                what = f"{self.spec.vm.release} VM disk {self.images.vm_dir}"
                 (report.built_images if vm_built else report.reused_images).append(what)
                 self.say(("built" if vm_built else "reusing cached") + f" {what}")
 
             self._ensure_networks(report)
             for node in self.spec.containers:
-                self._ensure_container(node, tag, report)
+                self._ensure_container(node, tags[node.release], report)
             if vm_image is not None:
                 if self.vm.running():
                     report.unchanged.append(self.spec.vm.name)
@@ -225,6 +264,19 @@ class Lab:
             self._write_inventory()
             self.paths.marker.unlink()
         return report
+
+    def _check_releases(self) -> None:
+        """A lab that is up keeps its nodes' releases: another set needs `lab down` first
+        (a running VM would otherwise keep the disk of its old release)."""
+        saved = self._saved()
+        if self.requested_releases is None or not saved:
+            return
+        if saved != self.spec.releases_of() and (self.vm.running() or any(
+                podman.container_state(self.spec.container_name(n)) is not None
+                for n in self.spec.containers)):
+            now = ", ".join(f"{k} {v}" for k, v in sorted(saved.items()))
+            raise LabError(f"the lab is up with other releases ({now}): run `m7guard lab down` "
+                           "first")
 
     def _ensure_keys(self) -> None:
         self.paths.ssh.mkdir(parents=True, exist_ok=True)
@@ -337,8 +389,9 @@ class Lab:
                 self.vm.start(image, self.paths.node_dir(name) / "seed")
             else:
                 node = self.spec.container(name)
-                with self.images.locked(self.say):
-                    tag, _ = self.images.ensure_container_image(self.say)
+                cache = self.image_cache(node.release)
+                with cache.locked(self.say):
+                    tag, _ = cache.ensure_container_image(self.say)
                 podman.remove_container(self.spec.container_name(node))
                 self._ensure_container(node, tag, UpReport())
             self._wait_ready(UpReport(), only={name})
@@ -452,10 +505,10 @@ class Lab:
             state = podman.container_state(self.spec.container_name(node))
             status = "absent" if state is None else state.get("State", {}).get("Status", "?")
             host, _ = self.ssh_target(node.name)
-            rows.append(NodeStatus(node.name, "container", status, host))
+            rows.append(NodeStatus(node.name, "container", status, host, node.release))
         vm_state = "running" if self.vm.running() else "absent"
         rows.append(NodeStatus(self.spec.vm.name, "vm", vm_state,
-                               f"127.0.0.1:{self.spec.vm.ssh_port}"))
+                               f"127.0.0.1:{self.spec.vm.ssh_port}", self.spec.vm.release))
         return rows
 
     # -- down -----------------------------------------------------------------

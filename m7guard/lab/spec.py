@@ -9,6 +9,7 @@ network and reaches nodes through their `admin` address.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -16,6 +17,15 @@ LAB_LABEL = "m7guard.lab"
 """Label carried by every container and network the lab creates."""
 
 DEFAULT_LAB_NAME = "m7g"
+
+# Debian releases a lab node can run (docs/platforms.md): built with debootstrap from Debian's
+# archive, the only operating-system archive these machines reach
+RELEASES: tuple[str, ...] = ("bullseye", "bookworm", "trixie")
+DEFAULT_RELEASE = "bookworm"
+# `lab up --matrix`: one data node per release, and the VM on the newest (its kernel, auditd
+# and nftables are where kernel-level differences live); the lab's peers stay on the default
+MATRIX: dict[str, str] = {"node1": "bookworm", "node2": "bullseye", "node3": "trixie",
+                          "vm1": "trixie"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class ContainerNode:
     ssh_zone: str
     groups: tuple[str, ...]
     instance_type: str | None = None
+    release: str = DEFAULT_RELEASE
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class VmNode:
     cpus: int = 2
     nvme_serial: str = "vol0a1b2c3d4e5f60718"
     nvme_size_mib: int = 1024
+    release: str = DEFAULT_RELEASE
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,27 @@ class LabSpec:
     @property
     def node_names(self) -> list[str]:
         return [n.name for n in self.containers] + [self.vm.name]
+
+    def releases_of(self) -> dict[str, str]:
+        """Each node's Debian release, by node name."""
+        return {n.name: n.release for n in (*self.containers, self.vm)}
+
+    def with_releases(self, releases: dict[str, str]) -> LabSpec:
+        """This lab with the nodes named in RELEASES (node -> release) on those releases."""
+        unknown = sorted(set(releases) - set(self.node_names))
+        if unknown:
+            raise ValueError(f"no lab node {', '.join(unknown)}; the lab has "
+                             f"{', '.join(self.node_names)}")
+        for name, release in sorted(releases.items()):
+            if release not in RELEASES:
+                raise ValueError(f"{name}: release {release!r} is not one of "
+                                 f"{', '.join(RELEASES)}")
+        return dataclasses.replace(
+            self,
+            containers=tuple(dataclasses.replace(n, release=releases.get(n.name, n.release))
+                             for n in self.containers),
+            vm=dataclasses.replace(self.vm, release=releases.get(self.vm.name, self.vm.release)),
+        )
 
 
 def _zone(zone: str, n: int, lab_id: int = 0) -> Network:
