@@ -339,24 +339,36 @@ def test_osb_004(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
 # --- core dumps ------------------------------------------------------------------------------
 
 
-@rule("OSB-005")
-def test_osb_005(host: Any, evidence: dict[str, Any]) -> None:
-    """No process leaves a core dump."""
-    files = read_files(host, f"{LIMITS} {LIMITS_DIR}/*.conf")
-    problems, entries, zero = [], [], False
-    for path in [LIMITS, *sorted(p for p in files if p != LIMITS)]:
-        for line in files.get(path, "").splitlines():
+def effective_core_limits(files: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """The hard core limit each pam_limits domain ends with, and the entries read, from
+    (path, text) in the order pam_limits reads them: limits.conf, then limits.d/*.conf by name.
+    Among entries for one domain the later wins ("-" sets hard and soft); a user's entry beats
+    a group's and `*` when a session starts, and `*` never applies to root (limits.conf(5)), so
+    each domain is judged on its own."""
+    final: dict[str, str] = {}
+    entries: list[str] = []
+    for path, text in files:
+        for line in text.splitlines():
             words = line.split("#", 1)[0].split()
             if len(words) == 4 and words[2] == "core":
                 domain, kind, _, value = words
                 entries.append(f"{path}: {' '.join(words)}")
                 if kind in ("hard", "-"):
-                    if value == "0" and domain == "*":
-                        zero = True
-                    elif value != "0":
-                        problems.append(f"{path}: {domain} may dump {value} (hard core)")
+                    final[domain] = value
+    return final, entries
+
+
+@rule("OSB-005")
+def test_osb_005(host: Any, evidence: dict[str, Any]) -> None:
+    """No process leaves a core dump."""
+    files = read_files(host, f"{LIMITS} {LIMITS_DIR}/*.conf")
+    order = [LIMITS, *sorted(p for p in files if p != LIMITS)]
+    final, entries = effective_core_limits([(p, files.get(p, "")) for p in order])
     evidence["core_limits"] = entries
-    if not zero:
+    evidence["effective_hard_core"] = final
+    problems = [f"{domain} may dump {value} (hard core, after every file)"
+                for domain, value in sorted(final.items()) if value != "0"]
+    if final.get("*") is None:
         problems.append("no `* hard core 0` entry in the pam_limits files")
     cat = _run(host, "systemd-analyze cat-config systemd/coredump.conf")
     if cat.rc != 0:

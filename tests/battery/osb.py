@@ -132,6 +132,8 @@ BREAKS: list[Break] = [
     # --- OSB-005 ----------------------------------------------------------------------------
     _brk("OSB-005", "unlimited core files",
          edit(LIMITS, r"s/^\*\s*hard\s*core\s*0$/*    hard    core    unlimited/")),
+    _brk("OSB-005", "root may dump core (`*` does not cover root)",
+         edit(LIMITS, r"s/^root\s*hard\s*core\s*0$/root    hard    core    unlimited/")),
     _brk("OSB-005", "services may dump core (DefaultLimitCORE=infinity, re-executed)",
          (edit(MANAGER, "s/^DefaultLimitCORE=0$/DefaultLimitCORE=infinity/")[0]
           + " && systemctl daemon-reexec",

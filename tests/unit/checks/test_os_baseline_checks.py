@@ -347,3 +347,55 @@ def test_osb_014_a_record_that_cannot_say_since_when_is_an_error(expect, fake_ho
     for words, host in cases.items():
         assert words in expect.error(os_baseline.test_osb_014, host=host,
                                      params=params("OSB-014"), evidence={}), words
+
+
+# Debian 13's systemd ships this file; it is read before the role's (10-m7guard-...).
+TRIXIE_SYSTEMD = ("*  soft core 0\nroot soft core 0\n*  hard core infinity\n"
+                  "root hard core infinity\n")
+ROLE_STAR = "*    hard    core    0\n*    soft    core    0\n"
+ROLE_ROOT = ROLE_STAR + "root    hard    core    0\nroot    soft    core    0\n"
+
+
+def test_osb_005_reads_the_core_limits_as_pam_limits_resolves_them() -> None:
+    effective = os_baseline.effective_core_limits
+    # the later entry of a domain wins; root is a domain of its own, `*` never covers it
+    final, _ = effective([("/etc/security/limits.d/10-coredump-debian.conf", TRIXIE_SYSTEMD),
+                          ("/etc/security/limits.d/10-m7guard-os-baseline-core.conf", ROLE_STAR)])
+    assert final == {"*": "0", "root": "infinity"}
+    final, _ = effective([("/etc/security/limits.d/10-coredump-debian.conf", TRIXIE_SYSTEMD),
+                          ("/etc/security/limits.d/10-m7guard-os-baseline-core.conf", ROLE_ROOT)])
+    assert final == {"*": "0", "root": "0"}
+    # a file read later that raises the limit again wins ("-" sets hard and soft)
+    final, entries = effective([("/etc/security/limits.conf", ""),
+                                ("/etc/security/limits.d/10-m7guard-os-baseline-core.conf",
+                                 ROLE_ROOT),
+                                ("/etc/security/limits.d/99-app.conf", "@dev - core unlimited\n"
+                                 "* hard core 1024 # comment\n")])
+    assert final == {"*": "1024", "root": "0", "@dev": "unlimited"}
+    assert entries[-1] == "/etc/security/limits.d/99-app.conf: * hard core 1024"
+
+
+def _limits_host(fake_host, limits_d: dict[str, str]) -> Any:
+    return fake_host({
+        "@@m7g-": files({f"/etc/security/limits.d/{k}": v for k, v in limits_d.items()}),
+        "systemd-analyze cat-config": "[Coredump]\nStorage=none\nProcessSizeMax=0\n",
+        "systemctl show --property=DefaultLimitCORE": "DefaultLimitCORE=0\n",
+    })
+
+
+def test_osb_005_fails_while_debian_13_lets_root_dump_and_passes_once_root_is_set(
+    expect, fake_host
+) -> None:
+    before = _limits_host(fake_host, {"10-coredump-debian.conf": TRIXIE_SYSTEMD,
+                                      "10-m7guard-os-baseline-core.conf": ROLE_STAR})
+    message = expect.fail(os_baseline.test_osb_005, host=before, evidence={})
+    assert "root may dump infinity" in message and "* may dump" not in message
+    after = _limits_host(fake_host, {"10-coredump-debian.conf": TRIXIE_SYSTEMD,
+                                     "10-m7guard-os-baseline-core.conf": ROLE_ROOT})
+    evidence: dict[str, Any] = {}
+    expect.run(os_baseline.test_osb_005, host=after, evidence=evidence)
+    assert evidence["effective_hard_core"] == {"*": "0", "root": "0"}
+    bookworm = _limits_host(fake_host, {"10-m7guard-os-baseline-core.conf": ROLE_ROOT})
+    expect.run(os_baseline.test_osb_005, host=bookworm, evidence={})
+    none = _limits_host(fake_host, {})
+    assert "no `* hard core 0`" in expect.fail(os_baseline.test_osb_005, host=none, evidence={})
