@@ -472,7 +472,7 @@ def main() -> None:
     if module.check_mode or not commands:
         module.exit_json(changed=bool(commands), commands=shown, volumes=names, diff=diff)
     done: list[str] = []
-    for command, text in zip(commands, shown, strict=True):
+    for command, text in zip(commands, shown):  # one text per command (Python 3.9: no strict)
         try:
             maprcli(*command)
         except DataFabricError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from typing import Any, Union
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -140,7 +140,8 @@ class PlanError(ValueError):
     """Input that the role refuses, with a message naming the variable."""
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# typing.Union, not X | Y: a node's Python may be 3.9 (Debian 11)
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 def _network(value: Any, where: str) -> Network:
@@ -328,7 +329,7 @@ def _enabled(params: dict[str, Any], services: dict[str, Any]) -> list[str]:
     return names
 
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
 def _peer_sets(params: dict[str, Any], group: str) -> list[Address]:
