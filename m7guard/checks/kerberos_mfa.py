@@ -654,6 +654,15 @@ def shell_code(text: str) -> str:
     return "\n".join(_COMMENT.sub("", line) for line in text.splitlines())
 
 
+_OPENSSH = re.compile(r"OpenSSH_(\d+)\.(\d+)")
+
+
+def _openssh_version(host: Any) -> tuple[int, int] | None:
+    """The installed OpenSSH's version (ssh -V prints it on stderr), or None."""
+    found = _OPENSSH.search(host.run("ssh -V 2>&1").stdout)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
 @rule("IDN-009")
 def test_idn_009(
     host: Any, sshd: SshdView, params: dict[str, Any], evidence: dict[str, Any]
@@ -662,7 +671,17 @@ def test_idn_009(
     _sshd_ok(sshd, evidence)
     limit = int(params["max_idle_seconds"])
     problems = []
-    for ctx in [sshd.global_, *sshd.contexts]:
+    contexts = [sshd.global_, *sshd.contexts]
+    if "channeltimeout" not in sshd.global_.settings:
+        # ChannelTimeout came with OpenSSH 9.2 (whose sshd -T leaves it out while unset):
+        # before 9.2 only the read-only TMOUT (below) can end idle shells, and it is judged
+        # alone; otherwise a missing value is "none", idle shells staying open.
+        version = _openssh_version(host)
+        evidence["openssh"] = None if version is None else ".".join(map(str, version))
+        if version is not None and version < (9, 2):
+            evidence["channeltimeout"] = "unknown to this sshd (OpenSSH before 9.2)"
+            contexts = []
+    for ctx in contexts:
         timeout = timeout_for(ctx.get("channeltimeout", "none"), "session:shell")
         if ctx.user is None:
             evidence["channeltimeout"] = ctx.get("channeltimeout")

@@ -85,6 +85,43 @@ def test_idn_009_passes_on_the_role_file_with_a_read_only_login_shell(expect, fa
     assert evidence["login_shell"] == 'declare -rx TMOUT="900"'
 
 
+def _no_channel_timeout_host(fake_host, ssh_version: str, login_shell: str):
+    listing = f"@@M /etc/profile.d/m7guard-tmout.sh\n{ROLE_TMOUT}\n@@M end\n"
+    return fake_host({"declare -p TMOUT": login_shell, "/etc/profile.d": listing,
+                      "ssh -V": ssh_version})
+
+
+@pytest.mark.parametrize("version", ["OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.20",
+                                     "OpenSSH_10.0p2 Debian-7+deb13u4", "command not found"])
+def test_idn_009_without_channeltimeout_fails_where_sshd_knows_it(
+    expect, fake_host, marker, version: str
+) -> None:
+    """OpenSSH 9.2's sshd -T leaves ChannelTimeout out while unset: that is `none`, as is a
+    version that cannot be read."""
+    host = _no_channel_timeout_host(fake_host, version, 'declare -rx TMOUT="900"\n')
+    message = expect.fail(kerberos_mfa.test_idn_009, host=host,
+                          sshd=kerberos_mfa.SshdView(global_=Context(None, None, {})),
+                          params=params("IDN-009"), evidence={})
+    assert "idle shells stay open (none)" in message
+
+
+def test_idn_009_before_openssh_9_2_judges_the_read_only_tmout_alone(
+    expect, fake_host, marker
+) -> None:
+    view = kerberos_mfa.SshdView(global_=Context(None, None, {}))
+    old = "OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023"
+    evidence: dict[str, Any] = {}
+    expect.run(kerberos_mfa.test_idn_009,
+               host=_no_channel_timeout_host(fake_host, old, 'declare -rx TMOUT="900"\n'),
+               sshd=view, params=params("IDN-009"), evidence=evidence)
+    assert evidence["openssh"] == "8.4"
+    assert evidence["channeltimeout"] == "unknown to this sshd (OpenSSH before 9.2)"
+    assert "login shell" in expect.fail(
+        kerberos_mfa.test_idn_009,
+        host=_no_channel_timeout_host(fake_host, old, "unset\n"),
+        sshd=view, params=params("IDN-009"), evidence={})
+
+
 # -- PERF-007 and PERF-011: the kernel command line -----------------------------------------
 
 

@@ -98,3 +98,31 @@ def test_the_audit_allows_every_key_exchange_the_role_can_offer() -> None:
     allowed = set(rule["parameters"]["allowed_kex_algorithms"]["default"])
     for release in RELEASES:
         assert set(kex(release)) <= allowed, release
+
+
+OPENSSH_VERSION = {"bullseye": "8.4", "bookworm": "9.2", "trixie": "10.0"}
+
+
+def sshd_config(release: str) -> str:
+    templar = kerberos_mfa(release)
+    templar.available_variables = {
+        **templar.available_variables,
+        **_trusted(yaml.safe_load((ROLE / "vars/Debian.yml").read_text())),
+        "__kerberos_mfa_openssh": OPENSSH_VERSION[release],
+        "inventory_hostname": "node1",
+        "ansible_managed": "Ansible managed",
+    }
+    template = (ROLE / "templates/sshd_config.j2").read_text()
+    return str(templar.template(trust_as_template(template)))
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_sshd_gets_channeltimeout_where_its_openssh_knows_it(release: str) -> None:
+    lines = sshd_config(release).splitlines()
+    timeouts = [ln for ln in lines if ln.startswith(("ChannelTimeout", "UnusedConnection"))]
+    if release == "bullseye":  # OpenSSH 8.4: the read-only TMOUT ends idle shells
+        assert timeouts == []
+        assert "# OpenSSH 8.4 has no ChannelTimeout (9.2 and later): the read-only" in lines
+    else:
+        assert timeouts == ["ChannelTimeout session:shell=900", "UnusedConnectionTimeout 900"]
+    assert f"KexAlgorithms {','.join(kex(release))}" in lines
