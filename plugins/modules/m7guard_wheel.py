@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,10 @@ sha256:
   description: SHA-256 of the wheel file.
   type: str
   returned: success
+requires_python:
+  description: The wheel's Requires-Python (its METADATA), or an empty string.
+  type: str
+  returned: success
 """
 
 
@@ -97,7 +103,23 @@ def wheel_facts(path: Path) -> dict[str, Any]:
         "name": name,
         "version": version,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "requires_python": requires_python(path),
     }
+
+
+def requires_python(path: Path) -> str:
+    """Requires-Python of a wheel's METADATA ("" when it states none)."""
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            names = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+            if len(names) != 1:
+                raise WheelError(f"{path.name} has {len(names)} METADATA files, expected one")
+            text = wheel.read(names[0]).decode("utf-8")
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise WheelError(f"{path.name} cannot be read as a wheel: {exc}") from exc
+    headers = text.split("\n\n", 1)[0]
+    found = re.search(r"^Requires-Python:[ \t]*(.*?)[ \t]*$", headers, re.MULTILINE)
+    return found.group(1) if found else ""
 
 
 def build(source: Path, dest: Path, packages: list[str],

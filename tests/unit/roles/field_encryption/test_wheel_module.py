@@ -44,6 +44,13 @@ def test_a_wheel_file_is_used_as_it_is(wheel_module, tmp_path):
     assert again == built
 
 
+def test_a_file_that_is_not_a_wheel_is_refused(wheel_module, tmp_path):
+    fake = tmp_path / "field_encryption-0.1.0-py3-none-any.whl"
+    fake.write_text("not a zip")
+    with pytest.raises(wheel_module.WheelError, match="cannot be read as a wheel"):
+        wheel_module.build(fake, tmp_path / "out", [])
+
+
 def test_a_directory_without_pyproject_is_refused(wheel_module, tmp_path):
     with pytest.raises(wheel_module.WheelError, match=r"no pyproject\.toml"):
         wheel_module.build(tmp_path, tmp_path / "out", ["field_encryption"])
@@ -53,6 +60,8 @@ def test_the_field_encryption_distribution_is_the_library_alone(wheel_module, tm
     built = wheel_module.build(ROOT, tmp_path / "fe", ["field_encryption"],
                                ROOT / "packaging" / "field-encryption")
     assert built["filename"].startswith("field_encryption-") and built["name"] == "field_encryption"
+    # the role refuses a node whose python3 is older, before it changes anything
+    assert built["requires_python"] == ">=3.11"
     wheel = zipfile.ZipFile(built["path"])
     names = wheel.namelist()
     assert {n.split("/")[0] for n in names} == {"field_encryption",
