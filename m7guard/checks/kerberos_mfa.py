@@ -605,6 +605,9 @@ def test_idn_007(sshd: SshdView, params: dict[str, Any], evidence: dict[str, Any
     conclude(problems, sshd.unknown)
 
 
+SIGNATURE_KEYS = ("hostkeyalgorithms", "pubkeyacceptedalgorithms", "casignaturealgorithms")
+
+
 @rule("IDN-008")
 def test_idn_008(sshd: SshdView, params: dict[str, Any], evidence: dict[str, Any]) -> None:
     """sshd offers only strong ciphers, MACs, key exchanges and signature algorithms."""
@@ -622,17 +625,28 @@ def test_idn_008(sshd: SshdView, params: dict[str, Any], evidence: dict[str, Any
             problems.append(f"{key}: {', '.join(bad)} not allowed")
     forbidden = set(params["forbidden_signature_algorithms"])
 
-    def weak(ctx: Context, key: str) -> list[str]:
-        offered = [a for a in ctx.get(key).split(",") if a]
-        return [a for a in offered if a in forbidden or a.split("-cert-v01@")[0] in forbidden]
+    def offered(ctx: Context, key: str) -> str:
+        # OpenSSH before 8.5 names the user-key list PubkeyAcceptedKeyTypes in sshd -T
+        if key == "pubkeyacceptedalgorithms" and key not in ctx.settings:
+            return ctx.get("pubkeyacceptedkeytypes")
+        return ctx.get(key)
 
-    for key in ("hostkeyalgorithms", "pubkeyacceptedalgorithms", "casignaturealgorithms"):
+    def weak(ctx: Context, key: str) -> list[str]:
+        names = [a for a in offered(ctx, key).split(",") if a]
+        return [a for a in names if a in forbidden or a.split("-cert-v01@")[0] in forbidden]
+
+    missing = [key for key in SIGNATURE_KEYS if not offered(g, key)]
+    if missing:
+        raise EvidenceError(f"sshd -T names no {', '.join(missing)}: the signature algorithms "
+                            "sshd accepts cannot be judged")
+    for key in SIGNATURE_KEYS:
+        evidence[key] = offered(g, key).split(",")
         if bad := weak(g, key):
             problems.append(f"{key}: {', '.join(bad)} not allowed")
     # A Match block may accept other user-key algorithms for some connections.
     for ctx in sshd.contexts:
         for key in ("pubkeyacceptedalgorithms", "casignaturealgorithms"):
-            if ctx.get(key) != g.get(key) and (bad := weak(ctx, key)):
+            if offered(ctx, key) != offered(g, key) and (bad := weak(ctx, key)):
                 problems.append(f"{ctx.label()}: {key}: {', '.join(bad)} not allowed")
     conclude(problems, sshd.unknown)
 

@@ -13,6 +13,7 @@ from pamkit import MFA_AUTH
 
 from m7guard.checks import kerberos_mfa
 from m7guard.checks.support import files
+from m7guard.checks.support.sshd import Context
 
 MFA = "publickey,keyboard-interactive:pam gssapi-with-mic,keyboard-interactive:pam"
 SECOND_FACTOR = (f"authenticationmethods {MFA}\nkbdinteractiveauthentication yes\nusepam yes\n"
@@ -193,6 +194,8 @@ def test_idn_008_algorithms_a_match_block_allows_are_evaluated(expect, fake_host
     for ctx in [sshd.global_, *sshd.contexts]:
         ctx.settings.update(ciphers=["aes256-gcm@openssh.com"], macs=["hmac-sha2-512"],
                             kexalgorithms=["curve25519-sha256"],
+                            hostkeyalgorithms=["ssh-ed25519"],
+                            casignaturealgorithms=["ssh-ed25519"],
                             pubkeyacceptedalgorithms=["ssh-ed25519"])
         if ctx.user == "bob":
             ctx.settings["pubkeyacceptedalgorithms"] = ["ssh-ed25519,ssh-rsa"]
@@ -238,3 +241,32 @@ def test_a_pam_control_the_check_does_not_know_is_an_error(expect) -> None:
     message = expect.error(kerberos_mfa.test_idn_004, pam_files=pam, params={
         "services": ["sshd", "sudo"], "first_factor_modules": ["pam_krb5"]}, evidence={})
     assert "bogus" in message
+
+
+def _idn_008_view(**signature: str) -> kerberos_mfa.SshdView:
+    settings = {"ciphers": ["aes256-gcm@openssh.com"], "macs": ["hmac-sha2-512"],
+                "kexalgorithms": ["curve25519-sha256"]}
+    settings.update({k: [v] for k, v in signature.items()})
+    return kerberos_mfa.SshdView(global_=Context(None, None, settings))
+
+
+IDN_008 = {"allowed_ciphers": ["aes256-gcm@openssh.com"], "allowed_macs": ["hmac-sha2-512"],
+           "allowed_kex_algorithms": ["curve25519-sha256"],
+           "forbidden_signature_algorithms": ["ssh-rsa", "ssh-dss"]}
+
+
+def test_idn_008_reads_the_user_key_list_under_its_openssh_8_4_name(expect) -> None:
+    """OpenSSH 8.4 (Debian 11) prints pubkeyacceptedkeytypes, with ssh-rsa in its default."""
+    old = _idn_008_view(hostkeyalgorithms="ssh-ed25519", casignaturealgorithms="ssh-ed25519",
+                        pubkeyacceptedkeytypes="ssh-ed25519,ssh-rsa-cert-v01@openssh.com,ssh-rsa")
+    message = expect.fail(kerberos_mfa.test_idn_008, sshd=old, params=IDN_008, evidence={})
+    assert "pubkeyacceptedalgorithms: ssh-rsa-cert-v01@openssh.com, ssh-rsa" in message
+    hardened = _idn_008_view(hostkeyalgorithms="ssh-ed25519", casignaturealgorithms="ssh-ed25519",
+                             pubkeyacceptedkeytypes="ssh-ed25519,rsa-sha2-512")
+    expect.run(kerberos_mfa.test_idn_008, sshd=hardened, params=IDN_008, evidence={})
+
+
+def test_idn_008_without_a_signature_list_is_an_error(expect) -> None:
+    view = _idn_008_view(hostkeyalgorithms="ssh-ed25519", casignaturealgorithms="ssh-ed25519")
+    assert "sshd -T names no pubkeyacceptedalgorithms" in expect.error(
+        kerberos_mfa.test_idn_008, sshd=view, params=IDN_008, evidence={})

@@ -126,3 +126,14 @@ def test_sshd_gets_channeltimeout_where_its_openssh_knows_it(release: str) -> No
     else:
         assert timeouts == ["ChannelTimeout session:shell=900", "UnusedConnectionTimeout 900"]
     assert f"KexAlgorithms {','.join(kex(release))}" in lines
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_sha1_rsa_signatures_are_refused_where_openssh_still_accepts_them(release: str) -> None:
+    lines = sshd_config(release).splitlines()
+    removed = [ln for ln in lines if ln.endswith(" -ssh-rsa,ssh-rsa-cert-v01@openssh.com")]
+    if release == "bullseye":  # OpenSSH 8.4: before 8.5 the user-key list has its old name
+        assert removed == ["HostKeyAlgorithms -ssh-rsa,ssh-rsa-cert-v01@openssh.com",
+                           "PubkeyAcceptedKeyTypes -ssh-rsa,ssh-rsa-cert-v01@openssh.com"]
+    else:  # 8.8 and later refuse them by default
+        assert removed == []
