@@ -240,12 +240,12 @@ class Lab:
                     tags[release], built = cache.ensure_container_image(self.say)
                 (report.built_images if built else report.reused_images).append(tags[release])
                 self.say(("built" if built else "reusing cached")
-                         + f" {release} node image {tags[release]}")
+                         + f" node image {tags[release]} (Debian {release})")
             vm_image = None
             if with_vm or self.vm.running():
                 with self.images.locked(self.say):
                     vm_image, vm_built = self.images.ensure_vm_image(self.say)
-                what = f"{self.spec.vm.release} VM disk {self.images.vm_dir}"
+                what = f"VM disk {self.images.vm_dir} (Debian {self.spec.vm.release})"
                 (report.built_images if vm_built else report.reused_images).append(what)
                 self.say(("built" if vm_built else "reusing cached") + f" {what}")
 
