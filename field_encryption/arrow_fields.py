@@ -65,7 +65,7 @@ def _json_value(value: Any) -> Any:
     8601 (decrypt_batch casts them back to the type asked for)."""
     if isinstance(value, decimal.Decimal):
         return str(value)
-    if isinstance(value, datetime.date | datetime.time):
+    if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     return value
 

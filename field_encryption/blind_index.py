@@ -25,7 +25,7 @@ _NOT_DIGIT = re.compile(r"[^0-9]")
 
 
 def normalise(value: Any, normaliser: str, where: str) -> bytes:
-    if isinstance(value, bool) or value is None or not isinstance(value, str | int):
+    if isinstance(value, bool) or value is None or not isinstance(value, (str, int)):
         raise UnsupportedValueError(
             f"field {where}: a blind index needs a string or integer value, "
             f"not {type(value).__name__}"

@@ -45,6 +45,7 @@ from field_encryption.cache import (
     UnwrappedKeyCache,
     canonical_json,
 )
+from field_encryption.compat import a2b_strict, zip_equal
 from field_encryption.errors import (
     ConfigurationError,
     DecryptionError,
@@ -79,7 +80,7 @@ _PREFIX = envelope.STRING_PREFIX
 _PREFIX_LEN = len(_PREFIX)
 _NONCE = envelope.NONCE_LEN
 _b2a = binascii.b2a_base64
-_a2b = binascii.a2b_base64
+_a2b = a2b_strict
 _parse = envelope.parse
 _writable = paths.writable
 _lp = aad.lp
@@ -233,7 +234,7 @@ class FieldEncryption:
         if found is not None:
             return found
         try:
-            key_id = _a2b(key_text, strict_mode=True)
+            key_id = _a2b(key_text)
         except (binascii.Error, ValueError):
             raise FormatError("record header: data key id is not valid base64") from None
         if len(key_id) != envelope.KEY_ID_LEN:
@@ -278,7 +279,7 @@ class FieldEncryption:
         return found
 
     def _plan(self, fields: FieldList) -> Plan:
-        if isinstance(fields, str | FieldSpec):
+        if isinstance(fields, (str, FieldSpec)):
             fields = [fields]
         try:
             cache_key = tuple(fields)
@@ -413,7 +414,7 @@ class FieldEncryption:
         sealed: list[bytes] = []  # deterministic envelopes, in field order
         if special:
             det = None
-            for (target, value), pt in zip(targets, plaintexts, strict=True):
+            for (target, value), pt in zip_equal(targets, plaintexts):
                 if target.index is not None:
                     index[target.index_name] = blind_index.compute(  # type: ignore[index]
                         self._index_key(target.index_name),  # type: ignore[arg-type]
@@ -460,7 +461,7 @@ class FieldEncryption:
         string_head = materials.string_head
         canonicals = []
         next_sealed = iter(sealed).__next__
-        for (target, _value), pt in zip(targets, plaintexts, strict=True):
+        for (target, _value), pt in zip_equal(targets, plaintexts):
             if target.deterministic:
                 env = next_sealed()
             else:
@@ -627,9 +628,7 @@ class FieldEncryption:
         verify_all = opened.version == HEADER_VERSION
         root = dict(data)
         mine: set[int] | None = None
-        for (canonical, steps, path_part, parent, last), raw in zip(
-            layout, opened.raws, strict=True
-        ):
+        for (canonical, steps, path_part, parent, last), raw in zip_equal(layout, opened.raws):
             wanted = selected is None or canonical in selected
             # fast path: version 1, AES-256-GCM, a one-byte length that matches exactly
             if (
@@ -710,7 +709,7 @@ class FieldEncryption:
             value = data.get(last, MISSING) if not parent else walk(data, steps)
             if type(value) is str and value.startswith(_PREFIX):
                 try:
-                    raws.append(a2b(value[_PREFIX_LEN:], strict_mode=True))
+                    raws.append(a2b(value[_PREFIX_LEN:]))
                 except (binascii.Error, ValueError):
                     raise FormatError(
                         f"field {paths.display(steps)}: ciphertext is not valid base64"
@@ -729,7 +728,7 @@ class FieldEncryption:
         ):
             parts = [
                 _lp(item[0].encode("utf-8")) + _lp(raw)
-                for item, raw in zip(layout, raws, strict=True)
+                for item, raw in zip_equal(layout, raws)
             ]
             self._verify_mac(materials, rid, parts, scopes, data, mac_text)
         return _Opened(header, version, layout, materials, rid, raws, scopes, prefix)
@@ -760,7 +759,7 @@ class FieldEncryption:
         if type(nonce_text) is not str:
             raise TamperError("record header has no record nonce 'n' (removed?)")
         try:
-            record_nonce = _a2b(nonce_text, strict_mode=True)
+            record_nonce = _a2b(nonce_text)
         except (binascii.Error, ValueError):
             raise FormatError("record header: 'n' is not valid base64") from None
         if len(record_nonce) != 12:
@@ -768,7 +767,7 @@ class FieldEncryption:
         sealed: list[bytes] = []
         items: list[tuple[Any, None]] = []
         random_count = 0
-        for entry, raw in zip(layout, raws, strict=True):
+        for entry, raw in zip_equal(layout, raws):
             if len(raw) < 2:
                 raise FormatError(f"field {paths.display(entry[1])}: ciphertext truncated")
             deterministic = raw[1] == envelope.ALG_AES_SIV_512
@@ -793,7 +792,7 @@ class FieldEncryption:
                 "always carries one"
             )
         try:
-            expected_mac = _a2b(mac_text, strict_mode=True)
+            expected_mac = _a2b(mac_text)
         except (binascii.Error, ValueError):
             raise FormatError("record header: 'm' is not valid base64") from None
         if not hmac.compare_digest(materials.record_mac(_lp(rid) + binding), expected_mac):
@@ -827,7 +826,7 @@ class FieldEncryption:
     def _verify_random_fields(self, opened: _Opened) -> None:
         aead_decrypt = opened.materials.aead.decrypt
         key_id = opened.materials.key_id
-        for entry, raw in zip(opened.layout, opened.raws, strict=True):
+        for entry, raw in zip_equal(opened.layout, opened.raws):
             env = _parse(raw)
             if env.algorithm != envelope.ALG_AES_256_GCM:
                 continue
@@ -896,7 +895,7 @@ class FieldEncryption:
             if type(nonce_text) is not str or len(nonce_text) != 16:
                 return None
             try:
-                record_nonce = _a2b(nonce_text, strict_mode=True)
+                record_nonce = _a2b(nonce_text)
             except (binascii.Error, ValueError):
                 return None
             bind = self._f_by_layout.get(layout_key)
@@ -915,7 +914,7 @@ class FieldEncryption:
             if type(value) is not str or not value.startswith(string_head):
                 return None
             try:
-                raw = a2b(value[_STRING_HEAD_LEN:], strict_mode=True)
+                raw = a2b(value[_STRING_HEAD_LEN:])
             except (binascii.Error, ValueError):
                 return None
             size = len(raw)
@@ -980,7 +979,7 @@ class FieldEncryption:
         random_id = header.get("r", MISSING)
         if random_id is not MISSING:
             try:
-                raw = _a2b(random_id, strict_mode=True)
+                raw = _a2b(random_id)
             except (binascii.Error, ValueError, TypeError):
                 raise FormatError("record header: 'r' is not valid base64") from None
             if len(raw) != 16:
@@ -998,7 +997,7 @@ class FieldEncryption:
         if fields is None:
             return None
         specs = [
-            paths.as_spec(f) for f in ([fields] if isinstance(fields, str | FieldSpec) else fields)
+            paths.as_spec(f) for f in ([fields] if isinstance(fields, (str, FieldSpec)) else fields)
         ]
         chosen: set[str] = set()
         for spec in specs:
@@ -1006,7 +1005,7 @@ class FieldEncryption:
             for canonical in listed:
                 steps = self._concrete_path(canonical)[0]
                 if len(steps) == len(spec.steps) and all(
-                    compatible(p, s) for p, s in zip(spec.steps, steps, strict=True)
+                    compatible(p, s) for p, s in zip_equal(spec.steps, steps)
                 ):
                     chosen.add(canonical)
                     hit = True
@@ -1029,7 +1028,7 @@ class FieldEncryption:
         if mac_text is None:
             raise TamperError("record MAC required but the record header has none (removed?)")
         try:
-            expected = _a2b(mac_text, strict_mode=True)
+            expected = _a2b(mac_text)
         except (binascii.Error, ValueError, TypeError):
             raise FormatError("record header: 'm' is not valid base64") from None
         index = data.get(self.index_field) or {}
@@ -1075,7 +1074,7 @@ class FieldEncryption:
         trailer.check_digest(found, digest.count, digest.digest())
         materials = self._materials_for({"k": found.get("k"), "w": found.get("w")})
         try:
-            expected = _a2b(found.get("t") or "", strict_mode=True)
+            expected = _a2b(found.get("t") or "")
         except (binascii.Error, ValueError, TypeError):
             raise FormatError("file trailer: 't' is not valid base64") from None
         actual = hmac.digest(
@@ -1202,7 +1201,7 @@ class FieldEncryption:
         avoid = None
         if type(old_key) is str:
             try:
-                avoid = binascii.a2b_base64(old_key, strict_mode=True)
+                avoid = a2b_strict(old_key)
             except (binascii.Error, ValueError):
                 avoid = None
         rid = None if "r" in header else target_fe._record_id(plain, record_id)

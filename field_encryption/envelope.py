@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 from typing import Final, NamedTuple
 
+from field_encryption.compat import a2b_strict
 from field_encryption.errors import FormatError
 
 VERSION: Final = 1
@@ -142,7 +143,7 @@ def from_string(text: str) -> bytes:
     if not text.startswith(STRING_PREFIX):
         raise FormatError(f"field value is not a field ciphertext (no {STRING_PREFIX!r} prefix)")
     try:
-        return binascii.a2b_base64(text[_PREFIX_LEN:], strict_mode=True)
+        return a2b_strict(text[_PREFIX_LEN:])
     except (binascii.Error, ValueError):
         raise FormatError("field ciphertext is not valid base64") from None
 
@@ -157,7 +158,7 @@ def is_ciphertext(value: object) -> bool:
         except FormatError:
             return False
         return True
-    if isinstance(value, bytes | bytearray):
+    if isinstance(value, (bytes, bytearray)):
         try:
             parse(bytes(value))
         except FormatError:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Union
 
 from field_encryption.aad import canonical_path
 from field_encryption.errors import PathError
 
-Step = str | int
+Step = Union[str, int]
 Concrete = tuple[Step, ...]
 
 
@@ -28,7 +28,7 @@ class _Wildcard:
 
 
 WILDCARD: Final = _Wildcard()
-PatternStep = str | int | _Wildcard
+PatternStep = Union[str, int, _Wildcard]
 
 Normaliser = Literal["text", "digits", "exact"]
 

@@ -89,7 +89,7 @@ def check_static_overlap(specs: Sequence[FieldSpec]) -> None:
     for i, first in enumerate(specs):
         for second in specs[i + 1 :]:
             short, long = sorted((first.steps, second.steps), key=len)
-            if all(compatible(x, y) for x, y in zip(short, long, strict=False)):
+            if all(compatible(x, y) for x, y in zip(short, long)):
                 raise PathError(
                     f"fields {first.path!r} and {second.path!r} can select the same value "
                     "(one contains or equals the other); select one of them"

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from field_encryption import aad
+from field_encryption.compat import a2b_strict
 from field_encryption.errors import FormatError, TamperError
 
 TRAILER_KEY = "trailer"
@@ -82,8 +83,8 @@ class FileDigest:
                 "(not a format-2 record)"
             )
         try:
-            key_id = binascii.a2b_base64(key_text, strict_mode=True)
-            nonce = binascii.a2b_base64(nonce_text, strict_mode=True)
+            key_id = a2b_strict(key_text)
+            nonce = a2b_strict(nonce_text)
         except (binascii.Error, ValueError):
             raise FormatError("record header: 'k' or 'n' is not valid base64") from None
         if len(key_id) != 16 or len(nonce) != 12:
@@ -112,7 +113,7 @@ def check_digest(trailer: Mapping[str, Any], count: int, digest: bytes) -> None:
             f"({what}: truncated, spliced or edited)"
         )
     try:
-        chained = binascii.a2b_base64(trailer.get("h") or "", strict_mode=True)
+        chained = a2b_strict(trailer.get("h") or "")
     except (binascii.Error, ValueError, TypeError):
         raise FormatError("file trailer: 'h' is not valid base64") from None
     if chained != digest:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from field_encryption.aad import lp
+from field_encryption.compat import a2b_strict
 from field_encryption.errors import ConfigurationError, FormatError, UnwrapError
 from field_encryption.keyrings.base import EncryptedDataKey, Keyring, key_id_for
 
@@ -112,7 +113,7 @@ class KeyVault:
                 raise ValueError
             entries = {}
             for name, item in document["keys"].items():
-                key_id = binascii.a2b_base64(item["k"], strict_mode=True)
+                key_id = a2b_strict(item["k"])
                 if len(key_id) != 16:
                     raise ValueError
                 edks = tuple(EncryptedDataKey.from_json(e) for e in item["w"])

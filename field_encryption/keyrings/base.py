@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from field_encryption.compat import a2b_strict
 from field_encryption.errors import FormatError, UnwrapError
 
 DATA_KEY_LEN = 32
@@ -48,7 +49,7 @@ class EncryptedDataKey:
         ):
             raise FormatError("record header: a wrapped data key must be {p, k, b} strings")
         try:
-            blob = binascii.a2b_base64(item["b"], strict_mode=True)
+            blob = a2b_strict(item["b"])
         except (binascii.Error, ValueError):
             raise FormatError("record header: wrapped data key is not valid base64") from None
         return cls(item["p"], item["k"], blob)

@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from field_encryption.aad import join
+from field_encryption.compat import a2b_strict
 from field_encryption.errors import ConfigurationError
 from field_encryption.keyrings.base import (
     DATA_KEY_LEN,
@@ -96,7 +97,7 @@ class LocalKeyring(Keyring):
             document = json.loads(raw)
             if document.get("format") != FILE_FORMAT or document.get("version") != 1:
                 raise ValueError("not a key file")
-            key = binascii.a2b_base64(document["key"], strict_mode=True)
+            key = a2b_strict(document["key"])
             key_id = document["key_id"]
             if not isinstance(key_id, str) or not key_id.startswith("local:"):
                 raise ValueError("bad key id")
