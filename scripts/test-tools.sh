@@ -63,10 +63,11 @@ if ! "$python" -c 'import trestle, junitparser' >/dev/null 2>&1; then
   "$python" -m pip install -q -e "$root[test]"
 fi
 # the wheels the distribution tests install offline, fetched here: the dependencies of the
-# field-encryption wheel (host/) and of the m7guard wheel (framework/), and the executor extra
-# for the nodes' Python (nodes/); the tests build the two wheels themselves
+# field-encryption wheel (host/) and of the m7guard wheel (framework/), the executor extra
+# for the Debian 12 nodes' Python (nodes/) and the field-encryption wheel's dependencies for
+# Debian 11's (deps-cp39/); the tests build the two wheels themselves
 house="$tools/wheelhouse"
-if [ ! -f "$house/.complete" ] || [ ! -d "$house/framework" ] \
+if [ ! -f "$house/.complete" ] || [ ! -d "$house/framework" ] || [ ! -d "$house/deps-cp39" ] \
   || [ "$house/.complete" -ot requirements/executor.txt ] \
   || [ "$house/.complete" -ot packaging/field-encryption/pyproject.toml ] \
   || [ "$house/.complete" -ot pyproject.toml ]; then
@@ -93,7 +94,14 @@ PY
     --only-binary=:all: --implementation cp --python-version 3.11 \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
     -r requirements/parquet.txt -r requirements/executor.txt
+  # the library's own dependencies for Debian 11's Python, whose packages are older than its
+  # floors (the field_encryption role's field_encryption_dependency_wheelhouse)
+  "$python" -m pip download -q --disable-pip-version-check -d "$house/deps-cp39" \
+    --only-binary=:all: --implementation cp --python-version 3.9 \
+    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+    "$fe_wheel"
   rm -rf "$house/build" "$house/host"/field_encryption-*.whl \
+    "$house/deps-cp39"/field_encryption-*.whl \
     "$house/framework"/m7guard-*.whl  # the tests build their own
   touch "$house/.complete"
 fi

@@ -80,6 +80,12 @@ requires_python:
   description: The wheel's Requires-Python (its METADATA), or an empty string.
   type: str
   returned: success
+requires_floors:
+  description: >-
+    The lowest version of each dependency the wheel requires whatever its extras and markers
+    (its METADATA's unconditional `Requires-Dist: NAME>=VERSION`), by lower-case name.
+  type: dict
+  returned: success
 """
 
 
@@ -104,11 +110,11 @@ def wheel_facts(path: Path) -> dict[str, Any]:
         "version": version,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "requires_python": requires_python(path),
+        "requires_floors": requires_floors(path),
     }
 
 
-def requires_python(path: Path) -> str:
-    """Requires-Python of a wheel's METADATA ("" when it states none)."""
+def _metadata_headers(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as wheel:
             names = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
@@ -117,9 +123,30 @@ def requires_python(path: Path) -> str:
             text = wheel.read(names[0]).decode("utf-8")
     except (OSError, zipfile.BadZipFile) as exc:
         raise WheelError(f"{path.name} cannot be read as a wheel: {exc}") from exc
-    headers = text.split("\n\n", 1)[0]
-    found = re.search(r"^Requires-Python:[ \t]*(.*?)[ \t]*$", headers, re.MULTILINE)
+    return text.split("\n\n", 1)[0]
+
+
+def requires_python(path: Path) -> str:
+    """Requires-Python of a wheel's METADATA ("" when it states none)."""
+    found = re.search(r"^Requires-Python:[ \t]*(.*?)[ \t]*$", _metadata_headers(path),
+                      re.MULTILINE)
     return found.group(1) if found else ""
+
+
+def requires_floors(path: Path) -> dict[str, str]:
+    """NAME -> VERSION of the `>=VERSION` clause of each `Requires-Dist` without a marker (an
+    extra's or a platform's); "" for a requirement without one."""
+    floors = {}
+    for line in re.findall(r"^Requires-Dist:[ \t]*(.*?)[ \t]*$", _metadata_headers(path),
+                           re.MULTILINE):
+        if ";" in line:
+            continue
+        found = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$", line)
+        if found is None:
+            raise WheelError(f"{path.name}: requirement {line!r} cannot be read")
+        floor = re.search(r">=\s*([0-9][0-9A-Za-z.]*)", found.group(2))
+        floors[found.group(1).lower()] = floor.group(1) if floor else ""
+    return floors
 
 
 def build(source: Path, dest: Path, packages: list[str],

@@ -137,3 +137,49 @@ def test_sha1_rsa_signatures_are_refused_where_openssh_still_accepts_them(releas
                            "PubkeyAcceptedKeyTypes -ssh-rsa,ssh-rsa-cert-v01@openssh.com"]
     else:  # 8.8 and later refuse them by default
         assert removed == []
+
+
+# --- field_encryption: where the library's dependencies come from ---------------------------
+
+FIELD_ENCRYPTION = ROOT / "roles" / "field_encryption"
+# dpkg-query's lines for the two packages, with the versions Debian's archive gave lab nodes
+# of each release (tests/fixtures/debian/)
+DEBIAN = ROOT / "tests" / "fixtures" / "debian"
+FLOORS = {"cryptography": "38", "boto3": "1.26"}  # the wheel's Requires-Dist (test_wheel_module)
+
+
+def too_old(release: str, floors: dict[str, str] = FLOORS, lines: list[str] | None = None,
+            ) -> Any:
+    variables = _trusted({
+        **yaml.safe_load((FIELD_ENCRYPTION / "defaults/main.yml").read_text()),
+        **yaml.safe_load((FIELD_ENCRYPTION / "vars/main.yml").read_text()),
+    })
+    variables["__field_encryption_dpkg"] = {
+        "stdout_lines": (DEBIAN / f"{release}-dpkg.txt").read_text().splitlines()
+        if lines is None else lines}
+    variables["__field_encryption_wheel"] = {"requires_floors": floors}
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(trust_as_template("{{ __field_encryption_too_old }}"))
+
+
+@pytest.mark.parametrize(("release", "old"), [
+    ("bullseye", ["python3-cryptography 3.3.2 (cryptography>=38)",
+                  "python3-boto3 1.13.14 (boto3>=1.26)"]),
+    ("bookworm", []),  # 38.0.4 and 1.26.27: the floors are Debian 12's own
+    ("trixie", []),
+])
+def test_only_debian_11_takes_the_librarys_dependencies_from_wheels(release: str,
+                                                                    old: list[str]) -> None:
+    assert too_old(release) == old
+
+
+def test_the_floor_is_compared_as_a_version_and_an_absent_package_is_not_judged() -> None:
+    # 1.26.27 is above 1.3 as a version, though below it as text
+    assert too_old("bookworm", {"cryptography": "38.1", "boto3": "1.3"}) == [
+        "python3-cryptography 38.0.4 (cryptography>=38.1)"]
+    # packages dpkg does not list (check mode on a new node), a floor the wheel does not state
+    assert too_old("bullseye", lines=[]) == []
+    assert too_old("bullseye", lines=["python3-boto3 1.13.14-1"]) == [
+        "python3-boto3 1.13.14 (boto3>=1.26)"]
+    assert too_old("bullseye", {"boto3": "1.26"}) == ["python3-boto3 1.13.14 (boto3>=1.26)"]
+    assert too_old("bullseye", {}) == []

@@ -60,8 +60,11 @@ def test_the_field_encryption_distribution_is_the_library_alone(wheel_module, tm
     built = wheel_module.build(ROOT, tmp_path / "fe", ["field_encryption"],
                                ROOT / "packaging" / "field-encryption")
     assert built["filename"].startswith("field_encryption-") and built["name"] == "field_encryption"
-    # the role refuses a node whose python3 is older, before it changes anything
-    assert built["requires_python"] == ">=3.11"
+    # the role refuses a node whose python3 is older, before it changes anything (Debian 11's
+    # 3.9 is the oldest of docs/platforms.md), and takes the dependencies from Debian packages
+    # only where they meet these floors
+    assert built["requires_python"] == ">=3.9"
+    assert built["requires_floors"] == {"cryptography": "38", "boto3": "1.26"}
     wheel = zipfile.ZipFile(built["path"])
     names = wheel.namelist()
     assert {n.split("/")[0] for n in names} == {"field_encryption",
@@ -144,3 +147,20 @@ def test_the_field_encryption_wheel_installs_alone_and_round_trips(wheel_module,
         assert run.returncode == 0, (args, run.stderr)
     assert "078-05-1120" not in sealed.read_text()
     assert json.loads(opened.read_text()) == {"_id": 1, "ssn": "078-05-1120"}
+
+
+def _wheel_with(tmp_path: Path, *requirements: str) -> Path:
+    path = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\n"
+                       + "".join(f"Requires-Dist: {r}\n" for r in requirements) + "\nbody\n")
+    return path
+
+
+def test_requirement_floors_skip_markers_and_read_the_lower_bound(wheel_module, tmp_path):
+    path = _wheel_with(tmp_path, "Cryptography>=41.0", 'pyarrow>=16; extra == "parquet"',
+                       'tomli>=1; python_version < "3.11"', "ansible-core<2.20,>=2.19",
+                       "boto3[crt]>=1.26", "rich", "six<2")
+    assert wheel_module.requires_floors(path) == {
+        "cryptography": "41.0", "ansible-core": "2.19", "boto3": "1.26", "rich": "", "six": ""}
+    assert wheel_module.requires_floors(_wheel_with(tmp_path)) == {}
