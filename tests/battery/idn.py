@@ -133,6 +133,17 @@ def _match_user(user: str, *settings: str) -> tuple[str, str]:
     return append(SSHD_CONFIG, "\n".join([f"Match User {user}", *(f"    {s}" for s in settings)]))
 
 
+# SHA-1 RSA user keys for one account, under the user-key list's name that sshd -T prints:
+# PubkeyAcceptedKeyTypes before OpenSSH 8.5 (Debian 11's 8.4 knows the new name but refuses it
+# in a Match block), PubkeyAcceptedAlgorithms from 8.5.
+def _match_user_rsa_keys(user: str) -> tuple[str, str]:
+    name = ("$(sshd -T 2>/dev/null | grep -qi '^pubkeyacceptedalgorithms ' "
+            "&& echo PubkeyAcceptedAlgorithms || echo PubkeyAcceptedKeyTypes)")
+    return (f"{save(SSHD_CONFIG)} && name={name} && "
+            f"printf 'Match User {user}\\n    %s +ssh-rsa\\n' \"$name\" >> {SSHD_CONFIG}",
+            put_back(SSHD_CONFIG))
+
+
 # pam_krb5's line in either stack (sudo's carries no_ccache).
 _KRB5_LINE = r"s/pam_krb5\.so.*$/pam_unix.so/"
 
@@ -247,7 +258,7 @@ BREAKS: list[Break] = [
     _brk("IDN-008", "first line: CASignatureAlgorithms +ssh-rsa",
          _first_line("CASignatureAlgorithms +ssh-rsa")),
     _brk("IDN-008", "Match block: SHA-1 RSA user keys for an account",
-         _match_user("svc-legacy", "PubkeyAcceptedAlgorithms +ssh-rsa")),
+         _match_user_rsa_keys("svc-legacy")),
     # --- IDN-009: ChannelTimeout and TMOUT ----------------------------------------------------
     _brk("IDN-009", "ChannelTimeout session:shell 1 hour",
          edit(SSHD_CONFIG, r"s/^ChannelTimeout .*/ChannelTimeout session:shell=3600/")),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """TCP reachability probe: a test fixture run on a lab host (or the controller).
 
-Reads a JSON list of [address, port] targets on stdin, connects to all of them at once with
+Runs on the lab hosts' own python3, 3.9 (Debian 11) and later. Reads a JSON list of
+[address, port] targets on stdin, connects to all of them at once with
 a timeout, and prints a JSON object mapping "address port" to "open" (connected), "refused"
 (a reset: the port is reachable but nothing listens) or "timeout" (dropped on the way).
 
@@ -25,7 +26,7 @@ def probe(target: tuple[str, int], timeout: float) -> str:
             sock.connect((address, port))
         except ConnectionRefusedError:
             return "refused"
-        except TimeoutError:
+        except (TimeoutError, socket.timeout):  # distinct classes before Python 3.10
             return "timeout"
         except OSError as exc:
             return f"error: {exc.strerror or exc}"
@@ -34,8 +35,10 @@ def probe(target: tuple[str, int], timeout: float) -> str:
 
 def run(targets: list[tuple[str, int]], timeout: float) -> dict[str, str]:
     with ThreadPoolExecutor(max_workers=max(1, min(256, len(targets)))) as pool:
-        results = pool.map(lambda t: probe(t, timeout), targets)
-        return {f"{a} {p}": r for (a, p), r in zip(targets, results, strict=True)}
+        results = list(pool.map(lambda t: probe(t, timeout), targets))
+    # zip's strict=True is Python 3.10: Debian 11's lab node runs this on 3.9
+    assert len(results) == len(targets)
+    return {f"{a} {p}": r for (a, p), r in zip(targets, results)}
 
 
 def main(argv: list[str]) -> int:
