@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from m7guard.lab.manager import Lab, LabPaths, default_paths
+from m7guard.lab.spec import MATRIX
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -24,6 +25,31 @@ os.environ.setdefault(
     f"/var/cache/m7guard-test/{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}",
 )
 os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+# M7GUARD_LAB_MATRIX=1 (`make test-matrix`) makes the tests' lab the release matrix
+# (m7guard.lab.spec.MATRIX: node1 bookworm, node2 bullseye, node3 and vm1 trixie), so that
+# site.yml, the audit and the mutation battery run on every Debian release docs/platforms.md
+# lists; every `m7guard lab up` of the tests, and of the processes they start, reads it.
+# Unset (`make test`), every node runs bookworm.
+MATRIX_LAB = os.environ.get("M7GUARD_LAB_MATRIX", "").lower() in ("1", "true", "yes")
+
+
+WHEELHOUSE = ROOT / "tests" / "tools" / "wheelhouse"
+
+
+def wheelhouse(part: str) -> Path:
+    """One directory of tests/tools/wheelhouse (downloaded by scripts/test-tools.sh): `nodes`,
+    the executor extra for Debian 12's Python; `deps-cp39`, the field-encryption library's
+    dependencies for Debian 11's (field_encryption_dependency_wheelhouse)."""
+    if not (WHEELHOUSE / ".complete").is_file() or not (WHEELHOUSE / part).is_dir():
+        pytest.fail(f"tests/tools/wheelhouse/{part} is missing: run scripts/test-tools.sh",
+                    pytrace=False)
+    return WHEELHOUSE / part
+
+
+def nodes_of_release(release: str) -> list[str]:
+    """The container nodes of the tests' lab that run RELEASE (the matrix has one of each;
+    the default lab runs every node on bookworm)."""
+    return [n.name for n in lab_model().spec.containers if n.release == release]
 
 
 def lab_paths() -> LabPaths:
@@ -32,7 +58,8 @@ def lab_paths() -> LabPaths:
 
 
 def lab_model() -> Lab:
-    return Lab(lab_paths(), say=lambda _m: None)
+    """The tests' lab as `m7guard lab up` builds it, whether it is up or not."""
+    return Lab(lab_paths(), say=lambda _m: None, releases=dict(MATRIX) if MATRIX_LAB else None)
 
 
 @dataclass

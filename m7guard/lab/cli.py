@@ -37,7 +37,7 @@ def lab() -> None:
 @click.option("--release", type=click.Choice(RELEASES), default=None,
               help=f"Every node on this Debian release (default: {DEFAULT_RELEASE}, or the "
               "releases the lab is up with).")
-@click.option("--matrix", is_flag=True,
+@click.option("--matrix", is_flag=True, envvar="M7GUARD_LAB_MATRIX", show_envvar=True,
               help="One data node per release: " + ", ".join(
                   f"{node} {release}" for node, release in MATRIX.items())
               + f"; the other nodes on {DEFAULT_RELEASE}.")

@@ -16,12 +16,12 @@ One module-scoped story, each step asserted by its own test:
   --check broken  reports changes and changes nothing (KMS and nodes as they were)
   repaired        a normal run restores KMS and the configuration; with the plaintext
                   files removed every check passes again
-  columnar        on node3, with a wheelhouse of pyarrow and pandas for the node's Python
+  columnar        on node1, with a wheelhouse of pyarrow and pandas for the node's Python
                   (tests/tools/wheelhouse/nodes, from scripts/test-tools.sh): the library
                   is installed with its executor extra (second run changed=0), the venv's
                   Python runs the code Spark executors run (field_encryption.arrow_fields)
                   and reads Parquet, and ENC-004 finds a card number in a Parquet file on
-                  node3 where node1, without the wheels, reports it cannot read the file
+                  node1 where node3, without the wheels, reports it cannot read the file
                   (error, never pass)
 Bad input (alias, region, empty field policy, relative data directory, wildcard policy)
 fails before anything changes, on the nodes or in KMS.
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import play_recap
+from labkit import nodes_of_release, play_recap, wheelhouse
 from motokit import AWS_ENV, moto_server
 
 from m7guard.results import Results
@@ -170,6 +170,8 @@ def story(lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
             "field_encryption_kms_key_alias": alias,
             "field_encryption_create_key": True,
             "field_encryption_kms_key_policy": LEAST_PRIVILEGE,
+            # on Debian 11 (node2 of the release matrix) cryptography and boto3 are too old
+            "field_encryption_dependency_wheelhouse": str(wheelhouse("deps-cp39")),
         }))
         kms = boto3.client("kms", region_name="us-east-1", endpoint_url=endpoint)
         yield Story(lab=lab, kms=kms, alias=alias, vars_file=vars_file, work=work)
@@ -196,6 +198,8 @@ def test_01_bad_input_fails_before_any_change(story: Story) -> None:
          "wildcard principal without a Condition"),
         (["-e", f"field_encryption_columnar_wheelhouse={story.work}"],
          "field_encryption_columnar_wheelhouse"),
+        (["-e", f"field_encryption_dependency_wheelhouse={story.work}"],
+         "field_encryption_dependency_wheelhouse"),
     ]
     for extra, expected in cases:
         name = f"bad {expected}"
@@ -209,6 +213,32 @@ def test_01_bad_input_fails_before_any_change(story: Story) -> None:
     assert after == before
     aliases = {a["AliasName"] for a in story.kms.list_aliases()["Aliases"]}
     assert story.alias not in aliases, "bad input created the KMS key"
+
+
+def test_01b_only_a_node_whose_packages_are_too_old_needs_the_dependency_wheels(
+        story: Story) -> None:
+    """Without field_encryption_dependency_wheelhouse: on Debian 12 (node1) the library's
+    dependencies come from the node's packages and nothing is copied; on Debian 11 (node2 of
+    the release matrix, `make test-matrix`: python3-cryptography 3.3, python3-boto3 1.13) the
+    role stops after the Debian packages, naming them and the variable, and the venv is not
+    made. (KMS and the configuration are left to the first run.)"""
+    without = ("-e", f"@{story.vars_file}", "-e", "field_encryption_dependency_wheelhouse=",
+               "-e", "field_encryption_kms_manage=false", "--tags", "ENC-004")
+    proc = story.lab.playbook("playbooks/field_encryption.yml", "--limit", "node1", *without)
+    assert play_recap(proc.stdout)["node1"]["failed"] == 0, proc.stdout[-3000:]
+    assert story.lab.ssh("node1", "test -e /opt/m7guard/venv/dependencies",
+                         check=False).returncode == 1
+    old = nodes_of_release("bullseye")
+    print(f"\nDebian 11 nodes in this lab: {old or 'none (make test-matrix has node2)'}")
+    for node in old:
+        proc = story.lab.playbook("playbooks/field_encryption.yml", "--limit", node, *without,
+                                  check=False)
+        text = " ".join((proc.stdout + proc.stderr).split())  # the callback folds messages
+        assert play_recap(proc.stdout)[node]["failed"] == 1, text[-3000:]
+        assert "field_encryption_dependency_wheelhouse" in text, text[-3000:]
+        assert re.search(r"python3-cryptography 3\.3[.0-9]* \(cryptography>=38\)", text), text
+        assert re.search(r"python3-boto3 1\.13[.0-9]* \(boto3>=1\.26\)", text), text[-3000:]
+        assert story.lab.ssh(node, "test -e /opt/m7guard/venv", check=False).returncode == 1
 
 
 def test_02_first_run_creates_key_config_and_installs_field_encrypt(story: Story) -> None:
@@ -337,39 +367,30 @@ print(json.dumps({"pyarrow": pa.__version__, "pandas": pandas.__version__,
 PARQUET_LEAK = f"{USERS_DIR}/cards.parquet"
 
 
-def _wheelhouse() -> Path:
-    """Wheels of the executor extra (requirements/parquet.txt, executor.txt) for the lab
-    nodes' Python (Debian 12: CPython 3.11), downloaded by scripts/test-tools.sh."""
-    house = Path(__file__).resolve().parents[2] / "tests" / "tools" / "wheelhouse"
-    if not (house / ".complete").is_file():
-        pytest.fail("tests/tools/wheelhouse is missing: run scripts/test-tools.sh", pytrace=False)
-    return house / "nodes"
-
-
 def test_08_the_columnar_wheels_serve_parquet_and_spark_executors(story: Story) -> None:
-    house = _wheelhouse()
+    house = wheelhouse("nodes")  # CPython 3.11's wheels: node1 runs Debian 12
     extra = ("-e", f"field_encryption_columnar_wheelhouse={house}")
     runs = {}
     for name in ("columnar", "columnar again"):
-        proc = story.lab.playbook("playbooks/field_encryption.yml", "--limit", "node3",
+        proc = story.lab.playbook("playbooks/field_encryption.yml", "--limit", "node1",
                                   "-e", f"@{story.vars_file}", *extra)
-        runs[name] = play_recap(proc.stdout)["node3"]
+        runs[name] = play_recap(proc.stdout)["node1"]
     assert runs["columnar"]["changed"] > 0 and runs["columnar again"]["changed"] == 0, runs
 
     venv = "/opt/m7guard/venv/bin"
-    out = story.lab.ssh("node3", f"{venv}/python -c {shlex.quote(EXECUTOR_ROUND_TRIP)}").stdout
+    out = story.lab.ssh("node1", f"{venv}/python -c {shlex.quote(EXECUTOR_ROUND_TRIP)}").stdout
     seen = json.loads(out)
     assert seen["opened"] == [PAN_DIGITS, "4111111111111111"], seen
     assert PAN_DIGITS not in json.dumps(seen["sealed"])
-    listed = story.lab.ssh("node3", f"{venv}/pip list --disable-pip-version-check").stdout
+    listed = story.lab.ssh("node1", f"{venv}/pip list --disable-pip-version-check").stdout
     assert re.search(r"^field-encryption\s", listed, re.M), listed
     assert not re.search(r"^m7guard\s", listed, re.M), listed  # the library, not the framework
 
-    # a card number in a Parquet file: read on node3, unreadable (error) on node1
+    # a card number in a Parquet file: read on node1, unreadable (error) on node3
     write = (f"import pyarrow as pa, pyarrow.parquet as pq; pq.write_table(pa.table("
              f"{{'_id': [1], 'credit_card': ['{PAN}']}}), '/root/cards.parquet')")
-    story.lab.ssh("node3", f"{venv}/python -c {shlex.quote(write)}")
-    parquet = story.lab.ssh("node3", "base64 -w0 /root/cards.parquet").stdout.strip()
+    story.lab.ssh("node1", f"{venv}/python -c {shlex.quote(write)}")
+    parquet = story.lab.ssh("node1", "base64 -w0 /root/cards.parquet").stdout.strip()
     for node in ("node1", "node3"):
         story.lab.ssh(node, f"echo {parquet} | base64 -d > {PARQUET_LEAK}")
     try:
@@ -377,11 +398,11 @@ def test_08_the_columnar_wheels_serve_parquet_and_spark_executors(story: Story) 
     finally:
         for node in ("node1", "node3"):
             story.lab.ssh(node, f"rm -f {PARQUET_LEAK} /root/cards.parquet")
-    found = states[("node3", "ENC-004")]
+    found = states[("node1", "ENC-004")]
     assert found["state"] == "fail", found
     assert any(f["kind"] == "pan" and f["at"].startswith(PARQUET_LEAK)
                for f in found["evidence"]["findings"]), found["evidence"]
-    unread = states[("node1", "ENC-004")]
+    unread = states[("node3", "ENC-004")]
     assert unread["state"] == "error", unread
     assert "field_encryption_columnar_wheelhouse" in unread["message"], unread
     assert PAN not in story.audit_text["parquet"] and PAN_DIGITS not in story.audit_text["parquet"]

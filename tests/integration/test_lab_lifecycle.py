@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from labkit import BIN, ROOT, LabHandle, lab_model, run_m7guard
 
-from m7guard.lab.image import ImageCache
+from m7guard.lab.image import ImageCache, Recipe
 from m7guard.lab.spec import LAB_LABEL
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
@@ -26,6 +26,12 @@ LABEL = f"{LAB_LABEL}={SPEC.name}"
 CACHE = Path(os.environ["M7GUARD_CACHE_DIR"])
 HANDLE = LabHandle(root=ROOT, inventory=LAB.paths.inventory)
 TIMINGS: dict[str, float] = {}
+# the Debian releases of the tests' lab (labkit: the release matrix)
+RELEASES = sorted({node.release for node in SPEC.containers})
+
+
+def cache_of(release: str) -> ImageCache:
+    return ImageCache(CACHE, Recipe(suite=release))
 
 
 def podman_json(*args: str) -> list[dict]:
@@ -73,11 +79,12 @@ def ping_all(expect: set[str]) -> None:
 def test_01_fresh_build_then_every_node_answers_ansible() -> None:
     run_m7guard("lab", "down", "--purge")
     assert not CACHE.exists()
-    users = podman_json("ps", "-a", "--filter", f"ancestor={ImageCache(CACHE).image_tag}")
-    assert users == [], (
-        "the purged cache's node image is still in use by: "
-        + ", ".join(c["Names"][0] for c in users)
-    )
+    for release in RELEASES:
+        users = podman_json("ps", "-a", "--filter", f"ancestor={cache_of(release).image_tag}")
+        assert users == [], (
+            f"the purged cache's {release} node image is still in use by: "
+            + ", ".join(c["Names"][0] for c in users)
+        )
     proc, took = timed_up()
     TIMINGS["first"] = took
     assert "built node image" in proc.stderr
@@ -130,8 +137,9 @@ def test_05_down_leaves_nothing_behind_but_the_cache() -> None:
     assert qemu_processes() == []
     assert not (STATE).exists()
     assert not HANDLE.inventory.exists()
-    cache = ImageCache(CACHE)
-    assert cache.has_container_image() and cache.has_vm_image()
+    for release in RELEASES:
+        assert cache_of(release).has_container_image(), release
+    assert cache_of(SPEC.vm.release).has_vm_image()
 
 
 def test_06_up_after_down_reuses_the_cached_images() -> None:

@@ -1,4 +1,6 @@
-"""playbooks/site.yml as a whole, every role in order, on the lab's container data nodes.
+"""playbooks/site.yml as a whole, every role in order, on the lab's container data nodes: one
+per Debian release the roles list (the tests' lab is the release matrix: node1 on Debian 12,
+node2 on 11, node3 on 13), so a failure below names the release as well as the node.
 
 The other integration tests prove one role each through its own playbook. This one runs
 the playbook an operator runs: node1-3 start fresh (`m7guard lab reset`) with the Data
@@ -14,6 +16,7 @@ proven by test_vm1.py, and it has no cluster zone.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -22,7 +25,14 @@ from battery import breaks_of
 from battery import left_out as battery_left_out
 from battery.runner import Cells, isolated_first
 from battery.runner import run as battery_run
-from labkit import LabHandle, configure_collector, lab_paths, play_recap
+from labkit import (
+    LabHandle,
+    configure_collector,
+    lab_model,
+    lab_paths,
+    play_recap,
+    wheelhouse,
+)
 from motokit import AWS_ENV, moto_server
 from netsim import lab as netlab
 
@@ -33,6 +43,17 @@ pytestmark = [pytest.mark.lab]
 
 NODES = netlab.DATA_NODES
 LIMIT = ",".join(NODES)
+# the tests' lab is the release matrix (labkit): every failure names the node's release
+RELEASE = lab_model().spec.releases_of()
+
+
+def on(node: str) -> str:
+    return f"{node} (Debian {RELEASE[node]})"
+
+
+def naming_releases(text: str) -> str:
+    """TEXT with each data node named with its release."""
+    return re.sub(rf"\b({'|'.join(NODES)})\b(?! \(Debian)", lambda m: on(m[1]), text)
 
 # (rule, reason): the only rules the audit may leave failing on the hardened lab nodes.
 HISTORY = "history.sqlite"
@@ -72,8 +93,10 @@ def site(lab: LabHandle, kms: str, tmp_path_factory: pytest.TempPathFactory):
     netlab.settle(lab, nodes)
 
     # the module's KMS (fixture kms) serves site.yml and every audit
+    # the Debian 11 node takes the field-encryption library's dependencies from wheels
     args = ("playbooks/site.yml", "--limit", LIMIT, "-e", f"@{kerberos_vars}",
-            "-e", f"field_encryption_kms_endpoint_url={kms}")
+            "-e", f"field_encryption_kms_endpoint_url={kms}",
+            "-e", f"field_encryption_dependency_wheelhouse={wheelhouse('deps-cp39')}")
     waivers = lab_paths().state / "kerberos" / "waivers.yml"
     # the first of the three audits the history test reads: the fresh nodes
     lab.m7guard("audit", "-i", str(lab.inventory), "--limit", LIMIT, "--profile", "pci_dss",
@@ -101,8 +124,9 @@ def site(lab: LabHandle, kms: str, tmp_path_factory: pytest.TempPathFactory):
 def test_site_yml_hardens_every_data_node(site: dict) -> None:
     counts = play_recap(site["first"])
     for node in NODES:
-        assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0, site["first"]
-        assert counts[node]["changed"] > 0, node
+        assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0, (
+            f"site.yml failed on {on(node)}\n{site['first']}")
+        assert counts[node]["changed"] > 0, on(node)
     print(f"\nsite.yml: first run {site['seconds'][0]:.0f} s, "
           f"second run {site['seconds'][1]:.0f} s")
 
@@ -118,14 +142,14 @@ def test_measured_matrix_equals_the_declared_one_after_site_yml(site: dict) -> N
 def test_second_site_run_changes_nothing(site: dict) -> None:
     counts = play_recap(site["second"])
     for node in NODES:
-        assert counts[node]["changed"] == 0, site["second"]
-        assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0
+        assert counts[node]["changed"] == 0, f"{on(node)} changed again\n{site['second']}"
+        assert counts[node]["failed"] == 0 and counts[node]["unreachable"] == 0, on(node)
 
 
 def test_pci_dss_audit_fails_only_where_the_lab_stands_in_the_way(site: dict) -> None:
     results: Results = site["results"]
     bad = sorted(
-        (r["host"], r["rule"], r["state"], r["message"]) for r in results.results
+        (on(r["host"]), r["rule"], r["state"], r["message"]) for r in results.results
         if r["state"] in ("fail", "error") and r["rule"] not in LAB_LIMITS
     )
     assert bad == [], json.dumps(bad, indent=1)
@@ -217,8 +241,8 @@ def test_mutation_battery_on_the_hardened_data_nodes(site: dict, lab: LabHandle,
     report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False),
                          _battery_audit(lab, site["work"], waivers), breaks, NODES,
                          rounds=isolated_first(breaks, NODES))
-    print("\n" + report.summary())
+    print("\n" + naming_releases(report.summary()))
     for rule, why in sorted(battery_left_out().items()):
         print(f"  left out {rule}: {why}")
-    assert report.problems == [], "\n".join(report.problems)
+    assert report.problems == [], "\n".join(naming_releases(p) for p in report.problems)
     assert report.breaks == len(breaks)
