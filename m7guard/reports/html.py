@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from m7guard.catalog.model import SEVERITIES
+from m7guard.catalog.model import SEVERITIES, rule_help_url
 from m7guard.results import STATE_LABELS, STATES, Results
 
 STATE_LETTER = {
@@ -73,6 +73,10 @@ def context(results: Results) -> dict[str, Any]:
         "severity_counts": severity_counts,
         "frameworks": frameworks,
         "waived_results": [r for r in rows if r["state"] == "waived"],
+        # each rule's row of the generated rule table, when the audit was told where docs/
+        # is published (m7guard audit --docs-url); none otherwise, as in SARIF
+        "help": ({rid: rule_help_url(data["tool"]["docs_url"], rid) for rid in data["rules"]}
+                 if data["tool"].get("docs_url") else {}),
     }
 
 

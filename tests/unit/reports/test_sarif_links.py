@@ -3,7 +3,8 @@ address the operator publishes m7guard's docs/ at (`m7guard audit --docs-url`, r
 results file), and point at the rule's row of the generated rule table. Without an address
 none is written: m7guard has none of its own to invent. The official validator
 (@microsoft/sarif-multitool, scripts/test-tools.sh) reports nothing on a report with links and
-SARIF2005 on one without."""
+SARIF2005 on one without. The HTML report links each rule id to the same row, under the same
+condition."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from m7guard.catalog.loader import load_catalog
 from m7guard.catalog.model import RULES_PAGE, rule_anchor
 from m7guard.cli import cli
 from m7guard.errors import M7guardError
-from m7guard.reports import sarif
+from m7guard.reports import html, sarif
 from m7guard.results import Results, ResultsError, docs_address
 
 from .conftest import make_results
@@ -86,6 +87,23 @@ def test_without_an_address_no_link_is_written() -> None:
         driver = run["tool"]["driver"]
         assert "informationUri" not in driver
         assert all("helpUri" not in r for r in driver["rules"])
+
+
+def test_with_an_address_the_html_report_links_every_rule_id_to_its_row() -> None:
+    page = html.render(_with_docs("https://docs.example.com/m7guard/"))
+    assert page.startswith("<!DOCTYPE html>")
+    for rid in ("KERN-001", "KERN-014"):
+        link = (f'<a href="https://docs.example.com/m7guard/{RULES_PAGE}#{rule_anchor(rid)}">'
+                f"{rid}</a>")
+        # the host by rule matrix, and the rule's section under "Failing rules" (each fails
+        # or errors on a host of the results)
+        assert page.count(link) == 2, rid
+
+
+def test_without_an_address_the_html_report_has_no_link() -> None:
+    page = html.render(_with_docs(None))
+    assert "<a href=" not in page.split('id="matrix"')[1]
+    assert RULES_PAGE not in page
 
 
 def test_every_rule_of_the_catalog_has_its_anchor_in_the_generated_rule_table() -> None:
