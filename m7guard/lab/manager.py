@@ -9,13 +9,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from m7guard.errors import LabError, PrerequisiteError
 from m7guard.lab import podman
-from m7guard.lab.image import ImageCache, Recipe
+from m7guard.lab.image import ImageCache, Recipe, VmImage
 from m7guard.lab.inventory import build_inventory, known_hosts_lines, render_inventory
 from m7guard.lab.runner import run
 from m7guard.lab.spec import LAB_LABEL, ContainerNode, LabSpec, Network, spec_for
@@ -233,21 +234,7 @@ class Lab:
             self._ensure_keys()
             self.paths.releases.write_text(json.dumps(self.spec.releases_of(), indent=2) + "\n")
 
-            tags: dict[str, str] = {}
-            for release in sorted({n.release for n in self.spec.containers}):
-                cache = self.image_cache(release)
-                with cache.locked(self.say):
-                    tags[release], built = cache.ensure_container_image(self.say)
-                (report.built_images if built else report.reused_images).append(tags[release])
-                self.say(("built" if built else "reusing cached")
-                         + f" node image {tags[release]} (Debian {release})")
-            vm_image = None
-            if with_vm or self.vm.running():
-                with self.images.locked(self.say):
-                    vm_image, vm_built = self.images.ensure_vm_image(self.say)
-                what = f"VM disk {self.images.vm_dir} (Debian {self.spec.vm.release})"
-                (report.built_images if vm_built else report.reused_images).append(what)
-                self.say(("built" if vm_built else "reusing cached") + f" {what}")
+            tags, vm_image = self._ensure_images(with_vm or self.vm.running(), report)
 
             self._ensure_networks(report)
             for node in self.spec.containers:
@@ -264,6 +251,44 @@ class Lab:
             self._write_inventory()
             self.paths.marker.unlink()
         return report
+
+    def _ensure_images(self, want_vm: bool, report: UpReport) -> tuple[dict[str, str],
+                                                                       VmImage | None]:
+        """Each release's node image, and vm1's disk when WANT_VM, built where the cache lacks
+        them. Releases are built side by side: debootstrap waits on the archive much of the
+        time. A release's node image and VM disk come from its one tree, so they are built in
+        turn. The cache is locked once for them all: one lab builds at a time on a machine."""
+        container_releases = {n.release for n in self.spec.containers}
+        releases = sorted(container_releases | ({self.spec.vm.release} if want_vm else set()))
+
+        def build(release: str) -> tuple[tuple[str, bool] | None, tuple[VmImage, bool] | None]:
+            cache = self.image_cache(release)
+            say = self.say if len(releases) == 1 else (
+                lambda text: self.say(f"[Debian {release}] {text}"))
+            node = cache.ensure_container_image(say) if release in container_releases else None
+            vm = (cache.ensure_vm_image(say) if want_vm and release == self.spec.vm.release
+                  else None)
+            return node, vm
+
+        with self.images.locked(self.say):
+            with ThreadPoolExecutor(max_workers=len(releases)) as pool:
+                futures = [(release, pool.submit(build, release)) for release in releases]
+            # every build has ended here; the first release that failed raises its error
+            built = [(release, future.result()) for release, future in futures]
+        tags: dict[str, str] = {}
+        vm_image = None
+        for release, (node, vm) in built:
+            if node is not None:
+                tags[release], fresh = node
+                (report.built_images if fresh else report.reused_images).append(tags[release])
+                self.say(("built" if fresh else "reusing cached")
+                         + f" node image {tags[release]} (Debian {release})")
+            if vm is not None:
+                vm_image, fresh = vm
+                what = f"VM disk {self.images.vm_dir} (Debian {release})"
+                (report.built_images if fresh else report.reused_images).append(what)
+                self.say(("built" if fresh else "reusing cached") + f" {what}")
+        return tags, vm_image
 
     def _check_releases(self) -> None:
         """A lab that is up keeps its nodes' releases: another set needs `lab down` first

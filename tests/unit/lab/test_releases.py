@@ -1,10 +1,12 @@
 """Lab nodes per Debian release (`m7guard lab up --release R | --matrix`): the spec, the image
 recipe of each release, and the releases a lab keeps between commands. Building and booting
-the images is the lab's own tests' part (tests/integration/test_lab_lifecycle.py)."""
+the images is the lab's own tests' part (tests/integration/test_lab_lifecycle.py); here the
+builds are recorded stand-ins, to test their order alone."""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,67 @@ def test_up_with_other_releases_while_nodes_run_asks_for_lab_down(
     monkeypatch.setattr(manager.podman, "container_state", lambda name: None)
     monkeypatch.setattr(lab.vm, "running", lambda: False)
     lab._check_releases()
+
+
+class _Builds:
+    """Stand-ins for ImageCache's two builds that record when each starts and ends; every
+    release's first build waits at a barrier until all releases have started one, so they
+    pass only when the releases are built side by side."""
+
+    def __init__(self, releases: int, fail: str | None = None) -> None:
+        self.log: list[str] = []
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(releases, timeout=10)
+        self.fail = fail
+
+    def _note(self, text: str) -> None:
+        with self.lock:
+            self.log.append(text)
+
+    def patch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        builds = self
+
+        def container(cache: ImageCache, say: object) -> tuple[str, bool]:
+            suite = cache.recipe.suite
+            builds._note(f"start node {suite}")
+            builds.barrier.wait()
+            if suite == builds.fail:
+                raise LabError(f"debootstrap of {suite} failed")
+            builds._note(f"end node {suite}")
+            return f"localhost/m7guard-node:{suite}", True
+
+        def vm(cache: ImageCache, say: object) -> tuple[str, bool]:
+            builds._note(f"vm {cache.recipe.suite}")
+            return f"disk of {cache.recipe.suite}", True
+
+        monkeypatch.setattr(ImageCache, "ensure_container_image", container)
+        monkeypatch.setattr(ImageCache, "ensure_vm_image", vm)
+
+
+def test_up_builds_the_releases_side_by_side_and_a_release_s_vm_disk_after_its_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builds = _Builds(len(RELEASES))
+    builds.patch(monkeypatch)
+    lab = Lab(_paths(tmp_path), releases=dict(MATRIX), say=lambda text: None)
+    report = manager.UpReport()
+    tags, vm_image = lab._ensure_images(True, report)
+    assert tags == {r: f"localhost/m7guard-node:{r}" for r in RELEASES}
+    assert vm_image == "disk of trixie"
+    # all three started before any ended (the barrier), and the VM disk came after trixie's
+    assert set(builds.log[:3]) == {f"start node {r}" for r in RELEASES}
+    assert builds.log.index("vm trixie") > builds.log.index("end node trixie")
+    # the report lists them in release order, whatever order they ended in
+    assert report.built_images == [*(f"localhost/m7guard-node:{r}" for r in sorted(RELEASES)),
+                                   f"VM disk {lab.images.vm_dir} (Debian trixie)"]
+
+
+def test_a_failed_release_build_fails_up_after_the_others_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builds = _Builds(len(RELEASES), fail="bullseye")
+    builds.patch(monkeypatch)
+    lab = Lab(_paths(tmp_path), releases=dict(MATRIX), say=lambda text: None)
+    with pytest.raises(LabError, match="debootstrap of bullseye failed"):
+        lab._ensure_images(True, manager.UpReport())
+    assert {"end node bookworm", "end node trixie", "vm trixie"} <= set(builds.log)
