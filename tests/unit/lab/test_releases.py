@@ -151,3 +151,21 @@ def test_a_failed_release_build_fails_up_after_the_others_end(
     with pytest.raises(LabError, match="debootstrap of bullseye failed"):
         lab._ensure_images(True, manager.UpReport())
     assert {"end node bookworm", "end node trixie", "vm trixie"} <= set(builds.log)
+
+
+def test_one_release_builds_its_node_image_then_its_vm_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builds = _Builds(1)
+    builds.patch(monkeypatch)
+    lab = Lab(_paths(tmp_path), say=lambda text: None)
+    report = manager.UpReport()
+    tags, vm_image = lab._ensure_images(True, report)
+    assert tags == {DEFAULT_RELEASE: f"localhost/m7guard-node:{DEFAULT_RELEASE}"}
+    assert vm_image == f"disk of {DEFAULT_RELEASE}"
+    assert builds.log == [f"start node {DEFAULT_RELEASE}", f"end node {DEFAULT_RELEASE}",
+                          f"vm {DEFAULT_RELEASE}"]
+    # without the VM (lab up --no-vm) no disk is built
+    builds.log.clear()
+    assert lab._ensure_images(False, manager.UpReport())[1] is None
+    assert "vm" not in " ".join(builds.log)
