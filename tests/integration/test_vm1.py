@@ -11,9 +11,9 @@ story serves every test here, told once:
   2. kernel_tuning (no reboot allowed) -> kernel_tuning_reboot_required, global sysctls, NVMe
      queues and io_timeout hold at run time; a second run -> changed=0, the reboot still
      pending;
-  3. os_baseline's kernel-module step (OSB-004, judged only here) in --check --diff, which
-     must change nothing; the whole role (the OSB rules); the module step once more, which must
-     change nothing;
+  3. os_baseline: its kernel-module step (OSB-004, judged only here) in --check --diff on the
+     fresh vm1, before step 2, which must change nothing; then the whole role (the OSB
+     rules); then the module step once more, which must change nothing;
   4. audit_logging for real (audit_logging_reboot_ok, so the rules become immutable) and once
      more, which must change nothing; the AUD audit passes; a record reaches the collector;
      touching /etc/sudoers leaves a kernel audit record with the rule's key, forwarded too;
