@@ -3,7 +3,7 @@
 Every rule but OSB-004 applies on the container data nodes and is broken there. OSB-004
 (kernel modules) judges modprobe's configuration and /proc/modules, which on a container are
 the host kernel's business (notapplicable there): its breaks run on vm1, hardened by
-os_baseline in tests/integration/test_vm1.py.
+os_baseline's kernel-module step in tests/integration/test_vm1.py.
 
 Most properties live only in files under /etc (login.defs, the PAM and pwquality files,
 useradd's defaults, passwd and shadow, the limits and coredump drop-ins, the sshd drop-in,

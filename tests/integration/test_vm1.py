@@ -1,19 +1,20 @@
 """vm1, the lab node with its own kernel and an emulated NVMe drive: kernel_tuning (with
-m7i_profile), os_baseline and audit_logging, in the order site.yml applies them, and the KERN,
-PERF, OSB and AUD checks.
+m7i_profile), os_baseline's kernel-module step and audit_logging, in the order site.yml
+applies them, and the KERN, PERF, AUD and OSB-004 checks: the rules whose evidence is a
+kernel's, which a container node shares with the host.
 
 vm1 runs under software emulation, where every play, reboot and audit costs minutes, so one
 story serves every test here, told once:
   1. a fresh vm1 (`lab reset`) with a stand-in Data Fabric layout: the recording `maprcli`
      stand-in (tests/standin/maprcli.py) and env_override.sh, so that AUD-010 and
      PERF-012 apply; KERN-007 put out of compliance at run time (Debian persists it already)
-     -> audit: every KERN-*, PERF-* and AUD-* check fails;
+     -> audit: every KERN-*, PERF-* and AUD-* check fails, and OSB-004;
   2. kernel_tuning (no reboot allowed) -> kernel_tuning_reboot_required, global sysctls, NVMe
      queues and io_timeout hold at run time; a second run -> changed=0, the reboot still
      pending;
-  3. os_baseline: its kernel-module step (OSB-004, judged only here) in --check --diff on the
-     fresh vm1, before step 2, which must change nothing; then the whole role (the OSB
-     rules); then the module step once more, which must change nothing;
+  3. os_baseline's kernel-module step (`--tags OSB-004`), the one step of the role that
+     differs on a VM: in --check --diff on the fresh vm1, before step 2, which must change
+     nothing; then for real, and once more, which must change nothing;
   4. audit_logging for real (audit_logging_reboot_ok, so the rules become immutable) and once
      more, which must change nothing; the AUD audit passes; a record reaches the collector;
      touching /etc/sudoers leaves a kernel audit record with the rule's key, forwarded too;
@@ -21,13 +22,16 @@ story serves every test here, told once:
   5. `--tags reboot -e kernel_tuning_reboot_ok=true` -> the role reboots vm1; afterwards the
      sysctls, NVMe settings and nvme_core.io_timeout (from modprobe.d) hold, and the audit
      rules are loaded again, immutable;
-  6. audit: every KERN-*, PERF-* and OSB-* check and the kernel's AUD checks pass;
+  6. audit: every KERN-*, PERF-* check, OSB-004 and the kernel's AUD checks pass;
   7. the mutation battery's breaks that need vm1 (tests/battery/: kernel auditing, auditd at
      boot; the host kernel's keys, /sys, NVMe, irqbalance; kernel modules), each turning its
-     rule to fail and no other rule of its profile (audit; tuning; os) moving, every break
-     restored.
-Refused input and --check are tested on containers (test_kernel_tuning_containers.py,
-test_audit_logging.py, test_os_baseline.py), and so is os_baseline's second run as a whole.
+     rule to fail and no other rule of its profile (audit; tuning and OSB-004) moving, every
+     break restored.
+The other OSB rules read files, packages, accounts and sshd, the same on a VM as in a
+container: they are judged, broken and repaired on the container data nodes of every
+release (test_os_baseline.py, test_site.py), as are os_baseline as a whole, its check mode
+and second run. Refused input and --check of the other roles are tested on containers too
+(test_kernel_tuning_containers.py, test_audit_logging.py).
 """
 
 from __future__ import annotations
@@ -70,7 +74,6 @@ from kernel_tuning_kit import (
 )
 from labkit import configure_collector, play_recap
 from os_baseline_kit import PLAYBOOK as BASELINE
-from os_baseline_kit import RULES as OSB_RULES
 from os_baseline_kit import SNAPSHOT as BASELINE_SNAPSHOT
 
 from m7guard.checks.support.sysctl import is_namespaced
@@ -90,10 +93,11 @@ PROFILE = "vm1"
 PROFILE_YAML = f"""---
 id: {PROFILE}
 title: vm1 in the tests
-description: The areas of the profiles audit, tuning and os, audited at once on vm1.
+description: The areas of the profiles audit and tuning, and OSB-004, audited at once on vm1.
 frameworks: [soc2, hipaa, pci_dss_4]
 select:
-  - areas: [audit, kernel, performance, os]
+  - areas: [audit, kernel, performance]
+  - ids: [OSB-004]
 """
 # The kernel battery's rules: the profile tuning's and OSB-004, the one OSB rule judged on
 # vm1 alone (a container's modules are the host's).
@@ -141,8 +145,8 @@ class Vm1:
     after: Results  # after both roles and the reboot: the same rules
     tuning: Tuning
     audit_logging: Story  # its fresh and later audits are the two above
-    baseline: tuple[str, str]  # os_baseline's two runs (output)
-    baseline_untouched: dict[str, Any]  # --check --diff and bad input on the fresh vm1
+    baseline: tuple[str, str]  # the two runs of os_baseline's modules step (output)
+    baseline_untouched: dict[str, Any]  # the step's --check --diff on the fresh vm1
     timings: dict[str, float]
     policies: Path  # the catalog with the profiles of these tests
 
@@ -179,8 +183,8 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
     lap("fresh audit, collector")
     # os_baseline's kernel-module step in check mode does not change the fresh vm1. The role
     # differs between a VM and a container in that step alone (modules.yml: a container never
-    # unloads the host's modules); the whole role's --check --diff and its refused inputs are
-    # tested on a fresh container node (test_os_baseline.py).
+    # unloads the host's modules); the whole role, its --check --diff and its refused inputs
+    # are tested on fresh container nodes (test_os_baseline.py, test_site.py).
     before = lab.ssh(VM, BASELINE_SNAPSHOT).stdout
     untouched: dict[str, Any] = {
         "check": lab.playbook(BASELINE, "--limit", VM, *VM_ONLY, "--check", "--diff",
@@ -195,11 +199,10 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
     lap("kernel_tuning")
     again = play(lab, facts, "--limit", VM)
     lap("kernel_tuning again")
-    # the whole role, then its VM-only step once more (the whole role's second run is
-    # test_os_baseline.py's and test_site.py's)
-    baseline = tuple(lab.playbook(BASELINE, "--limit", VM, *tags, timeout=1500).stdout
-                     for tags in ((), VM_ONLY))
-    lap("os_baseline, its modules step again")
+    # the VM-only step for real, then once more
+    baseline = tuple(lab.playbook(BASELINE, "--limit", VM, *VM_ONLY, timeout=1500).stdout
+                     for _ in range(2))
+    lap("os_baseline's modules step, twice")
 
     done = converge(lab, VM, tmp, lap)  # audit_logging twice, its audit, a forwarded record
     boot_converged = lab.ssh(VM, BOOT_ID).stdout.strip()
@@ -264,21 +267,15 @@ def test_every_audit_check_passes_after_the_play(vm1: Vm1, rule: str) -> None:
     assert r["state"] == "pass", r
 
 
-@pytest.mark.parametrize("rule", OSB_RULES)
-def test_every_os_baseline_check_passes_after_the_play_and_the_reboot(vm1: Vm1,
-                                                                     rule: str) -> None:
-    r = result(vm1.after, VM, rule)
-    if rule == "OSB-006":
-        # LogLevel VERBOSE is kerberos_mfa's, which vm1 does not run (test_site.py runs both)
-        assert (r["state"], r["message"]) == ("fail", "global: loglevel INFO (VERBOSE)"), r
-    else:
-        assert r["state"] == "pass", r
-
-
 def test_os_baseline_kernel_modules_fail_on_the_fresh_vm(vm1: Vm1) -> None:
     """OSB-004 is judged on vm1 alone (a container's modules are the host's)."""
     r = result(vm1.fresh, VM, "OSB-004")
     assert r["state"] == "fail" and "dccp can be loaded" in r["message"], r
+
+
+def test_os_baseline_kernel_modules_pass_after_the_step_and_the_reboot(vm1: Vm1) -> None:
+    r = result(vm1.after, VM, "OSB-004")
+    assert r["state"] == "pass", r
 
 
 def test_os_baseline_check_mode_of_the_module_step_changes_nothing_on_the_fresh_vm(
