@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 PYTHON3 ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help deps venv test-tools lint changelog test test-matrix test-unit test-integration demo lab-up lab-down clean
+.PHONY: help deps venv test-tools lint changelog test test-unit test-integration demo lab-up lab-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,11 +51,8 @@ test-unit: venv ## the unit tests alone (no lab)
 test-integration: deps test-tools ## the lab-backed tests alone
 	@bash scripts/pytest.sh tests/integration
 
-test: deps test-tools lint ## everything: lint, unit and lab integration tests (scripts/suite.py)
+test: deps test-tools lint ## everything: lint, unit and lab tests on the Debian 11/12/13 lab (scripts/suite.py)
 	@$(PY) scripts/suite.py --durations=25
-
-test-matrix: deps test-tools lint ## the same suite on the release matrix lab (Debian 11, 12, 13)
-	@M7GUARD_LAB_MATRIX=1 $(PY) scripts/suite.py --durations=25
 
 demo: deps venv ## build the lab, run site.yml, show the inventory and node facts
 	@bash scripts/demo.sh
