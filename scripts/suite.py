@@ -4,9 +4,10 @@ vm1 runs under software emulation: its tests are the longest part of the suite a
 one core busy, while the container tests keep the other. So, after the tests that need the
 lab to themselves, the rest runs as parallel pytest processes sharing the lab:
 
-  unit      the tests without the lab, started first: they run beside phase 1, whose
-            image builds and boots leave a core idle much of the time, and never touch
-            the lab.
+  unit      the tests without the lab, started first: they run beside phase 1 and never
+            touch the lab. They run at a lower CPU priority (nice UNIT_NICE): phase 1 and
+            then the container tests are the suite's critical path, and on two busy cores
+            the unit tests take what those leave.
   phase 1   the lab lifecycle tests (they take the lab down and up, and leave it up) and the
             tests that read every node at once (marker whole_lab); no other lab test runs.
   phase 2   side by side:
@@ -43,6 +44,7 @@ VM = ("vm1", f"not ({EXCLUSIVE}) and vm")
 NODES = ("container nodes", f"not ({EXCLUSIVE}) and not vm and lab")
 UNIT = ("unit", f"not ({EXCLUSIVE}) and not vm and not lab")
 SELECTIONS = (PHASE_1, VM, NODES, UNIT)
+UNIT_NICE = 10  # os.nice increment of the unit run (and of what it starts)
 
 
 def _say(text: str) -> None:
@@ -57,13 +59,16 @@ class _Run:
     """One pytest process of phase 2, its output kept in a file until it ends."""
 
     def __init__(self, name: str, expr: str, args: list[str], env: dict[str, str],
-                 tmp: Path) -> None:
+                 tmp: Path, nice: int = 0) -> None:
         self.name, self.log = name, tmp / f"{name.replace(' ', '-')}.log"
         self.started = time.monotonic()
+        command = _command(expr, args)
+        if nice:
+            command = ["nice", "-n", str(nice), *command]
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(_command(expr, args), cwd=ROOT, env=env, stdout=out,
+            self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        _say(f"{name}: started ({expr})")
+        _say(f"{name}: started ({expr}{f', nice {nice}' if nice else ''})")
 
     def report(self) -> int:
         rc = self.proc.returncode
@@ -103,7 +108,7 @@ def main(args: list[str]) -> int:
     runs: list[_Run] = []
     try:
         with tempfile.TemporaryDirectory(prefix="m7guard-suite-") as tmp:
-            runs = [_Run(*UNIT, args, env, Path(tmp))]
+            runs = [_Run(*UNIT, args, env, Path(tmp), nice=UNIT_NICE)]
             name, expr = PHASE_1
             _say(f"phase 1: the tests that need the {name} ({expr}), the unit tests beside")
             if subprocess.run(_command(expr, args), cwd=ROOT, env=env,
