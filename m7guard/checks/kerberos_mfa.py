@@ -17,7 +17,7 @@ import fnmatch
 import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,6 +345,15 @@ def _stack(
     return lines
 
 
+def _stacks(pam_files: dict[str, str], params: dict[str, Any], evidence: dict[str, Any],
+            problems: list[str], unknowns: list[str]) -> Iterator[tuple[str, list[PamLine]]]:
+    """Each service of the rule with its auth lines (_stack), recorded as its evidence."""
+    for service in params["services"]:
+        lines = _stack(pam_files, service, problems, unknowns)
+        evidence[service] = [str(line) for line in lines]
+        yield service, lines
+
+
 def _named_groups(lines: Iterable[PamLine]) -> frozenset[str]:
     groups: set[str] = set()
     for line in lines:
@@ -367,9 +376,7 @@ def test_idn_004(
     problems: list[str] = []
     unknowns: list[str] = []
     first = params["first_factor_modules"]
-    for service in params["services"]:
-        lines = _stack(pam_files, service, problems, unknowns)
-        evidence[service] = [str(line) for line in lines]
+    for service, lines in _stacks(pam_files, params, evidence, problems, unknowns):
         if not lines:
             continue
         groups = _named_groups(lines)
@@ -396,9 +403,7 @@ def test_idn_005(
     unknowns: list[str] = []
     groups = frozenset(params["admin_groups"])
     oath_file = params["oath_file"]
-    for service in params["services"]:
-        lines = _stack(pam_files, service, problems, unknowns)
-        evidence[service] = [str(line) for line in lines]
+    for service, lines in _stacks(pam_files, params, evidence, problems, unknowns):
         oath = [line for line in lines if line.name == "pam_oath"]
         if lines and not oath:
             problems.append(f"{service} has no pam_oath: administrators need no second factor")
@@ -469,9 +474,7 @@ def test_idn_010(
     problems: list[str] = []
     unknowns: list[str] = []
     first = params["first_factor_modules"]
-    for service in params["services"]:
-        lines = _stack(pam_files, service, problems, unknowns)
-        evidence[service] = [str(line) for line in lines]
+    for service, lines in _stacks(pam_files, params, evidence, problems, unknowns):
         pre = [line for line in lines if line.name == "pam_faillock" and "preauth" in line.args]
         if not pre:
             if lines:
