@@ -219,7 +219,7 @@ def test_01b_only_a_node_whose_packages_are_too_old_needs_the_dependency_wheels(
         story: Story) -> None:
     """Without field_encryption_dependency_wheelhouse: on Debian 12 (node1) the library's
     dependencies come from the node's packages and nothing is copied; on Debian 11 (node2 of
-    the release matrix, `make test-matrix`: python3-cryptography 3.3, python3-boto3 1.13) the
+    the release matrix, the tests' lab: python3-cryptography 3.3, python3-boto3 1.13) the
     role stops after the Debian packages, naming them and the variable, and the venv is not
     made. (KMS and the configuration are left to the first run.)"""
     without = ("-e", f"@{story.vars_file}", "-e", "field_encryption_dependency_wheelhouse=",
@@ -229,7 +229,7 @@ def test_01b_only_a_node_whose_packages_are_too_old_needs_the_dependency_wheels(
     assert story.lab.ssh("node1", "test -e /opt/m7guard/venv/dependencies",
                          check=False).returncode == 1
     old = nodes_of_release("bullseye")
-    print(f"\nDebian 11 nodes in this lab: {old or 'none (make test-matrix has node2)'}")
+    print(f"\nDebian 11 nodes in this lab: {old or 'none (the release matrix has node2)'}")
     for node in old:
         proc = story.lab.playbook("playbooks/field_encryption.yml", "--limit", node, *without,
                                   check=False)
