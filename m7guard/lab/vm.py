@@ -1,9 +1,15 @@
 """The lab's VM node: qemu under software emulation, with an emulated NVMe drive.
 
-Nested KVM does not work on these machines, so qemu runs with TCG. The VM boots the cached
-kernel and a per-lab copy-on-write overlay of the cached root disk; a small seed disk hands
-it this lab's SSH host key, the controller's public key and its hostname. SSH reaches it
-through a port forward on 127.0.0.1.
+Nested KVM does not work on these machines, so qemu runs with TCG, single-threaded: with one
+host thread per virtual CPU (multi-threaded TCG), Debian 13's kernel was seen to panic at boot
+on an `int3` left by its own code patching (a static key flipped while `sched_clock` was
+marked stable), which the other virtual CPU still executed. One thread runs both virtual CPUs
+in turn, so the guest never runs code another CPU is rewriting, and vm1 takes at most one of
+the host's cores.
+
+The VM boots the cached kernel and a per-lab copy-on-write overlay of the cached root disk; a
+small seed disk hands it this lab's SSH host key, the controller's public key and its
+hostname. SSH reaches it through a port forward on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ class VmProcess:
         cmd = [
             "qemu-system-x86_64",
             "-name", f"m7guard-{self.node.name}",
-            "-accel", "tcg",
+            "-accel", "tcg,thread=single",  # see the module's docstring
             "-m", str(self.node.memory_mib),
             "-smp", str(self.node.cpus),
             "-display", "none",
