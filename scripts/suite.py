@@ -106,13 +106,17 @@ def main(args: list[str]) -> int:
     started = time.monotonic()
     failed: list[str] = []
     runs: list[_Run] = []
+    phase_1: subprocess.Popen | None = None
+    ended = False  # every run ended (not a signal or an error of this script)
     try:
         with tempfile.TemporaryDirectory(prefix="m7guard-suite-") as tmp:
             runs = [_Run(*UNIT, args, env, Path(tmp), nice=UNIT_NICE)]
             name, expr = PHASE_1
             _say(f"phase 1: the tests that need the {name} ({expr}), the unit tests beside")
-            if subprocess.run(_command(expr, args), cwd=ROOT, env=env,
-                              check=False).returncode:
+            # its own session, like the other runs: a stopped suite ends pytest, not only bash
+            phase_1 = subprocess.Popen(_command(expr, args), cwd=ROOT, env=env,
+                                       start_new_session=True)
+            if phase_1.wait():
                 failed.append(f"phase 1 ({name})")
                 _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
             else:
@@ -125,15 +129,24 @@ def main(args: list[str]) -> int:
                     active.remove(run)
                     if run.report() != 0:
                         failed.append(run.name)
+            ended = True
     finally:
+        if phase_1 is not None and phase_1.poll() is None:
+            os.killpg(phase_1.pid, signal.SIGTERM)
+            phase_1.wait(timeout=60)
         for run in runs:
             run.stop()
         if not keep:
             _lab_down()
         minutes = (time.monotonic() - started) / 60
-        _say(f"suite: {'failed: ' + ', '.join(failed) if failed else 'passed'} "
-             f"({minutes:.1f} min)")
-    return 1 if failed else 0
+        if failed:
+            verdict = "failed: " + ", ".join(failed)
+        elif ended:
+            verdict = "passed"
+        else:
+            verdict = "stopped before its runs ended"
+        _say(f"suite: {verdict} ({minutes:.1f} min)")
+    return 0 if ended and not failed else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ from __future__ import annotations
 import ast
 import importlib.util
 import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +53,42 @@ def test_every_run_collects_the_whole_suite_and_lab_tests_are_marked() -> None:
                           and n.attr in MARKERS}
         assert "lab" in marks, f"{module.name}: pytestmark has no lab marker"
 
+
+
+# A stand-in for the suite's pytest runs: each writes its process id and sleeps.
+_STOPPED_SUITE = """
+import os, sys, time
+sys.path.insert(0, {scripts!r})
+import suite
+pids = {pids!r}
+suite._command = lambda expr, args: [
+    "sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
+suite._lab_down = lambda: print("lab down", flush=True)
+sys.exit(suite.main([]))
+"""
+
+
+def test_a_stopped_suite_ends_every_run_and_does_not_say_passed(tmp_path: Path) -> None:
+    """A TERM (a CI time limit) while phase 1 and the unit run are running: both end with their
+    process groups, the lab is taken down, the summary says the suite stopped, and the exit
+    status is not 0."""
+    pids = tmp_path / "pids"
+    script = _STOPPED_SUITE.format(scripts=str(ROOT / "scripts"), pids=str(pids))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "M7GUARD_KEEP_LAB": ""})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(_lines(pids)) < 2:
+        time.sleep(0.1)
+    assert len(_lines(pids)) == 2, "phase 1 and the unit run did not both start"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "lab down" in out
+    assert "suite: stopped before its runs ended" in out and "passed" not in out, out
+    for pid in _lines(pids):
+        assert not Path(f"/proc/{pid}").exists(), f"run {pid} outlived the suite"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
