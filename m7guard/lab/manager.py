@@ -374,7 +374,8 @@ class Lab:
         for zone in node.zones:
             net = self.spec.network(zone).podman_name(self.spec.name)
             args += ["--network", f"{net}:ip={self.spec.address4(node, zone)},"
-                                  f"ip={self.spec.address6(node, zone)}"]
+                                  f"ip={self.spec.address6(node, zone)},"
+                                  f"mac={self.spec.mac(node, zone)}"]
         args += [tag, "/sbin/init"]
         podman.podman(*args, what=f"creating container {cname}")
         seed = self.paths.node_dir(node.name) / "seed" / "files"

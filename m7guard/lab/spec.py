@@ -95,6 +95,14 @@ class LabSpec:
     def address6(self, node: ContainerNode, zone: str) -> ipaddress.IPv6Address:
         return self.network(zone).ipv6.network_address + node.host_index
 
+    def mac(self, node: ContainerNode, zone: str) -> str:
+        """The node's MAC address in a zone: fixed, so that a node replaced by `lab reset`
+        keeps the link-layer address its neighbours (the host and the other nodes) have
+        cached for its IP addresses, and is reachable as soon as it boots. A locally
+        administered unicast address (02:...) carrying the IPv4 address, unique in the lab
+        as that address is."""
+        return "02:6d:" + ":".join(f"{b:02x}" for b in self.address4(node, zone).packed)
+
     def container_name(self, node: ContainerNode) -> str:
         return f"{self.name}-{node.name}"
 

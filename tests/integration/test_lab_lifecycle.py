@@ -117,6 +117,9 @@ def test_03_container_nodes_run_systemd_in_their_own_network_namespace() -> None
         defaults = routes.stdout.strip().splitlines()
         assert len(defaults) == 2, (node.name, defaults)
         assert f"via {net.gateway4} " in defaults[0] and f"via {net.gateway6} " in defaults[1]
+        # each zone's interface has the lab's fixed MAC address (kept by `lab reset`)
+        macs = HANDLE.ssh(node.name, "cat /sys/class/net/eth*/address").stdout.split()
+        assert sorted(macs) == sorted(SPEC.mac(node, zone) for zone in node.zones), node.name
 
 
 def test_04_vm_has_its_own_kernel_and_an_nvme_drive() -> None:

@@ -202,9 +202,11 @@ def measured_matrix(lab: LabHandle, nodes: dict[str, NodeVars],
 def settle(lab: LabHandle, nodes: dict[str, NodeVars], seconds: float = 90) -> None:
     """Wait until every source reaches every node address on TCP 22 (open or refused).
 
-    Fresh containers come with new interfaces: the sources' neighbour caches need a moment
-    to learn them, and a connection in that moment times out as if it were dropped. Only
-    meaningful before any firewall (afterwards a drop and a lost packet look the same).
+    A connection to an address a source cannot resolve yet times out as if it were dropped.
+    A replaced node keeps its MAC addresses (LabSpec.mac), so the sources' neighbour caches
+    stay right and this usually returns at once; it still waits for what a cache or a
+    booting node has not settled. Only meaningful before any firewall (afterwards a drop
+    and a lost packet look the same).
     """
     deadline = time.monotonic() + seconds
     sources = (*SOURCES, *nodes)
