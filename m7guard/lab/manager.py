@@ -236,9 +236,8 @@ class Lab:
 
             tags, vm_image = self._ensure_images(with_vm or self.vm.running(), report)
 
-            self._ensure_networks(report)
-            for node in self.spec.containers:
-                self._ensure_container(node, tags[node.release], report)
+            # vm1 first: its boot under emulation is the longest wait of `lab up`, and it
+            # needs none of the podman networks, so the containers start while it boots
             if vm_image is not None:
                 if self.vm.running():
                     report.unchanged.append(self.spec.vm.name)
@@ -246,6 +245,9 @@ class Lab:
                     self.say(f"{self.spec.vm.name}: starting qemu (software emulation)")
                     self.vm.start(vm_image, self.paths.node_dir(self.spec.vm.name) / "seed")
                     report.created.append(self.spec.vm.name)
+            self._ensure_networks(report)
+            for node in self.spec.containers:
+                self._ensure_container(node, tags[node.release], report)
 
             self._wait_ready(report)
             self._write_inventory()
