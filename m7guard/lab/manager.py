@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -354,13 +355,24 @@ class Lab:
             )
             report.created.append(f"network {name}")
 
+    def _attachments(self, node: ContainerNode) -> list[str]:
+        """podman's --network value for each of the node's zones: its addresses there."""
+        return [f"{self.spec.network(zone).podman_name(self.spec.name)}:"
+                f"ip={self.spec.address4(node, zone)},ip={self.spec.address6(node, zone)},"
+                f"mac={self.spec.mac(node, zone)}" for zone in node.zones]
+
     def _ensure_container(self, node: ContainerNode, tag: str, report: UpReport) -> None:
         cname = self.spec.container_name(node)
+        attachments = self._attachments(node)
+        # a container made with other addresses (an older m7guard) is replaced like one of an
+        # older image
+        networks = hashlib.sha256("\n".join(attachments).encode()).hexdigest()[:16]
         state = podman.container_state(cname)
         if state is not None:
             labels = state.get("Config", {}).get("Labels") or {}
             running = state.get("State", {}).get("Running", False)
-            if running and labels.get("m7guard.image") == tag:
+            if (running and labels.get("m7guard.image") == tag
+                    and labels.get("m7guard.networks") == networks):
                 report.unchanged.append(node.name)
                 return
             self.say(f"{node.name}: replacing a stopped or outdated container")
@@ -369,15 +381,12 @@ class Lab:
         args = [
             "create", "--name", cname, "--hostname", node.name,
             "--label", self.label, "--label", f"m7guard.node={node.name}",
-            "--label", f"m7guard.image={tag}",
+            "--label", f"m7guard.image={tag}", "--label", f"m7guard.networks={networks}",
             "--privileged", "--systemd=always",
             "--ulimit", "nofile=1024:4096", "--ulimit", "nproc=1024:4096",
         ]
-        for zone in node.zones:
-            net = self.spec.network(zone).podman_name(self.spec.name)
-            args += ["--network", f"{net}:ip={self.spec.address4(node, zone)},"
-                                  f"ip={self.spec.address6(node, zone)},"
-                                  f"mac={self.spec.mac(node, zone)}"]
+        for attachment in attachments:
+            args += ["--network", attachment]
         args += [tag, "/sbin/init"]
         podman.podman(*args, what=f"creating container {cname}")
         seed = self.paths.node_dir(node.name) / "seed" / "files"

@@ -63,3 +63,39 @@ def test_the_container_is_created_with_the_fixed_addresses_of_each_zone(
         net = lab.spec.network(zone).podman_name(lab.spec.name)
         assert (f"{net}:ip={lab.spec.address4(node, zone)},ip={lab.spec.address6(node, zone)},"
                 f"mac={lab.spec.mac(node, zone)}") in networks
+
+
+def _running(labels: dict[str, str]) -> dict[str, Any]:
+    return {"Config": {"Labels": labels}, "State": {"Running": True}}
+
+
+def test_lab_up_replaces_a_running_container_made_with_other_addresses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container of the current image but made without the fixed MACs (an older m7guard)
+    is replaced; one made with the current addresses is left as it is."""
+    tag = "localhost/m7guard-node:test"
+    fake = _Podman()
+    removed: list[str] = []
+    monkeypatch.setattr(podman, "podman", fake)
+    monkeypatch.setattr(podman, "remove_container", removed.append)
+    monkeypatch.setattr(manager.Lab, "_start", lambda self, cname: None)
+    lab = Lab(default_paths(tmp_path), say=lambda _m: None)
+    node = lab.spec.container("node1")
+
+    monkeypatch.setattr(podman, "container_state",
+                        lambda _name: _running({"m7guard.image": tag}))
+    report = UpReport()
+    lab._ensure_container(node, tag, report)
+    assert removed == [lab.spec.container_name(node)]
+    (create,) = [c for c in fake.calls if c[0] == "create"]
+    labels = dict(create[i + 1].split("=", 1) for i, arg in enumerate(create)
+                  if arg == "--label" and "=" in create[i + 1])
+    assert report.created == ["node1"] and "m7guard.networks" in labels
+
+    # the container just made (its labels) is current: a second `lab up` keeps it
+    fake.calls.clear()
+    removed.clear()
+    monkeypatch.setattr(podman, "container_state", lambda _name: _running(labels))
+    again = UpReport()
+    lab._ensure_container(node, tag, again)
+    assert removed == [] and fake.calls == [] and again.unchanged == ["node1"]
