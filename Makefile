@@ -51,7 +51,7 @@ test-unit: venv ## the unit tests alone (no lab)
 test-integration: deps test-tools ## the lab-backed tests alone
 	@bash scripts/pytest.sh tests/integration
 
-test: deps test-tools lint ## everything: lint, unit and lab tests on the Debian 11/12/13 lab (scripts/suite.py)
+test: deps test-tools ## everything: lint, unit and lab tests on the Debian 11/12/13 lab (scripts/suite.py)
 	@$(PY) scripts/suite.py --durations=25
 
 demo: deps venv ## build the lab, run site.yml, show the inventory and node facts

@@ -8,6 +8,9 @@ lab to themselves, the rest runs as parallel pytest processes sharing the lab:
             touch the lab. They run at a lower CPU priority (nice UNIT_NICE): phase 1 and
             then the container tests are the suite's critical path, and on two busy cores
             the unit tests take what those leave.
+  lint      `make lint` (ruff, yamllint, ansible-lint, the changelog), beside phase 1 at the
+            unit tests' priority: ansible-lint keeps one core busy for about a minute, which
+            before phase 1 would be a minute of one idle core. A lint failure fails the suite.
   phase 1   the lab lifecycle tests (they take the lab down and up, and leave it up) and the
             tests that read every node at once (marker whole_lab); no other lab test runs.
   phase 2   side by side:
@@ -55,20 +58,30 @@ def _command(expr: str, args: list[str]) -> list[str]:
     return [*PYTEST, *args, "-m", expr, *PATHS]
 
 
-class _Run:
-    """One pytest process of phase 2, its output kept in a file until it ends."""
+def _lint_command() -> list[str]:
+    """The Makefile's lint target: its commands are written there alone."""
+    return ["make", "--no-print-directory", "-C", str(ROOT), "lint"]
 
-    def __init__(self, name: str, expr: str, args: list[str], env: dict[str, str],
+
+class _Run:
+    """One process beside the others (a pytest run, or the lint), its output kept in a file
+    until it ends."""
+
+    def __init__(self, name: str, command: list[str], what: str, env: dict[str, str],
                  tmp: Path, nice: int = 0) -> None:
         self.name, self.log = name, tmp / f"{name.replace(' ', '-')}.log"
         self.started = time.monotonic()
-        command = _command(expr, args)
         if nice:
             command = ["nice", "-n", str(nice), *command]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        _say(f"{name}: started ({expr}{f', nice {nice}' if nice else ''})")
+        _say(f"{name}: started ({what}{f', nice {nice}' if nice else ''})")
+
+    @classmethod
+    def tests(cls, name: str, expr: str, args: list[str], env: dict[str, str], tmp: Path,
+              nice: int = 0) -> _Run:
+        return cls(name, _command(expr, args), expr, env, tmp, nice)
 
     def report(self) -> int:
         rc = self.proc.returncode
@@ -110,9 +123,12 @@ def main(args: list[str]) -> int:
     ended = False  # every run ended (not a signal or an error of this script)
     try:
         with tempfile.TemporaryDirectory(prefix="m7guard-suite-") as tmp:
-            runs = [_Run(*UNIT, args, env, Path(tmp), nice=UNIT_NICE)]
+            runs = [_Run.tests(*UNIT, args, env, Path(tmp), nice=UNIT_NICE),
+                    _Run("lint", _lint_command(), "make lint", env, Path(tmp),
+                         nice=UNIT_NICE)]
             name, expr = PHASE_1
-            _say(f"phase 1: the tests that need the {name} ({expr}), the unit tests beside")
+            _say(f"phase 1: the tests that need the {name} ({expr}), the unit tests and the "
+                 "lint beside")
             # its own session, like the other runs: a stopped suite ends pytest, not only bash
             phase_1 = subprocess.Popen(_command(expr, args), cwd=ROOT, env=env,
                                        start_new_session=True)
@@ -121,7 +137,8 @@ def main(args: list[str]) -> int:
                 _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
             else:
                 _say("phase 2: vm1 and the container nodes side by side")
-                runs += [_Run(*VM, args, env, Path(tmp)), _Run(*NODES, args, env, Path(tmp))]
+                runs += [_Run.tests(*VM, args, env, Path(tmp)),
+                         _Run.tests(*NODES, args, env, Path(tmp))]
             active = list(runs)
             while active:
                 time.sleep(2)

@@ -55,7 +55,7 @@ def test_every_run_collects_the_whole_suite_and_lab_tests_are_marked() -> None:
 
 
 
-# A stand-in for the suite's pytest runs: each writes its process id and sleeps.
+# A stand-in for the suite's pytest runs and its lint: each writes its process id and sleeps.
 _STOPPED_SUITE = """
 import os, sys, time
 sys.path.insert(0, {scripts!r})
@@ -63,24 +63,25 @@ import suite
 pids = {pids!r}
 suite._command = lambda expr, args: [
     "sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
+suite._lint_command = lambda: ["sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
 suite._lab_down = lambda: print("lab down", flush=True)
 sys.exit(suite.main([]))
 """
 
 
 def test_a_stopped_suite_ends_every_run_and_does_not_say_passed(tmp_path: Path) -> None:
-    """A TERM (a CI time limit) while phase 1 and the unit run are running: both end with their
-    process groups, the lab is taken down, the summary says the suite stopped, and the exit
-    status is not 0."""
+    """A TERM (a CI time limit) while phase 1, the unit run and the lint are running: all three
+    end with their process groups, the lab is taken down, the summary says the suite stopped,
+    and the exit status is not 0."""
     pids = tmp_path / "pids"
     script = _STOPPED_SUITE.format(scripts=str(ROOT / "scripts"), pids=str(pids))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "M7GUARD_KEEP_LAB": ""})
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(_lines(pids)) < 2:
+    while time.monotonic() < deadline and len(_lines(pids)) < 3:
         time.sleep(0.1)
-    assert len(_lines(pids)) == 2, "phase 1 and the unit run did not both start"
+    assert len(_lines(pids)) == 3, "phase 1, the unit run and the lint did not all start"
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 128 + signal.SIGTERM, out
@@ -92,3 +93,26 @@ def test_a_stopped_suite_ends_every_run_and_does_not_say_passed(tmp_path: Path) 
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+_FAILED_LINT = """
+import sys
+sys.path.insert(0, {scripts!r})
+import suite
+suite._command = lambda expr, args: ["true"]
+suite._lint_command = lambda: ["sh", "-c", "echo 'yamllint: a problem'; exit 2"]
+suite._lab_down = lambda: print("lab down", flush=True)
+sys.exit(suite.main([]))
+"""
+
+
+def test_a_lint_failure_fails_the_suite_and_its_output_is_shown() -> None:
+    """The lint runs beside phase 1 (not before the suite): when it fails, the suite fails,
+    names it, and prints what it said, though every test run passed."""
+    script = _FAILED_LINT.format(scripts=str(ROOT / "scripts"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "M7GUARD_KEEP_LAB": ""}, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "suite: failed: lint" in out, out
+    assert "yamllint: a problem" in out, out
