@@ -125,7 +125,9 @@ def _pytest_command(opts: AuditOptions, policies: Path, work: Path, events: Path
         "no:cacheprovider",
         "-q",
         "--no-header",
-        "--tb=short",
+        # the results take each message from the exception itself; the log's tracebacks in
+        # Python's own form, which pytest does not parse each check module again to print
+        "--tb=native",
         f"--hosts={host_patterns(opts.limit)}",
         f"--ssh-config={work / 'ssh_config'}",
         f"--m7guard-policies={policies}",
