@@ -123,6 +123,18 @@ class HostSnapshot:
         return self.running[key]
 
 
+# Each (key, path) pair of its command line as the shell's `v=$(cat PATH); echo "$v"` printed
+# it, after a line `<marker> sysctl KEY`: the whole file (RS never matches: a byte, then the
+# start of the text) without its final newlines. A file it cannot read gets a section
+# `<marker> sysctl-error KEY`.
+_RUNNING_AWK = (
+    'BEGIN { RS = "\\001^"; for (i = 1; i + 1 < ARGC; i += 2) { k = ARGV[i]; p = ARGV[i + 1]; '
+    'v = ""; c = (getline v < p); close(p); if (c < 0) { print m " sysctl-error " k; '
+    'print "cannot read " p } else { sub(/\\n+$/, "", v); print m " sysctl " k; print v } } '
+    'exit }'
+)
+
+
 def build_script(keys: Iterable[str], marker: str) -> str:
     """The shell script gather() runs; every section starts with a line `<marker> NAME ARG`."""
     m = marker
@@ -141,12 +153,19 @@ def build_script(keys: Iterable[str], marker: str) -> str:
         f"echo '{m} systemd'; if [ -d /run/systemd/system ]; then echo yes; fi",
         f"echo '{m} hostname'; hostname 2>/dev/null || cat /proc/sys/kernel/hostname",
     ]
+    # The running values: a key whose file the shell can read goes to one awk process that
+    # reads them all (a process per key was most of the snapshot's cost on a node slow to
+    # start processes, one under emulation); any other key is read by cat, whose error is the
+    # evidence.
+    lines.append("set --")
     for key in sorted({normalize_key(k) for k in keys}):
         path = shlex.quote(proc_path(key))
         lines.append(
-            f"echo '{m} sysctl {key}'; if v=$(cat {path} 2>&1); then echo \"$v\"; "
-            f"else echo '{m} sysctl-error {key}'; echo \"$v\"; fi"
+            f"if [ -f {path} ] && [ -r {path} ]; then set -- \"$@\" {shlex.quote(key)} {path}; "
+            f"else echo '{m} sysctl {key}'; if v=$(cat {path} 2>&1); then echo \"$v\"; "
+            f"else echo '{m} sysctl-error {key}'; echo \"$v\"; fi; fi"
         )
+    lines.append(f"awk -v m='{m}' '{_RUNNING_AWK}' \"$@\"")
     dirs = " ".join(SYSCTL_DIRS)
     lines.append(
         f'for d in {dirs}; do for f in "$d"/*.conf; do [ -e "$f" ] || [ -L "$f" ] || continue; '

@@ -58,7 +58,7 @@ class Node:
                 lines = (["role"] if self.role_file.exists() else []) + (
                     [f"running {self.running}"] if self.running else []) + ["end"]
                 return out(0, "\n".join(lines) + "\n", "")
-            marker = re.search(r'echo "(@@m7g-[0-9a-f]+) \$f"', command).group(1)
+            marker = re.search(r'(@@m7g-[0-9a-f]+) end', command).group(1)
             body = (f"{marker} {checks.EXPORTS}\n{self.exports.read_text()}\n"
                     if self.exports.exists() else "")
             return out(0, f"{body}{marker} end\n", "")

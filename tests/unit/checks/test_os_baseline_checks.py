@@ -31,7 +31,7 @@ def files(contents: dict[str, str]) -> Any:
     of their directory) that exist, between its markers."""
 
     def answer(command: str) -> str:
-        marker = re.search(r'echo "(@@m7g-[0-9a-f]+) \$f"', command).group(1)
+        marker = re.search(r'(@@m7g-[0-9a-f]+) end', command).group(1)
         body = "".join(f"{marker} {path}\n{text}\n" for path, text in contents.items()
                        if path in command or f"{Path(path).parent}/*" in command)
         return f"{body}{marker} end\n"

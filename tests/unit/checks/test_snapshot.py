@@ -10,6 +10,7 @@ from pathlib import Path
 import testinfra
 
 from m7guard.checks.support.snapshot import HostSnapshot, build_script, gather, parse_output
+from m7guard.checks.support.sysctl import proc_path
 
 KEYS = ["net.ipv4.ip_forward", "kernel.randomize_va_space", "net.ipv4.no_such_key"]
 
@@ -131,3 +132,51 @@ def test_files_without_a_final_newline_do_not_swallow_the_next_section(tmp_path:
     parse_output(out, "@@t", snap)
     assert snap.waivers_raw == '{"waivers": []}'
     assert "@@t end" in out.splitlines()
+
+
+def _key_per_cat(keys: list[str], marker: str) -> str:
+    """The running values as the snapshot read them before: a cat per key."""
+    lines = []
+    for key in keys:
+        path = proc_path(key)
+        lines.append(f"echo '{marker} sysctl {key}'; if v=$(cat {path} 2>&1); then echo \"$v\"; "
+                     f"else echo '{marker} sysctl-error {key}'; echo \"$v\"; fi")
+    return "\n".join(lines)
+
+
+def test_one_awk_reads_the_running_values_as_a_cat_per_key_did(tmp_path: Path) -> None:
+    """The values one awk process reads, and the errors of keys it leaves to cat, parse as a
+    cat per key parsed: on a copy of /proc/sys's shapes (the script's paths moved into a
+    temporary directory; nothing of the machine's own kernel is read)."""
+    import subprocess
+
+    root = tmp_path / "proc"
+    values = {
+        "net.ipv4.ip_forward": b"0\n",
+        "net.ipv4.tcp_rmem": b"4096\t131072\t6291456\n",
+        "fs.pipe_keep": b"line one\nline two\n\n\n",  # several lines, trailing newlines
+        "kernel.empty": b"",
+        "kernel.no_newline": b"1",
+    }
+    for key, data in values.items():
+        path = root / proc_path(key).removeprefix("/proc/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / "sys" / "net" / "ipv4" / "conf").mkdir(parents=True)  # a directory, not a value
+    keys = [*values, "kernel.nope", "net.ipv4.conf"]
+
+    def running(script: str) -> dict[str, tuple[str | None, str]]:
+        script = script.replace("/proc/sys/", f"{root}/sys/")
+        out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                             check=True).stdout
+        snap = HostSnapshot("x", None)
+        parse_output(out, "@@t", snap)
+        return {k: (v.value, v.error) for k, v in snap.running.items()}
+
+    new = running(build_script(keys, "@@t"))
+    old = running(_key_per_cat(sorted(keys), "@@t") + "\necho '@@t end'")
+    assert new == old
+    assert new["fs.pipe_keep"][0] == "line one\nline two"
+    assert new["kernel.nope"][0] is None and "No such file" in new["kernel.nope"][1]
+    assert new["net.ipv4.conf"][0] is None and "Is a directory" in new["net.ipv4.conf"][1]
+    assert set(new) == set(keys)
