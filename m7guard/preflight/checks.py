@@ -105,14 +105,14 @@ def pre_002(ctx: Context) -> Outcome:
                        "check (and nothing would apply the controls)", {"checked": []})
     failures = {}
     binary = _tool("ansible-playbook") or "ansible-playbook"
+    # what the syntax check reads: the playbooks' directories (a playbook imports others),
+    # the roles, the collection's plugins and the Ansible configuration
+    dirs = sorted({p.parent for p in ctx.playbooks})
+    tree = _tree_digest(ctx.root, [*dirs, ctx.roles_dir, ctx.root / "plugins"])
     for playbook in ctx.playbooks:
-        proc = subprocess.run(
-            [binary, "--syntax-check", "-i", "localhost,", str(playbook)],
-            capture_output=True, text=True, cwd=ctx.root, timeout=300, check=False,
-            env=collections_env(ctx.root),
-        )
-        if proc.returncode != 0:
-            failures[playbook.name] = (proc.stderr or proc.stdout).strip()[-800:]
+        returncode, output = _syntax_check(binary, ctx.root, playbook, tree)
+        if returncode != 0:
+            failures[playbook.name] = output.strip()[-800:]
     checked = [p.name for p in ctx.playbooks]
     if failures:
         return Outcome("fail", f"syntax errors in {', '.join(failures)}",
@@ -429,11 +429,14 @@ _LINT_CONFIG = (".ansible-lint", ".ansible-lint.yml", ".yamllint", ".yamllint.ym
 
 
 def _tree_digest(root: Path, targets: list[Path]) -> str:
-    """SHA-256 over the path and content of every file under targets and of the lint
-    configuration at root: the same digest means ansible-lint sees the same input."""
+    """SHA-256 over the path and content of every file under targets (a directory, or a file)
+    and of the lint configuration at root (ansible.cfg among it): the same digest means
+    ansible-lint, or the syntax check, sees the same input."""
     digest = hashlib.sha256()
     files = [root / name for name in _LINT_CONFIG if (root / name).is_file()]
     for target in targets:
+        if target.is_file():
+            files.append(target)
         files.extend(sorted(p for p in target.rglob("*") if p.is_file()))
     for path in files:
         digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -453,6 +456,21 @@ def _ansible_lint(binary: str, root: Path, targets: tuple[str, ...],
         env=collections_env(root),
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+@functools.lru_cache(maxsize=64)
+def _syntax_check(binary: str, root: Path, playbook: Path, digest: str) -> tuple[int, str]:
+    """`ansible-playbook --syntax-check` of one playbook, once per process and input, as
+    _ansible_lint: a preflight that checks the same unchanged tree again (a second profile, a
+    test) reuses the result; a changed byte of a playbook, a role, a plugin or the Ansible
+    configuration (digest) runs it again. Its errors (stderr, else stdout)."""
+    del digest  # part of the cache key only
+    proc = subprocess.run(
+        [binary, "--syntax-check", "-i", "localhost,", str(playbook)],
+        capture_output=True, text=True, cwd=root, timeout=300, check=False,
+        env=collections_env(root),
+    )
+    return proc.returncode, proc.stderr or proc.stdout
 
 
 def _tool(name: str) -> str | None:
