@@ -105,10 +105,13 @@ def pre_002(ctx: Context) -> Outcome:
                        "check (and nothing would apply the controls)", {"checked": []})
     failures = {}
     binary = _tool("ansible-playbook") or "ansible-playbook"
-    # what the syntax check reads: the playbooks' directories (a playbook imports others),
-    # the roles, the collection's plugins and the Ansible configuration
+    # what the syntax check reads: the files beside each playbook (it may import them; not
+    # every directory below, which may be large) and the roles beside it, the roles, the
+    # collection's plugins and the Ansible configuration
     dirs = sorted({p.parent for p in ctx.playbooks})
-    tree = _tree_digest(ctx.root, [*dirs, ctx.roles_dir, ctx.root / "plugins"])
+    beside = [f for d in dirs for f in sorted(d.iterdir()) if f.is_file()]
+    tree = _tree_digest(ctx.root, [*beside, *(d / "roles" for d in dirs), ctx.roles_dir,
+                                   ctx.root / "plugins"])
     for playbook in ctx.playbooks:
         returncode, output = _syntax_check(binary, ctx.root, playbook, tree)
         if returncode != 0:
