@@ -13,6 +13,7 @@ refuses instead, naming the source, so an audit never silently covers fewer host
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -99,11 +100,55 @@ class Inventory:
     def groups_of(self, host: Host) -> list[str]:
         return sorted(g.name for g in host.get_groups() if g.name != "all")
 
+    def listing(self) -> dict[str, Any]:
+        """What `ansible-inventory --list` prints for these sources, as JSON data, taken from
+        this parse: InventoryCLI.json_inventory's groups and each host's variables (all
+        stages, without Ansible's internal ones), with the `__ansible_unsafe` marks
+        ansible-core 2.19 writes around plugin-made values removed (testinfra expects
+        ansible_host to be a string). tests/unit/inventory compares it with the command's."""
+        from ansible import constants as C
+        from ansible._internal._json._profiles import _inventory_legacy
+
+        seen: set[str] = set()
+
+        def group_of(group: Any, available: frozenset[str]) -> dict[str, Any]:
+            out: dict[str, Any] = {group.name: {}}
+            entry = out[group.name]
+            if group.name != "all":
+                entry["hosts"] = [h.name for h in group.hosts if h.name in available]
+            entry["children"] = []
+            for sub in group.child_groups:
+                entry["children"].append(sub.name)
+                if sub.name not in seen:
+                    out.update(group_of(sub, available))
+                    seen.add(sub.name)
+            for key in ("hosts", "vars", "children"):
+                if key in entry and not entry[key]:
+                    del entry[key]
+            if not entry:
+                del out[group.name]
+            return out
+
+        hosts = self.manager.get_hosts("all")
+        result = group_of(self.manager.groups["all"], frozenset(h.name for h in hosts))
+        result["_meta"] = {"hostvars": {}, "profile": _inventory_legacy.Encoder.profile_name}
+        for host in hosts:
+            found = self.variables.get_vars(host=host, include_hostvars=False, stage="all")
+            for internal in C.INTERNAL_STATIC_VARS:
+                found.pop(internal, None)
+            if found:
+                result["_meta"]["hostvars"][host.name] = found
+        text = json.dumps(result, cls=_inventory_legacy.Encoder, sort_keys=True)
+        return json.loads(text, object_hook=_plain)  # type: ignore[no-any-return]
+
     def environment(self, work: Path, base: dict[str, str]) -> dict[str, str]:
         """`base` changed so that `ansible-inventory` (and so testinfra's ansible backend)
         reads these same sources: ANSIBLE_INVENTORY holds their absolute paths, comma
         separated (a host list is written to a file in `work` first, as its commas would
-        split it), and PATH finds `ansible-inventory` in `work` first (see _UNWRAP)."""
+        split it), and PATH finds `ansible-inventory` in `work` first (_SHIM): for `--list`
+        alone, the form testinfra runs, it prints this parse's listing (work/inventory.json)
+        instead of reading the sources again in a new process; any other form runs the real
+        command, its `--list` output unwrapped as `listing` does."""
         paths = []
         for n, source in enumerate(self.sources):
             if is_host_list(source):
@@ -121,23 +166,38 @@ class Inventory:
         real = shutil.which("ansible-inventory", path=path)
         if real is None:
             raise InventoryError("ansible-inventory not found: install ansible-core")
+        listing = work / "inventory.json"
+        listing.write_text(json.dumps(self.listing(), indent=1, sort_keys=True))
         bindir = work / "inventory-bin"
         bindir.mkdir(exist_ok=True)
         shim = bindir / "ansible-inventory"
-        shim.write_text(_UNWRAP.format(python=sys.executable, real=real))
+        shim.write_text(_SHIM.format(python=sys.executable, real=real, listing=str(listing)))
         shim.chmod(0o755)
         return {**base, "ANSIBLE_INVENTORY": ",".join(paths),
                 "PATH": os.pathsep.join([str(bindir), path])}
 
 
-_UNWRAP = """#!{python}
-# ansible-inventory as m7guard's checks read it. ansible-core 2.19 writes a value that an
-# inventory plugin made (an EC2 instance's address, say) as {{"__ansible_unsafe": value}}, a
-# mark of where it came from; testinfra takes hostvars as they are and expects ansible_host
-# to be a string. This prints the same inventory with those marks removed.
+def _plain(d: dict[str, Any]) -> Any:
+    """{"__ansible_unsafe": value} -> value (ansible-core 2.19's mark of a plugin-made value)."""
+    return d["__ansible_unsafe"] if list(d) == ["__ansible_unsafe"] else d
+
+
+_SHIM = """#!{python}
+# ansible-inventory as m7guard's checks read it. `--list` alone (what testinfra runs) prints
+# the listing the audit made from its own parse of the same sources (Inventory.listing);
+# anything else runs the real command. ansible-core 2.19 writes a value that an inventory
+# plugin made (an EC2 instance's address, say) as {{"__ansible_unsafe": value}}, a mark of
+# where it came from; testinfra takes hostvars as they are and expects ansible_host to be a
+# string, so a --list of the real command is printed with those marks removed.
+import sys
+
+if sys.argv[1:] == ["--list"]:
+    with open({listing!r}, "rb") as fh:
+        sys.stdout.buffer.write(fh.read())
+    sys.exit(0)
+
 import json
 import subprocess
-import sys
 
 proc = subprocess.run([{real!r}, *sys.argv[1:]], stdout=subprocess.PIPE, check=False)
 if proc.returncode != 0 or "--list" not in sys.argv:

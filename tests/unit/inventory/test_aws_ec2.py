@@ -8,6 +8,8 @@ or name lookup beyond the loopback: the tests end by checking that log is empty.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,4 +195,30 @@ def test_audit_reads_the_dynamic_inventory(ec2: Ec2, tmp_path: Path) -> None:
                  if r["host"] == name and "inventory_type" in json.dumps(r["evidence"])]
         assert typed, f"no check of {name} read m7i_instance_type"
         assert all(SIZES[name] in json.dumps(e) for e in typed)
+    nothing_left_loopback(log)
+
+
+LISTING = """
+import json, sys
+from m7guard.inventory import load_inventory
+json.dump(load_inventory(sys.argv[1]).listing(), sys.stdout)
+"""
+
+
+def test_the_checks_get_the_plugin_made_values_as_ansible_inventory_prints_them(
+    ec2: Ec2, tmp_path: Path
+) -> None:
+    """The listing an audit hands its checks (Inventory.listing, from the audit's own parse)
+    equals `ansible-inventory --list` on the same directory with ansible-core's marks of
+    plugin-made values removed: the instances' addresses are plain strings."""
+    log = tmp_path / "netguard.log"
+    inv = inventory_dir(tmp_path, ec2)
+    proc = subprocess.run([sys.executable, "-c", LISTING, str(inv)], env=guarded_env(log),
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    listing = json.loads(proc.stdout)
+    assert listing == ansible_inventory(guarded_env(log), "-i", str(inv))
+    hostvars = listing["_meta"]["hostvars"]
+    assert all(hostvars[n]["ansible_host"] == ec2.addresses[n] for n in DATA)
+    assert "__ansible_unsafe" not in proc.stdout
     nothing_left_loopback(log)

@@ -188,6 +188,47 @@ def test_load_inventory_is_what_ansible_inventory_reads(local_dir: Path, ghost: 
     assert listing["_meta"]["hostvars"]["localhost"]["ansible_connection"] == "local"
 
 
+def _listed(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ansible-inventory", *args], env=env, capture_output=True,
+                          text=True, check=False, timeout=120)
+
+
+def test_the_checks_read_what_ansible_inventory_prints(local_dir: Path, ghost: Path,
+                                                       tmp_path: Path) -> None:
+    """The listing the audit hands its checks (`ansible-inventory --list` through the shim
+    on PATH) equals what the real command prints for the same sources, in the same order:
+    nested groups, a group's children listed once, group_vars of several kinds, host_vars, a
+    host in two groups, a host list; and another form of the command still runs the real
+    one."""
+    (local_dir / "more.yml").write_text(
+        "---\nall:\n  vars:\n    site_wide: 1\n  children:\n    cldb:\n      hosts:\n"
+        "        localhost:\n        node9:\n          m7i_instance_type: m7i.4xlarge\n"
+        "    zookeeper:\n      children:\n        cldb:\n    empty_group: {}\n")
+    (local_dir / "group_vars" / "cldb.yml").write_text(
+        "---\nports: [7222, 7220]\nnested: {a: {b: [1, 2.5, true, null]}}\n"
+        "valid_until: 2026-01-31\ntext: \"{{ '{{' }} not templated }}\"\n")
+    (local_dir / "host_vars").mkdir()
+    (local_dir / "host_vars" / "node9.yml").write_text("---\nansible_host: 127.0.0.9\n")
+    inv = load_inventory([local_dir, str(ghost), "node7,node8,"])
+    bindir = str(Path(sys.executable).parent)
+    env = inv.environment(tmp_path, {"PATH": bindir})
+    shim = _listed(env, "--list")
+    # the real command given the sources as ansible-playbook is (-i each)
+    real = _listed({"PATH": bindir}, "-i", str(local_dir), "-i", str(ghost), "-i",
+                   "node7,node8,", "--list")
+    assert shim.returncode == real.returncode == 0, shim.stderr + real.stderr
+    unmarked = json.loads(real.stdout, object_hook=lambda d: d.get("__ansible_unsafe", d))
+    assert json.loads(shim.stdout) == unmarked
+    assert inv.listing() == unmarked
+    listing = json.loads(shim.stdout)
+    assert members(listing, "zookeeper") == {"localhost", "node9"}
+    assert listing["_meta"]["hostvars"]["node9"]["ansible_host"] == "127.0.0.9"
+    assert listing["_meta"]["hostvars"]["localhost"]["nested"] == {"a": {"b": [1, 2.5, True,
+                                                                            None]}}
+    one = _listed(env, "--host", "node9")
+    assert one.returncode == 0 and json.loads(one.stdout)["ansible_host"] == "127.0.0.9"
+
+
 def test_an_inventory_without_hosts_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "hosts.yml"
     empty.write_text("---\nall:\n  children:\n    m7_nodes: {}\n")
