@@ -236,9 +236,10 @@ def test_mutation_battery_on_the_hardened_data_nodes(site: dict, lab: LabHandle,
     # machine a node may not have selected its source yet when the battery takes its
     # reference audit: wait for it (at most a minute a node); a node that does not
     # synchronise still audits as failing and the battery reports it.
+    shared = lab.sharing()  # one connection a node for the breaks and restores
     for node in NODES:
-        lab.ssh(node, "chronyc waitsync 60 0 0 1 >/dev/null", check=False, timeout=180)
-    report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False),
+        shared.ssh(node, "chronyc waitsync 60 0 0 1 >/dev/null", check=False, timeout=180)
+    report = battery_run(lambda node, cmd: shared.ssh(node, cmd, check=False),
                          _battery_audit(lab, site["work"], waivers), breaks, NODES,
                          rounds=isolated_first(breaks, NODES))
     print("\n" + naming_releases(report.summary()))

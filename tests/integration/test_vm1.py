@@ -168,7 +168,9 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
     lap = Laps()
     policies = _policies(tmp)
     facts = tmp.mktemp("facts")
+    lab.close_shared(VM)
     lab.m7guard("lab", "reset", VM)
+    lab = lab.sharing()  # the story's many short commands: one connection to each node
     mapr_layout(lab, VM)
     lab.ssh(VM, KERNEL_FIXTURE)
     boot_fresh = lab.ssh(VM, BOOT_ID).stdout.strip()
@@ -213,6 +215,7 @@ def _story(lab: Any, tmp: pytest.TempPathFactory) -> Vm1:
     collector_logs = lab.ssh(COLLECTOR, "cat /var/log/remote/*.log").stdout
     lap("forwarding and the sudoers record")
 
+    lab.close_shared(VM)  # its connection ends with the reboot
     reboot = play(lab, facts, "--limit", VM, "--tags", "reboot",
                   "-e", "kernel_tuning_reboot_ok=true")
     boot_rebooted = lab.ssh(VM, BOOT_ID).stdout.strip()
@@ -445,7 +448,8 @@ def _battery(lab: Any, out: Path, run: str, profile: str, *options: str,
         found = audit_of(lab, out / tag, ",".join(nodes), *options, profile=profile)
         return {(r["host"], r["rule"]): (r["state"], r["message"]) for r in found.results}
 
-    report = battery_run(lambda node, cmd: lab.ssh(node, cmd, check=False), cells, breaks,
+    shared = lab.sharing()  # one connection for the breaks and restores
+    report = battery_run(lambda node, cmd: shared.ssh(node, cmd, check=False), cells, breaks,
                          (VM,), share=True, volatile=volatile)
     print("\n" + report.summary())
     assert report.problems == [], "\n".join(report.problems)
