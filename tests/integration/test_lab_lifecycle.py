@@ -1,6 +1,8 @@
-"""The lab's life: built from nothing, idempotent, taken down completely, rebuilt from its
-cache, and recovered after a `lab up` killed half-way. These run first (marker
-lab_lifecycle) and leave the full lab up for every other integration test."""
+"""The lab's life: built from nothing, idempotent, taken down completely, recovered after a
+`lab up` killed half-way, and completed from its cache. These run first (marker
+lab_lifecycle) and leave the full lab up for every other integration test. vm1 boots under
+emulation, about a minute of CPU each time: the killed `lab up` and its recovery leave it
+out (--no-vm), and the next `lab up` adds it from the cached disk."""
 
 from __future__ import annotations
 
@@ -144,22 +146,8 @@ def test_05_down_leaves_nothing_behind_but_the_cache() -> None:
     assert cache_of(SPEC.vm.release).has_vm_image()
 
 
-def test_06_up_after_down_reuses_the_cached_images() -> None:
-    proc, took = timed_up()
-    print(f"\nlab up from the cache: {took:.0f} s")
-    assert "reusing cached node image" in proc.stderr
-    assert "reusing cached VM disk" in proc.stderr
-    assert "built" not in proc.stderr.replace("built-in", "")
-    # Reuse skips debootstrap, the kernel install and both image writes (each says so when
-    # it runs: m7guard/lab/image.py).
-    for step in ("debootstrap", "installing Debian's kernel", "writing the VM's root disk",
-                 "importing the node image"):
-        assert step not in proc.stderr, (step, proc.stderr)
-    ping_all(set(SPEC.node_names))
-
-
-def test_07_a_killed_lab_up_is_cleaned_by_the_next_one() -> None:
-    run_m7guard("lab", "down")
+def test_06_a_killed_lab_up_is_cleaned_by_the_next_one() -> None:
+    run_m7guard("lab", "down")  # down since test_05 unless that failed
     proc = subprocess.Popen([str(BIN / "m7guard"), "lab", "up", "--no-vm"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -179,6 +167,22 @@ def test_07_a_killed_lab_up_is_cleaned_by_the_next_one() -> None:
     assert all(c["State"] == "running" for c in lab_containers())
     assert not (STATE / "up-in-progress").exists()
     ping_all({n.name for n in SPEC.containers})
+
+
+def test_07_up_after_down_reuses_the_cached_images() -> None:
+    """After test_05's down the containers came back from the cached node images (test_06,
+    --no-vm); this `lab up` adds vm1 from the cached VM disk, and builds nothing."""
+    proc, took = timed_up()
+    print(f"\nlab up from the cache: {took:.0f} s")
+    assert "reusing cached node image" in proc.stderr
+    assert "reusing cached VM disk" in proc.stderr
+    assert "built" not in proc.stderr.replace("built-in", "")
+    # Reuse skips debootstrap, the kernel install and both image writes (each says so when
+    # it runs: m7guard/lab/image.py).
+    for step in ("debootstrap", "installing Debian's kernel", "writing the VM's root disk",
+                 "importing the node image"):
+        assert step not in proc.stderr, (step, proc.stderr)
+    ping_all(set(SPEC.node_names))
 
 
 def test_08_full_lab_up_for_the_remaining_tests() -> None:
