@@ -162,6 +162,9 @@ def test_06_a_killed_lab_up_is_cleaned_by_the_next_one() -> None:
 
     again = run_m7guard("lab", "up", "--no-vm")
     assert "was interrupted" in again.stderr
+    # the containers come back from the node images test_05 kept, nothing is built
+    assert "reusing cached node image" in again.stderr
+    assert "built" not in again.stderr.replace("built-in", ""), again.stderr
     names = sorted(c["Names"][0] for c in lab_containers())
     assert names == sorted(SPEC.container_name(n) for n in SPEC.containers)
     assert all(c["State"] == "running" for c in lab_containers())
