@@ -54,6 +54,44 @@ def test_every_run_collects_the_whole_suite_and_lab_tests_are_marked() -> None:
         assert "lab" in marks, f"{module.name}: pytestmark has no lab marker"
 
 
+def _collected(command: list[str]) -> list[str]:
+    """The test ids COMMAND (a suite run's pytest command) selects: pytest --collect-only."""
+    pytest_args = command[command.index("-m"):]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                           "--collect-only", "-q", *pytest_args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [line for line in proc.stdout.splitlines() if "::" in line]
+
+
+def test_the_container_tests_are_split_between_two_labs_each_module_once() -> None:
+    """The container-node selection runs as two runs on two labs: together they collect
+    exactly the tests the selection collects on the whole suite, none twice; the second lab
+    (without vm1) gets whole modules of container tests alone, the first the other modules."""
+    first, second = SUITE.lab_ids()
+    assert first != second and 0 <= second <= 9
+    (_, on_first, env_first), (_, on_second, env_second) = SUITE.container_runs([], first, second)
+    assert env_first == {} and env_second == {"M7GUARD_LAB_ID": str(second),
+                                              "M7GUARD_LAB_NO_VM": "1"}
+    whole = _collected(SUITE._command(SUITE.NODES[1], []))
+    a, b = _collected(on_first), _collected(on_second)
+    assert a and b and not set(a) & set(b)
+    assert sorted(a + b) == sorted(whole)
+    modules = {test.split("::")[0] for test in b}
+    assert modules == set(SUITE.SECOND_LAB)
+    for path in SUITE.SECOND_LAB:  # no test there needs vm1 or the lab to itself
+        marks = {n.attr for n in ast.walk(ast.parse((ROOT / path).read_text()))
+                 if isinstance(n, ast.Attribute) and n.attr in MARKERS}
+        assert marks == {"lab"}, (path, marks)
+
+
+@pytest.mark.parametrize("value, expected", [("", (0, 1)), ("4", (4, 5)), ("9", (9, 8))])
+def test_the_second_lab_is_the_next_one(monkeypatch: pytest.MonkeyPatch, value: str,
+                                       expected: tuple[int, int]) -> None:
+    monkeypatch.setenv("M7GUARD_LAB_ID", value)
+    assert SUITE.lab_ids() == expected
+
+
 
 # A stand-in for the suite's pytest runs and its lint: each writes its process id and sleeps.
 _STOPPED_SUITE = """
@@ -61,10 +99,10 @@ import os, sys, time
 sys.path.insert(0, {scripts!r})
 import suite
 pids = {pids!r}
-suite._command = lambda expr, args: [
+suite._command = lambda expr, args, paths=(): [
     "sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
 suite._lint_command = lambda: ["sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
-suite._lab_down = lambda: print("lab down", flush=True)
+suite._lab_down = lambda lab_id: print("lab down", lab_id, flush=True)
 sys.exit(suite.main([]))
 """
 
@@ -99,9 +137,9 @@ _FAILED_LINT = """
 import sys
 sys.path.insert(0, {scripts!r})
 import suite
-suite._command = lambda expr, args: ["true"]
+suite._command = lambda expr, args, paths=(): ["true"]
 suite._lint_command = lambda: ["sh", "-c", "echo 'yamllint: a problem'; exit 2"]
-suite._lab_down = lambda: print("lab down", flush=True)
+suite._lab_down = lambda lab_id: print("lab down", lab_id, flush=True)
 sys.exit(suite.main([]))
 """
 
