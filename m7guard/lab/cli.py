@@ -33,8 +33,7 @@ def lab() -> None:
 
 
 @lab.command()
-@click.option("--no-vm", is_flag=True, envvar="M7GUARD_LAB_NO_VM", show_envvar=True,
-              help="Skip the VM node vm1 (quicker).")
+@click.option("--no-vm", is_flag=True, help="Skip the VM node vm1 (quicker).")
 @click.option("--release", type=click.Choice(RELEASES), default=None,
               help=f"Every node on this Debian release (default: {DEFAULT_RELEASE}, or the "
               "releases the lab is up with).")
