@@ -1,8 +1,8 @@
-"""`make test`: the whole suite on the lab, with vm1's work beside the rest.
+"""`make test`: the whole suite on one lab, with vm1's work beside the rest.
 
 vm1 runs under software emulation: its tests are a long part of the suite and keep one core
 busy, while the container tests keep the other. So, after the tests that need the lab to
-themselves, the rest runs as parallel pytest processes:
+themselves, the rest runs as parallel pytest processes sharing the lab:
 
   unit      the tests without the lab, started first: they run beside phase 1 and never
             touch the lab. They run at a lower CPU priority (nice UNIT_NICE) while phase 1,
@@ -17,21 +17,17 @@ themselves, the rest runs as parallel pytest processes:
   phase 2   side by side:
               vm1     the tests that change vm1 (marker vm; they change no other node but
                       read the collector);
-              nodes   the tests that change container nodes (marker lab, not vm), in two
-                      runs on two labs: the modules of SECOND_LAB on a second lab of
-                      containers alone (M7GUARD_LAB_ID + 1, `lab up --no-vm`, from the
-                      images phase 1 left in the cache), the others on the first lab. Each
-                      container test replaces and hardens its nodes; one run of them was
-                      the suite's critical path, and much of its time is waiting (a play's
-                      round trips, a node's boot), not CPU.
+              nodes   the tests that change container nodes (marker lab, not vm).
+            The two keep both cores busy: a third run beside them (the container modules
+            split between this lab and a second one) made every run slower and the suite
+            no shorter (docs/platforms.md).
 
 Every run collects the same paths, and the four marker selections cover every test exactly
-once (tests/unit/test_suite_phases.py); the container-node selection is split by module
-between the two labs, every module in exactly one. The lab's own commands are serialised by
-its lock, so a node reset in one process waits for the other's. Each run's output is printed
-when it ends. Both labs are taken down at the end unless M7GUARD_KEEP_LAB=1. Arguments are
-passed to every pytest run. Exit status: 0 when every run passed, else 1; pytest's exit code
-5 (no test collected) counts as a failure (scripts/pytest.sh).
+once (tests/unit/test_suite_phases.py). The lab's own commands are serialised by its lock,
+so a node reset in one process waits for the other's. Each run's output is printed when it
+ends. The lab is taken down at the end unless M7GUARD_KEEP_LAB=1. Arguments are passed to
+every pytest run. Exit status: 0 when every run passed, else 1; pytest's exit code 5 (no
+test collected) counts as a failure (scripts/pytest.sh).
 
 The unit tests and the lint run in their own session, and on a kernel that groups a
 session's processes for the scheduler (autogroup, sched(7)) a process's nice value weighs
@@ -62,37 +58,14 @@ NODES = ("container nodes", f"not ({EXCLUSIVE}) and not vm and lab")
 UNIT = ("unit", f"not ({EXCLUSIVE}) and not vm and not lab")
 SELECTIONS = (PHASE_1, VM, NODES, UNIT)
 UNIT_NICE = 10  # nice of the unit run and the lint (and of what they start) during phase 1
-# The container-node modules that run on the second lab (the rest run on the first): about
-# half of the container tests' time, measured in the last suite runs on one lab
-SECOND_LAB = tuple(f"tests/integration/{name}.py" for name in (
-    "test_field_encryption_role", "test_kerberos_mfa", "test_network_safety",
-    "test_os_baseline", "test_data_fabric", "test_collection"))
 
 
 def _say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def _command(expr: str, args: list[str], paths: tuple[str, ...] = PATHS) -> list[str]:
-    return [*PYTEST, *args, "-m", expr, *paths]
-
-
-def container_runs(args: list[str], first: int, second: int,
-                   ) -> list[tuple[str, list[str], dict[str, str]]]:
-    """The two runs of the container-node selection: (name, command, environment added), the
-    modules of SECOND_LAB on lab SECOND (containers alone), every other one on lab FIRST."""
-    ignored = tuple(f"--ignore={path}" for path in SECOND_LAB)
-    name, expr = NODES
-    return [(f"{name}, lab {first}", _command(expr, args, (*ignored, *PATHS)), {}),
-            (f"{name}, lab {second}", _command(expr, args, SECOND_LAB),
-             {"M7GUARD_LAB_ID": str(second), "M7GUARD_LAB_NO_VM": "1"})]
-
-
-def lab_ids() -> tuple[int, int]:
-    """The first lab's number (M7GUARD_LAB_ID, 0 by default) and the second lab's: the next
-    one, or the one before for lab 9."""
-    first = int(os.environ.get("M7GUARD_LAB_ID") or 0)
-    return first, (first + 1 if first < 9 else first - 1)
+def _command(expr: str, args: list[str]) -> list[str]:
+    return [*PYTEST, *args, "-m", expr, *PATHS]
 
 
 def _autogroup(pid: int, nice: int) -> None:
@@ -131,8 +104,8 @@ class _Run:
 
     @classmethod
     def tests(cls, name: str, expr: str, args: list[str], env: dict[str, str], tmp: Path,
-              nice: int = 0, paths: tuple[str, ...] = PATHS) -> _Run:
-        return cls(name, _command(expr, args, paths), expr, env, tmp, nice)
+              nice: int = 0) -> _Run:
+        return cls(name, _command(expr, args), expr, env, tmp, nice)
 
     def report(self) -> int:
         rc = self.proc.returncode
@@ -148,16 +121,15 @@ class _Run:
             self.proc.wait(timeout=60)
 
 
-def _lab_down(lab_id: int) -> None:
+def _lab_down() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     import labkit  # sets the image cache and Ansible config the tests use
 
     proc = subprocess.run([str(labkit.BIN / "m7guard"), "lab", "down"], cwd=ROOT,
-                          env={**os.environ, "M7GUARD_LAB_ID": str(lab_id)},
                           capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
-        print(f"m7guard lab down (lab {lab_id}) exited {proc.returncode}:\n"
-              f"{proc.stdout}{proc.stderr}", file=sys.stderr)
+        print(f"m7guard lab down exited {proc.returncode}:\n{proc.stdout}{proc.stderr}",
+              file=sys.stderr)
 
 
 def _byte_compile() -> None:
@@ -185,8 +157,6 @@ def main(args: list[str]) -> int:
     runs: list[_Run] = []
     phase_1: subprocess.Popen | None = None
     ended = False  # every run ended (not a signal or an error of this script)
-    first, second = lab_ids()
-    second_used = False
     _byte_compile()
     try:
         with tempfile.TemporaryDirectory(prefix="m7guard-suite-") as tmp:
@@ -203,14 +173,11 @@ def main(args: list[str]) -> int:
                 failed.append(f"phase 1 ({name})")
                 _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
             else:
-                _say(f"phase 2: vm1 and the container nodes side by side, the container "
-                     f"modules split between lab {first} and lab {second}")
+                _say("phase 2: vm1 and the container nodes side by side")
                 for run in runs:  # the unit tests and the lint, if still running
                     run.nice(0)
-                second_used = True
-                runs.append(_Run.tests(*VM, args, env, Path(tmp)))
-                for run_name, command, extra in container_runs(args, first, second):
-                    runs.append(_Run(run_name, command, NODES[1], {**env, **extra}, Path(tmp)))
+                runs += [_Run.tests(*VM, args, env, Path(tmp)),
+                         _Run.tests(*NODES, args, env, Path(tmp))]
             active = list(runs)
             while active:
                 time.sleep(2)
@@ -226,9 +193,7 @@ def main(args: list[str]) -> int:
         for run in runs:
             run.stop()
         if not keep:
-            _lab_down(first)
-            if second_used:
-                _lab_down(second)
+            _lab_down()
         minutes = (time.monotonic() - started) / 60
         if failed:
             verdict = "failed: " + ", ".join(failed)

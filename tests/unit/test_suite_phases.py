@@ -54,44 +54,6 @@ def test_every_run_collects_the_whole_suite_and_lab_tests_are_marked() -> None:
         assert "lab" in marks, f"{module.name}: pytestmark has no lab marker"
 
 
-def _collected(command: list[str]) -> list[str]:
-    """The test ids COMMAND (a suite run's pytest command) selects: pytest --collect-only."""
-    pytest_args = command[command.index("-m"):]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-                           "--collect-only", "-q", *pytest_args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return [line for line in proc.stdout.splitlines() if "::" in line]
-
-
-def test_the_container_tests_are_split_between_two_labs_each_module_once() -> None:
-    """The container-node selection runs as two runs on two labs: together they collect
-    exactly the tests the selection collects on the whole suite, none twice; the second lab
-    (without vm1) gets whole modules of container tests alone, the first the other modules."""
-    first, second = SUITE.lab_ids()
-    assert first != second and 0 <= second <= 9
-    (_, on_first, env_first), (_, on_second, env_second) = SUITE.container_runs([], first, second)
-    assert env_first == {} and env_second == {"M7GUARD_LAB_ID": str(second),
-                                              "M7GUARD_LAB_NO_VM": "1"}
-    whole = _collected(SUITE._command(SUITE.NODES[1], []))
-    a, b = _collected(on_first), _collected(on_second)
-    assert a and b and not set(a) & set(b)
-    assert sorted(a + b) == sorted(whole)
-    modules = {test.split("::")[0] for test in b}
-    assert modules == set(SUITE.SECOND_LAB)
-    for path in SUITE.SECOND_LAB:  # no test there needs vm1 or the lab to itself
-        marks = {n.attr for n in ast.walk(ast.parse((ROOT / path).read_text()))
-                 if isinstance(n, ast.Attribute) and n.attr in MARKERS}
-        assert marks == {"lab"}, (path, marks)
-
-
-@pytest.mark.parametrize("value, expected", [("", (0, 1)), ("4", (4, 5)), ("9", (9, 8))])
-def test_the_second_lab_is_the_next_one(monkeypatch: pytest.MonkeyPatch, value: str,
-                                       expected: tuple[int, int]) -> None:
-    monkeypatch.setenv("M7GUARD_LAB_ID", value)
-    assert SUITE.lab_ids() == expected
-
-
 
 # A stand-in for the suite's pytest runs and its lint: each writes its process id and sleeps.
 _STOPPED_SUITE = """
@@ -99,10 +61,10 @@ import os, sys, time
 sys.path.insert(0, {scripts!r})
 import suite
 pids = {pids!r}
-suite._command = lambda expr, args, paths=(): [
+suite._command = lambda expr, args: [
     "sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
 suite._lint_command = lambda: ["sh", "-c", f"echo $$ >> {{pids}}; exec sleep 60"]
-suite._lab_down = lambda lab_id: print("lab down", lab_id, flush=True)
+suite._lab_down = lambda: print("lab down", flush=True)
 sys.exit(suite.main([]))
 """
 
@@ -137,9 +99,9 @@ _FAILED_LINT = """
 import sys
 sys.path.insert(0, {scripts!r})
 import suite
-suite._command = lambda expr, args, paths=(): ["true"]
+suite._command = lambda expr, args: ["true"]
 suite._lint_command = lambda: ["sh", "-c", "echo 'yamllint: a problem'; exit 2"]
-suite._lab_down = lambda lab_id: print("lab down", lab_id, flush=True)
+suite._lab_down = lambda: print("lab down", flush=True)
 sys.exit(suite.main([]))
 """
 
@@ -154,3 +116,68 @@ def test_a_lint_failure_fails_the_suite_and_its_output_is_shown() -> None:
     assert proc.returncode == 1, out
     assert "suite: failed: lint" in out, out
     assert "yamllint: a problem" in out, out
+
+
+# Stand-ins that write "<name> <pid>"; phase 1's ends after a few seconds, the others sleep.
+_PRIORITY_SUITE = """
+import sys
+sys.path.insert(0, {scripts!r})
+import suite
+pids = {pids!r}
+names = {{expr: name for name, expr in suite.SELECTIONS}}
+def command(expr, args):
+    rest = "sleep 4" if expr == suite.PHASE_1[1] else "exec sleep 60"
+    return ["sh", "-c", f"echo {{names[expr].replace(' ', '_')}} $$ >> {{pids}}; {{rest}}"]
+suite._command = command
+suite._lint_command = lambda: ["sh", "-c", f"echo lint $$ >> {{pids}}; exec sleep 60"]
+suite._lab_down = lambda: print("lab down", flush=True)
+sys.exit(suite.main([]))
+"""
+
+
+def _started(path: Path, count: int) -> dict[str, int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = [line.split() for line in _lines_of(path)]
+        if len(lines) >= count:
+            return {name: int(pid) for name, pid in lines}
+        time.sleep(0.1)
+    raise AssertionError(f"only {_lines_of(path)} started")
+
+
+def _lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _autogroup_nice(pid: int) -> int:
+    text = Path(f"/proc/{pid}/autogroup").read_text()  # "/autogroup-123 nice 10"
+    return int(text.split()[-1])
+
+
+def test_the_unit_tests_and_the_lint_yield_to_phase_1_across_sessions(tmp_path: Path) -> None:
+    """Each run leads its own session, and with the scheduler's autogroups a nice value weighs
+    only inside its session: the unit tests' and the lint's sessions get nice UNIT_NICE while
+    phase 1 runs (phase 1's stays 0), and 0 once phase 2 starts. On a kernel without
+    autogroups the suite runs the same, with nice alone."""
+    pids = tmp_path / "pids"
+    script = _PRIORITY_SUITE.format(scripts=str(ROOT / "scripts"), pids=str(pids))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "M7GUARD_KEEP_LAB": ""})
+    try:
+        runs = _started(pids, 3)
+        grouped = Path("/proc/self/autogroup").exists()
+        if grouped:
+            assert _autogroup_nice(runs["unit"]) == SUITE.UNIT_NICE
+            assert _autogroup_nice(runs["lint"]) == SUITE.UNIT_NICE
+            assert _autogroup_nice(runs["lab_to_itself"]) == 0
+        runs = _started(pids, 5)  # phase 1 ended: vm1 and the container nodes started
+        assert {"vm1", "container_nodes"} <= set(runs)
+        if grouped:
+            time.sleep(0.5)
+            assert _autogroup_nice(runs["unit"]) == 0
+            assert _autogroup_nice(runs["lint"]) == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    assert "suite: stopped before its runs ended" in out, out
