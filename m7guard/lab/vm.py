@@ -148,7 +148,12 @@ def _alive(pid: int) -> bool:
 
 
 def port_free(port: int) -> bool:
+    """True when qemu can listen on 127.0.0.1:PORT. Its port forward binds with SO_REUSEADDR,
+    as this probe does: connections of a vm1 just stopped (an SSH master still open to it)
+    leave the port in TIME_WAIT for a minute, which does not keep qemu from listening; only
+    another listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from m7guard.lab.spec import DEFAULT_VM
 from m7guard.lab.vm import VmProcess, port_free
 
@@ -54,3 +56,29 @@ def test_port_free_sees_a_listener() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         assert not port_free(sock.getsockname()[1])
+
+
+def test_port_free_after_a_listener_closed_its_connections_first() -> None:
+    """A stopped vm1 closes the connections still open to it (an SSH master, Ansible's
+    ControlPersist): its side of each stays on the port (FIN-WAIT-2, then TIME_WAIT). The next
+    qemu may listen there (its port forward binds with SO_REUSEADDR, as this listener does),
+    so the port is free; a plain bind, as port_free made before, says it is taken, and
+    `lab reset vm1` refused to start vm1 again."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as qemu's slirp does
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        server_side, _ = listener.accept()
+        server_side.close()  # the listening side closes first: its end goes to TIME_WAIT
+        client.recv(1)
+        with socket.socket() as plain, pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))  # a listener: taken for any bind
+        assert not port_free(port)
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # the listener is gone, its connection's end is not
+    assert port_free(port)
+    client.close()
