@@ -22,8 +22,8 @@ deps: ## install the system packages the lab and tests need (apt-get, only what 
 $(STAMP): pyproject.toml $(wildcard requirements/*.txt) field_encryption/__init__.py
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@# pip compiles every installed file in its own process, one by one (about 90 of the
-	@# install's 125 s here); compileall does it on every core (about 30 s)
+	@# pip byte-compiles the installed files one by one, in its one process (about 90 s of
+	@# the install's 125 s here); compileall does it on every core (about 30 s)
 	@$(PY) -m pip install -q --no-compile -e '.[test,dev]'
 	@$(PY) -m compileall -q -j 0 $(VENV)/lib
 	@touch $(STAMP)

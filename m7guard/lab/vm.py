@@ -149,9 +149,9 @@ def _alive(pid: int) -> bool:
 
 def port_free(port: int) -> bool:
     """True when qemu can listen on 127.0.0.1:PORT. Its port forward binds with SO_REUSEADDR,
-    as this probe does: connections of a vm1 just stopped (an SSH master still open to it)
-    leave the port in TIME_WAIT for a minute, which does not keep qemu from listening; only
-    another listener does."""
+    as this probe does: the connections a stopped vm1 still had (an SSH master open to it)
+    keep qemu's end of each on the port for a while (FIN-WAIT-2, then TIME_WAIT), which does
+    not keep the next qemu from listening; only another listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
