@@ -14,20 +14,15 @@ themselves, the rest runs as parallel pytest processes sharing the lab:
             before phase 1 would be a minute of one idle core. A lint failure fails the suite.
   phase 1   the lab lifecycle tests (they take the lab down and up, and leave it up) and the
             tests that read every node at once (marker whole_lab); no other lab test runs.
-  phase 2   two runs at a time:
+  phase 2   side by side:
               vm1     the tests that change vm1 (marker vm; they change no other node but
                       read the collector);
-              nodes   the tests that change several container nodes (marker lab, not vm,
-                      not alone_on);
-            and once `nodes` has ended, the tests that change one container node each
-            (marker alone_on(node=...)) in two runs whose nodes differ: those of SPLIT_NODE,
-            and those of the others. The first starts as soon as `nodes` ends, the second
-            when vm1 has ended too (vm1's tests end minutes before the container tests'; they
-            were the one run left at the end). Two runs keep both cores busy: a third beside
-            them (the container modules split between this lab and a second one) made every
-            run slower and the suite no shorter (docs/platforms.md).
+              nodes   the tests that change container nodes (marker lab, not vm).
+            The two keep both cores busy: a third run beside them (the container modules
+            split between this lab and a second one) made every run slower and the suite
+            no shorter (docs/platforms.md).
 
-Every run collects the same paths, and the marker selections cover every test exactly
+Every run collects the same paths, and the four marker selections cover every test exactly
 once (tests/unit/test_suite_phases.py). The lab's own commands are serialised by its lock,
 so a node reset in one process waits for the other's. Each run's output is printed when it
 ends. The lab is taken down at the end unless M7GUARD_KEEP_LAB=1. Arguments are passed to
@@ -59,17 +54,9 @@ PATHS = ("tests",)
 # (name, marker expression)
 PHASE_1 = ("lab to itself", EXCLUSIVE)
 VM = ("vm1", f"not ({EXCLUSIVE}) and vm")
-NODES = ("container nodes", f"not ({EXCLUSIVE}) and not vm and lab and not alone_on")
-# the one-node tests' two runs: their nodes never meet (node3 has kerberos_mfa, Data Fabric
-# and the collection's module; node1 and node2 os_baseline, the network safety and
-# audit_logging: about as long)
-SPLIT_NODE = "node3"
-_ALONE = f"not ({EXCLUSIVE}) and not vm and lab and alone_on"
-ALONE = (("other nodes alone", f'{_ALONE} and not alone_on(node="{SPLIT_NODE}")'),
-         (f"{SPLIT_NODE} alone", f'{_ALONE}(node="{SPLIT_NODE}")'))
+NODES = ("container nodes", f"not ({EXCLUSIVE}) and not vm and lab")
 UNIT = ("unit", f"not ({EXCLUSIVE}) and not vm and not lab")
-SELECTIONS = (PHASE_1, VM, NODES, *ALONE, UNIT)
-LAB_RUNS = 2  # lab test runs at a time in phase 2
+SELECTIONS = (PHASE_1, VM, NODES, UNIT)
 UNIT_NICE = 10  # nice of the unit run and the lint (and of what they start) during phase 1
 
 
@@ -169,9 +156,6 @@ def main(args: list[str]) -> int:
     failed: list[str] = []
     runs: list[_Run] = []
     phase_1: subprocess.Popen | None = None
-    several: _Run | None = None  # phase 2's run of the tests of several container nodes
-    lab_runs: list[_Run] = []  # phase 2's runs
-    waiting: list[tuple[str, str]] = []  # phase 2's runs not started yet
     ended = False  # every run ended (not a signal or an error of this script)
     _byte_compile()
     try:
@@ -189,14 +173,11 @@ def main(args: list[str]) -> int:
                 failed.append(f"phase 1 ({name})")
                 _say("phase 1 failed: the lab may not be usable, phase 2 does not run")
             else:
-                _say("phase 2: vm1 and the container nodes side by side, then the tests of "
-                     "one node each")
+                _say("phase 2: vm1 and the container nodes side by side")
                 for run in runs:  # the unit tests and the lint, if still running
                     run.nice(0)
-                several = _Run.tests(*NODES, args, env, Path(tmp))
-                lab_runs += [_Run.tests(*VM, args, env, Path(tmp)), several]
-                runs += lab_runs
-                waiting = list(ALONE)
+                runs += [_Run.tests(*VM, args, env, Path(tmp)),
+                         _Run.tests(*NODES, args, env, Path(tmp))]
             active = list(runs)
             while active:
                 time.sleep(2)
@@ -204,12 +185,6 @@ def main(args: list[str]) -> int:
                     active.remove(run)
                     if run.report() != 0:
                         failed.append(run.name)
-                while (waiting and several is not None and several.proc.poll() is not None
-                       and sum(r.proc.poll() is None for r in lab_runs) < LAB_RUNS):
-                    run = _Run.tests(*waiting.pop(0), args, env, Path(tmp))
-                    lab_runs.append(run)
-                    runs.append(run)
-                    active.append(run)
             ended = True
     finally:
         if phase_1 is not None and phase_1.poll() is None:

@@ -40,9 +40,9 @@ from audit_logging_kit import (
 )
 from labkit import configure_collector
 
-CONTAINER = "node2"
-pytestmark = [pytest.mark.lab, pytest.mark.alone_on(node=CONTAINER)]
+pytestmark = [pytest.mark.lab]
 
+CONTAINER = "node2"
 AIDE_PROBE = "/etc/m7guard-aide-probe"
 # What the role manages on a node, printed so that two snapshots show any change.
 SNAPSHOT = (

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from labkit import BIN, ROOT, LabHandle, play_recap
 
-NODE = "node3"
-pytestmark = [pytest.mark.lab, pytest.mark.alone_on(node=NODE)]
+pytestmark = [pytest.mark.lab]
 
+NODE = "node3"
 GALAXY = yaml.safe_load((ROOT / "galaxy.yml").read_text())
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 LIMITS = "/etc/security/limits.d/10-m7guard-os-baseline-core.conf"

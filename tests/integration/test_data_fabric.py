@@ -30,9 +30,9 @@ from labkit import LabHandle, play_recap
 
 from m7guard.results import Results
 
-NODE = "node3"
-pytestmark = [pytest.mark.lab, pytest.mark.alone_on(node=NODE)]
+pytestmark = [pytest.mark.lab]
 
+NODE = "node3"
 CLUSTER = f"cluster:{NODE}.lab.test"
 PLAYBOOK = "playbooks/data_fabric.yml"
 RULES = [f"DF-{n:03d}" for n in range(1, 10)]

@@ -42,9 +42,9 @@ import pytest
 import yaml
 from labkit import BIN, ROOT, LabHandle, lab_model, lab_paths, run_m7guard
 
-NODE = "node3"
-pytestmark = [pytest.mark.lab, pytest.mark.alone_on(node=NODE)]
+pytestmark = [pytest.mark.lab]
 
+NODE = "node3"
 RULES = [f"IDN-{n:03d}" for n in range(1, 15)]
 PLAYBOOK = "playbooks/kerberos_mfa.yml"
 KDC_PLAYBOOK = "tests/lab/kdc.yml"

@@ -1,7 +1,6 @@
-"""The os_baseline role and the OSB-* checks on node1 (Debian 12), a container sharing the
-host's kernel.
+"""The os_baseline role and the OSB-* checks on node3, a container sharing the host's kernel.
 
-node1 is replaced with a fresh node and audited (profile os): every OSB rule fails but OSB-004
+node3 is replaced with a fresh node and audited (profile os): every OSB rule fails but OSB-004
 (kernel modules: the host's, notapplicable on a container) and those the fresh Debian node
 already meets. `--check --diff` and bad inputs on the fresh node change nothing. The role
 then runs with its strictest sshd option (one session per connection): the controller still
@@ -9,7 +8,7 @@ logs in afresh (the role's own check, then a new SSH login and an Ansible ping),
 changes nothing, and the audit passes every OSB rule but one property of OSB-006 that
 kerberos_mfa owns (LogLevel VERBOSE; not applied here). An sshd configuration that fails
 `sshd -t` once the drop-in is in place makes the role put the previous drop-in back and stop.
-node1 is replaced again at the end, so later tests get a clean node.
+node3 is replaced again at the end, so later tests get a clean node.
 
 The role with every other role (site.yml) and the mutation battery of the OSB rules run on
 the three data nodes in test_site.py; OSB-004 is judged and broken on vm1 (test_vm1.py).
@@ -30,9 +29,9 @@ from os_baseline_kit import BAD_INPUT, PLAYBOOK, RULES, SNAPSHOT
 
 from m7guard.results import Results
 
-NODE = "node1"
-pytestmark = [pytest.mark.lab, pytest.mark.alone_on(node=NODE)]
+pytestmark = [pytest.mark.lab]
 
+NODE = "node3"
 DROPIN = "/etc/ssh/sshd_config.d/00-m7guard-os-baseline.conf"
 BROKEN = "/etc/ssh/sshd_config.d/99-m7guard-test-broken.conf"
 STRICTEST = ("-e", "os_baseline_sshd_max_sessions=1", "-e", "os_baseline_rollback_seconds=30")
@@ -103,7 +102,7 @@ def _story(lab: LabHandle, tmp: pytest.TempPathFactory) -> Story:
 @pytest.fixture(scope="module")
 def story(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     yield _story(lab, tmp_path_factory)
-    lab.m7guard("lab", "reset", NODE, check=False)  # later tests get a clean node1
+    lab.m7guard("lab", "reset", NODE, check=False)  # later tests get a clean node3
 
 
 def _state(results: Results, rule: str) -> dict[str, Any]:

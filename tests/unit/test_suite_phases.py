@@ -1,4 +1,4 @@
-"""`make test` (scripts/suite.py) runs every test exactly once: its marker selections
+"""`make test` (scripts/suite.py) runs every test exactly once: its four marker selections
 over the same paths cover every combination of the suite's lab markers once, and every
 integration module says that it needs the lab (a module without the marker would run with
 the unit tests, beside the lab tests)."""
@@ -33,60 +33,13 @@ SUITE = _suite()
 SELECTIONS = SUITE.SELECTIONS
 
 
-# alone_on: absent, on the node whose one-node tests have their own run, on another node
-ALONE_ON = (None, SUITE.SPLIT_NODE, "node1")
-
-
-def _matcher(marks: frozenset[str], node: str | None):
-    def matches(name: str, **kwargs: str) -> bool:
-        if name == "alone_on":
-            return node is not None and all(
-                key == "node" and value == node for key, value in kwargs.items())
-        return name in marks
-    return matches
-
-
-@pytest.mark.parametrize("node", ALONE_ON, ids=lambda n: f"alone_on={n}")
 @pytest.mark.parametrize("marks", [
     frozenset(c) for n in range(len(MARKERS) + 1) for c in itertools.combinations(MARKERS, n)
 ], ids=lambda m: "+".join(sorted(m)) or "none")
-def test_every_marker_combination_runs_in_exactly_one_selection(marks: frozenset[str],
-                                                                 node: str | None) -> None:
+def test_every_marker_combination_runs_in_exactly_one_selection(marks: frozenset[str]) -> None:
     chosen = [name for name, expr in SELECTIONS
-              if Expression.compile(expr).evaluate(_matcher(marks, node))]
-    assert len(chosen) == 1, (sorted(marks), node, chosen)
-
-
-def test_the_one_node_runs_take_the_modules_of_different_nodes() -> None:
-    """The two runs of one-node tests run side by side: no node's module is in both, and every
-    module with the marker names a node the lab has."""
-    by_run: dict[str, set[str]] = {}
-    for module in sorted((ROOT / "tests" / "integration").glob("test_*.py")):
-        node = _alone_on(module)
-        if node is None:
-            continue
-        assert node in ("node1", "node2", "node3"), (module.name, node)
-        (name,) = [n for n, expr in SUITE.ALONE if Expression.compile(expr).evaluate(
-            _matcher(frozenset({"lab"}), node))]
-        by_run.setdefault(name, set()).add(node)
-    assert len(by_run) == 2, by_run
-    first, second = by_run.values()
-    assert not first & second, by_run
-
-
-def _alone_on(module: Path) -> str | None:
-    """The node of MODULE's pytestmark alone_on(node=NAME), NAME a constant of the module."""
-    tree = ast.parse(module.read_text())
-    constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                 and isinstance(n.value, ast.Constant) for t in n.targets
-                 if isinstance(t, ast.Name)}
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "alone_on"):
-            (keyword,) = node.keywords
-            value = keyword.value
-            return constants[value.id] if isinstance(value, ast.Name) else value.value
-    return None
+              if Expression.compile(expr).evaluate(lambda m, **_kw: m in marks)]
+    assert len(chosen) == 1, (sorted(marks), chosen)
 
 
 def test_every_run_collects_the_whole_suite_and_lab_tests_are_marked() -> None:
@@ -228,75 +181,3 @@ def test_the_unit_tests_and_the_lint_yield_to_phase_1_across_sessions(tmp_path: 
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=90)
     assert "suite: stopped before its runs ended" in out, out
-
-
-# Stand-ins that write "start <name>" and run until the test creates <name>.end.
-_ORDER_SUITE = """
-import sys
-sys.path.insert(0, {scripts!r})
-import suite
-log, ends = {log!r}, {ends!r}
-names = {{expr: name.replace(' ', '_') for name, expr in suite.SELECTIONS}}
-def command(expr, args):
-    name = names[expr]
-    return ["sh", "-c", f"echo start {{name}} >> {{log}}; "
-            f"while [ ! -e {{ends}}/{{name}}.end ]; do sleep 0.1; done"]
-suite._command = command
-suite._lint_command = lambda: ["true"]
-suite._lab_down = lambda: print("lab down", flush=True)
-sys.exit(suite.main([]))
-"""
-
-
-def _end(ends: Path, name: str) -> None:
-    (ends / f"{name}.end").touch()
-
-
-def _running(log: Path, count: int, settle: float = 0) -> list[str]:
-    """The runs started, once COUNT have; with SETTLE, after SETTLE seconds more (a run that
-    must not start has had two of the suite's turns to do so)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(_lines_of(log)) < count:
-        time.sleep(0.1)
-    time.sleep(settle)
-    return [line.split()[1] for line in _lines_of(log)]
-
-
-@pytest.mark.parametrize("first", ["container_nodes", "vm1"])
-def test_the_one_node_runs_start_after_the_several_node_run_two_lab_runs_at_a_time(
-        tmp_path: Path, first: str) -> None:
-    """Phase 2 starts vm1 and the container nodes' run; the one-node runs wait for the
-    container nodes' run, and then run two lab runs at a time: with vm1 still running, one of
-    them starts; the other when vm1 ends. Ended in either order, every run starts once and the
-    suite passes."""
-    log, ends = tmp_path / "log", tmp_path / "ends"
-    ends.mkdir()
-    script = _ORDER_SUITE.format(scripts=str(ROOT / "scripts"), log=str(log), ends=str(ends))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "M7GUARD_KEEP_LAB": ""})
-    other, node3 = (name.replace(" ", "_") for name, _ in SUITE.ALONE)
-    try:
-        assert set(_running(log, 2)) == {"unit", "lab_to_itself"}
-        _end(ends, "unit")
-        _end(ends, "lab_to_itself")
-        assert set(_running(log, 4, settle=4.5)) == {
-            "unit", "lab_to_itself", "vm1", "container_nodes"}
-        _end(ends, first)
-        if first == "container_nodes":  # vm1 still runs: one of the two starts
-            assert _running(log, 5, settle=4.5)[4:] == [other]
-            _end(ends, "vm1")
-            assert _running(log, 6)[5:] == [node3]
-        else:  # the container nodes' run still runs: neither starts
-            assert len(_running(log, 4, settle=4.5)) == 4
-            _end(ends, "container_nodes")
-            assert _running(log, 6)[4:] == [other, node3]
-        _end(ends, other)
-        _end(ends, node3)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=90)
-    assert proc.returncode == 0, out
-    assert "suite: passed" in out, out
