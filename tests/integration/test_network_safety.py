@@ -62,6 +62,18 @@ def zones(lab: LabHandle) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
+def admin_ports(lab: LabHandle) -> str:
+    """The TCP ports node3 offers the admin zone, as the ruleset writes them ("22" alone, or
+    "{ 22, 7221 }"), from the inventory and the role's catalog."""
+    nv = netlab.inventory_vars(lab, (NODE,))[NODE]
+    ports = sorted(netlab.tcp_ports({name: spec for name, spec in
+                                     netlab.node_services(NODE, nv).items()
+                                     if "admin" in spec.get("zones", [])}))
+    assert 22 in ports, ports
+    return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
+
+
+@pytest.fixture(scope="module")
 def controller(lab: LabHandle) -> str:
     inv = yaml.safe_load(lab.inventory.read_text())
     return str(inv["all"]["vars"]["m7guard_lab_controller_addresses"][0])
@@ -96,14 +108,14 @@ def hardened(ufw: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def test_check_mode_on_a_fresh_node_shows_the_ruleset_and_changes_nothing(
-        fresh_check: dict[str, Any]) -> None:
+        fresh_check: dict[str, Any], admin_ports: str) -> None:
     proc = fresh_check["proc"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "+table inet m7guard {" in out
     assert "+\t\ttype filter hook input priority filter; policy drop;" in out
-    assert "+\t\tip saddr @zone_admin_v4 tcp dport 22 accept" in out
-    assert "+\t\tip6 saddr @zone_admin_v6 tcp dport 22 accept" in out
+    assert f"+\t\tip saddr @zone_admin_v4 tcp dport {admin_ports} accept" in out
+    assert f"+\t\tip6 saddr @zone_admin_v6 tcp dport {admin_ports} accept" in out
     assert fresh_check["before"] == fresh_check["after"] == ("no-nft", "", "")
     assert fresh_check["nftables"] != 0, "check mode installed nftables"
 
