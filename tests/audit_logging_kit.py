@@ -75,6 +75,10 @@ class Story:
     bad_action: Run | None = None
     bad_retention: Run | None = None
     snapshots: dict[str, str] = field(default_factory=dict)
+    # node2 only: reruns with a file AIDE watches added outside them (refused, then accepted
+    # with audit_logging_aide_update), and what the node held after each
+    reruns: dict[str, Run] = field(default_factory=dict)
+    aide_state: dict[str, str] = field(default_factory=dict)
     # vm1 only: a kernel audit record, and the rules after a reboot
     sudoers_record: str = ""
     sudoers_forwarded: bool = False

@@ -6,7 +6,9 @@ fails but those of the host kernel, which are notapplicable on a container. `--c
 bad inputs on the fresh node change nothing. The role then runs once for real
 (audit_logging_reboot_ok) and once more, which must change nothing; the audit passes; the
 lab's collector node receives forwarded records over TCP; a file added where AIDE watches
-turns AUD-008 to fail. node2 is replaced again at the end, so later tests get a clean node.
+turns AUD-008 to fail, and a rerun of the role or of site.yml then stops before any change
+instead of taking a baseline over it, until audit_logging_aide_update accepts it (the
+report kept). node2 is replaced again at the end, so later tests get a clean node.
 
 vm1, with its own kernel (rules loaded and immutable, kernel records, a reboot), has its
 story in test_vm1.py, shared with kernel_tuning so that vm1 is reset, rebooted and audited
@@ -44,6 +46,8 @@ pytestmark = [pytest.mark.lab]
 
 CONTAINER = "node2"
 AIDE_PROBE = "/etc/m7guard-aide-probe"
+# The baseline and the accepted reports, by checksum: what a rerun must not replace or add.
+AIDE_STATE = "cd /var/lib/aide && sha256sum aide.db accepted-*.txt 2>&1; true"
 # What the role manages on a node, printed so that two snapshots show any change.
 SNAPSHOT = (
     "dpkg-query -W -f '${Package} ${Status}\\n' auditd chrony aide rsyslog 2>&1; "
@@ -85,13 +89,30 @@ def _story(lab, tmp: pytest.TempPathFactory) -> Story:
     lab.ssh(CONTAINER, f"echo probe > {AIDE_PROBE}")
     try:
         probed = audit(lab, tmp.mktemp("probed-node2"), CONTAINER)
+        lap("AIDE probe and audit")
+        aide_state = {"probed": lab.ssh(CONTAINER, AIDE_STATE).stdout}
+        # Reruns with the probe in place, the role's play book and site.yml at once: each
+        # must stop before it changes anything, so neither takes a baseline over the probe.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            role = pool.submit(playbook, lab, "playbooks/audit_logging.yml", "--limit", CONTAINER)
+            site = pool.submit(playbook, lab, "playbooks/site.yml", "--limit", CONTAINER)
+            reruns = {"role": role.result(), "site": site.result()}
+        aide_state["refused"] = lab.ssh(CONTAINER, AIDE_STATE).stdout
+        reruns["update"] = playbook(lab, "playbooks/audit_logging.yml", "--limit", CONTAINER,
+                                    "-e", "audit_logging_aide_update=true")
+        aide_state["accepted"] = lab.ssh(CONTAINER, AIDE_STATE).stdout
+        aide_state["report"] = lab.ssh(CONTAINER, "cat /var/lib/aide/accepted-*.txt",
+                                       check=False).stdout
+        aide_state["check"] = lab.ssh(CONTAINER, "aide --check --config=/etc/aide/aide.conf "
+                                                 ">/dev/null; echo exit $?", check=False).stdout
+        lap("reruns over the probe: refused, then accepted")
     finally:
         lab.ssh(CONTAINER, f"rm -f {AIDE_PROBE}")
-    lap("AIDE probe and audit")
     return Story(node=CONTAINER, fresh=fresh_results, later=probed,
                  collector_logs=collector_logs, timings=lap.t, check_mode=runs["check"],
                  bad_action=runs["action"], bad_retention=runs["retention"],
-                 snapshots={"before": before, "after": after}, **done)
+                 snapshots={"before": before, "after": after}, reruns=reruns,
+                 aide_state=aide_state, **done)
 
 
 
@@ -154,6 +175,27 @@ def test_aide_check_fails_when_a_watched_path_changes(story: Story) -> None:
     assert r["state"] == "fail", r
     assert AIDE_PROBE in r["message"]
     assert "1 added" in r["message"]
+
+
+@pytest.mark.parametrize("rerun", ["role", "site"])
+def test_a_rerun_stops_before_taking_a_baseline_over_a_change_it_did_not_make(
+        story: Story, rerun: str) -> None:
+    run = story.reruns[rerun]
+    assert run.rc != 0, run.out[-3000:]
+    assert "AUD-008: 1 path(s) AIDE watches changed since the last baseline" in run.out, (
+        run.out[-3000:])
+    assert AIDE_PROBE in run.out and "-e audit_logging_aide_update=true" in run.out
+    assert run.recap()[CONTAINER]["changed"] == 0, run.out[-3000:]
+    assert story.aide_state["refused"] == story.aide_state["probed"]
+
+
+def test_the_update_accepts_the_change_and_keeps_the_report(story: Story) -> None:
+    run = story.reruns["update"]
+    assert run.rc == 0, run.out[-3000:]
+    assert story.aide_state["accepted"] != story.aide_state["probed"]
+    assert "accepted-" in story.aide_state["accepted"]
+    assert AIDE_PROBE in story.aide_state["report"]
+    assert story.aide_state["check"].strip() == "exit 0"
 
 
 def test_forwarded_records_arrive_at_the_collector(story: Story) -> None:
