@@ -79,6 +79,7 @@ class Story:
     # with audit_logging_aide_update), and what the node held after each
     reruns: dict[str, Run] = field(default_factory=dict)
     aide_state: dict[str, str] = field(default_factory=dict)
+    accepted: Results | None = None  # the AUD audit after the update accepted the file
     # vm1 only: a kernel audit record, and the rules after a reboot
     sudoers_record: str = ""
     sudoers_forwarded: bool = False

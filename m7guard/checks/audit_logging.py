@@ -9,6 +9,8 @@ they are proven on a node with its own kernel.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 import shlex
 import time
 from typing import Any
@@ -329,6 +331,30 @@ def test_aud_007(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     assert not failures, "; ".join(failures)
 
 
+ACCEPTED_SHOWN = 5
+_ACCEPTED = re.compile(r"accepted-[0-9]{8}T[0-9]{6}Z[.]txt")
+
+
+def _accepted_baselines(host: Any, directory: str) -> dict[str, Any]:
+    """What earlier baselines accepted: audit_logging keeps the report of each difference a new
+    baseline took in <database dir>/accepted-<time>.txt. Evidence for the auditor (who
+    accepted what, when); the verdict is the check's alone."""
+    quoted = shlex.quote(directory)
+    listing = _run(host, f"ls -1 {quoted}")
+    if listing.rc != 0:
+        return {"error": f"{directory} could not be listed (exit {listing.rc}): "
+                         f"{listing.stderr.strip()}"}
+    names = sorted(n for n in listing.stdout.split() if _ACCEPTED.fullmatch(n))
+    reports = []
+    for name in names[-ACCEPTED_SHOWN:]:
+        text = _read(host, f"{directory}/{name}")
+        if text is None:
+            reports.append({"report": name, "error": "unreadable"})
+            continue
+        reports.append({"report": name, **aide_summary(text)})
+    return {"count": len(names), "latest": reports}
+
+
 @rule("AUD-008")
 def test_aud_008(host: Any, params: dict[str, Any], evidence: dict[str, Any]) -> None:
     """AIDE has a baseline, checks on a schedule, and finds no change now."""
@@ -349,6 +375,8 @@ def test_aud_008(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     if not scheduled:
         failures.append(f"no scheduled check: none of {', '.join(params['timers'])} is enabled "
                         "and active")
+    if database and host.file(database).exists:
+        evidence["accepted_baselines"] = _accepted_baselines(host, posixpath.dirname(database))
     if not failures:
         check = _run(host, f"aide --check --config={shlex.quote(config)}")
         summary = aide_summary(check.stdout)

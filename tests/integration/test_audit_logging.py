@@ -28,6 +28,7 @@ import pytest
 from audit_logging_kit import (
     COLLECTOR,
     KERNEL_RULES,
+    REBOOT_OK,
     RULES,
     Laps,
     Story,
@@ -98,13 +99,15 @@ def _story(lab, tmp: pytest.TempPathFactory) -> Story:
             site = pool.submit(playbook, lab, "playbooks/site.yml", "--limit", CONTAINER)
             reruns = {"role": role.result(), "site": site.result()}
         aide_state["refused"] = lab.ssh(CONTAINER, AIDE_STATE).stdout
+        # with the converge's variables, so that the probe is all the baseline accepts
         reruns["update"] = playbook(lab, "playbooks/audit_logging.yml", "--limit", CONTAINER,
-                                    "-e", "audit_logging_aide_update=true")
+                                    "-e", REBOOT_OK, "-e", "audit_logging_aide_update=true")
         aide_state["accepted"] = lab.ssh(CONTAINER, AIDE_STATE).stdout
         aide_state["report"] = lab.ssh(CONTAINER, "cat /var/lib/aide/accepted-*.txt",
                                        check=False).stdout
         aide_state["check"] = lab.ssh(CONTAINER, "aide --check --config=/etc/aide/aide.conf "
                                                  ">/dev/null; echo exit $?", check=False).stdout
+        accepted = audit(lab, tmp.mktemp("accepted-node2"), CONTAINER)
         lap("reruns over the probe: refused, then accepted")
     finally:
         lab.ssh(CONTAINER, f"rm -f {AIDE_PROBE}")
@@ -112,7 +115,7 @@ def _story(lab, tmp: pytest.TempPathFactory) -> Story:
                  collector_logs=collector_logs, timings=lap.t, check_mode=runs["check"],
                  bad_action=runs["action"], bad_retention=runs["retention"],
                  snapshots={"before": before, "after": after}, reruns=reruns,
-                 aide_state=aide_state, **done)
+                 aide_state=aide_state, accepted=accepted, **done)
 
 
 
@@ -196,6 +199,19 @@ def test_the_update_accepts_the_change_and_keeps_the_report(story: Story) -> Non
     assert "accepted-" in story.aide_state["accepted"]
     assert AIDE_PROBE in story.aide_state["report"]
     assert story.aide_state["check"].strip() == "exit 0"
+
+
+def test_the_audit_passes_and_shows_what_the_update_accepted(story: Story) -> None:
+    assert story.accepted is not None
+    r = result(story.accepted, CONTAINER, "AUD-008")
+    assert r["state"] == "pass", r
+    accepted = r["evidence"]["accepted_baselines"]
+    assert accepted["count"] == 1, accepted
+    assert accepted["latest"][0]["paths"] == [AIDE_PROBE], accepted
+    assert accepted["latest"][0]["added"] == 1, accepted
+    # before the update nothing had been accepted on node2
+    before = result(story.later, CONTAINER, "AUD-008")["evidence"]["accepted_baselines"]
+    assert before == {"count": 0, "latest": []}, before
 
 
 def test_forwarded_records_arrive_at_the_collector(story: Story) -> None:
