@@ -337,8 +337,8 @@ _ACCEPTED = re.compile(r"accepted-[0-9]{8}T[0-9]{6}Z[.]txt")
 
 def _accepted_baselines(host: Any, directory: str) -> dict[str, Any]:
     """What earlier baselines accepted: audit_logging keeps the report of each difference a new
-    baseline took in <database dir>/accepted-<time>.txt. Evidence for the auditor (who
-    accepted what, when); the verdict is the check's alone."""
+    baseline took in <database dir>/accepted-<time>.txt. Evidence for the auditor (what was
+    accepted, and when); the verdict is the check's alone."""
     quoted = shlex.quote(directory)
     listing = _run(host, f"ls -1 {quoted}")
     if listing.rc != 0:
@@ -370,12 +370,13 @@ def test_aud_008(host: Any, params: dict[str, Any], evidence: dict[str, Any]) ->
     scheduled = [t for t, state in timers.items() if _unit_running(state)]
     evidence.update({"config": config, "database": database, "scheduled_by": scheduled})
     failures = []
-    if not database or not host.file(database).exists:
+    baseline = bool(database) and host.file(database).exists
+    if not baseline:
         failures.append(f"no AIDE baseline ({database or 'database_in not set'} is missing)")
     if not scheduled:
         failures.append(f"no scheduled check: none of {', '.join(params['timers'])} is enabled "
                         "and active")
-    if database and host.file(database).exists:
+    if baseline:
         evidence["accepted_baselines"] = _accepted_baselines(host, posixpath.dirname(database))
     if not failures:
         check = _run(host, f"aide --check --config={shlex.quote(config)}")

@@ -72,3 +72,16 @@ def test_none_accepted_and_an_unlistable_directory_are_told_apart(fake_host, fak
                _host(fake_host, fake_file, out, name + "\n", {name: None}, out(0, CLEAN)),
                PARAMS, unreadable)
     assert unreadable["accepted_baselines"]["latest"] == [{"report": name, "error": "unreadable"}]
+
+
+def test_without_a_baseline_the_check_fails_and_reads_no_reports(fake_host, fake_file, out,
+                                                                  expect) -> None:
+    name = "accepted-20261207T000000Z.txt"
+    host = _host(fake_host, fake_file, out, name + "\n", {name: _report("/etc/probe")},
+                 out(0, CLEAN))
+    del host.files["/var/lib/aide/aide.db"]
+    evidence: dict[str, Any] = {}
+    assert "no AIDE baseline (/var/lib/aide/aide.db is missing)" in expect.fail(
+        audit_logging.test_aud_008, host, PARAMS, evidence)
+    assert "accepted_baselines" not in evidence
+    assert not [c for c in host.commands if "aide --check" in c or "ls -1" in c]
